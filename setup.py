@@ -1,0 +1,41 @@
+"""Build script for the compiled core (everything else lives in pyproject.toml).
+
+``FASTPCAP_NO_EXTENSIONS=1`` skips the extension (pure-Python install); otherwise a failed
+compile fails the install, so a slow build never ships unnoticed.  ``FASTPCAP_DEBUG_BUILD=1``
+turns bounds checks on and optimisation off.
+"""
+
+import os
+
+from setuptools import Extension, setup
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def extensions() -> list:
+    if _flag("FASTPCAP_NO_EXTENSIONS"):
+        return []
+    from Cython.Build import cythonize
+
+    debug = _flag("FASTPCAP_DEBUG_BUILD")
+    directives = {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": False,
+        "initializedcheck": debug,
+        "cdivision": True,
+        "embedsignature": True,
+    }
+    cflags = ["-O0", "-g"] if debug else ["-O3"]
+    ext = Extension(
+        "fastpcap._fastpcap",
+        ["src/_fastpcap.pyx"],
+        extra_compile_args=cflags,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+    return cythonize([ext], compiler_directives=directives, build_dir="build/cython")
+
+
+setup(ext_modules=extensions())

@@ -1,0 +1,161 @@
+# Compiler directives (bounds checks off, cdivision, ...) are set in one place: setup.py.
+"""Compiled core of fastpcap: the classic-pcap record walk and the link/IPv4/TCP/UDP decode.
+
+Installed as ``fastpcap._fastpcap``; ``fastpcap/_pure.py`` is its pure-Python twin and must
+give identical results (same signatures, same dtype, same status codes).  The hot loop runs
+over one block of bytes with the GIL released; the caller (``fastpcap.reader``) owns the
+block, carries partial records across blocks and turns status codes into exceptions.
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
+
+import numpy as np
+
+# One row per packet.  The numpy dtype is derived from this struct (below), so the two
+# cannot drift; the twin spells the same dtype out and a test checks they are equal.
+ctypedef struct Packet:
+    int64_t t_ns
+    int64_t offset
+    uint32_t caplen
+    uint32_t wirelen
+    uint32_t src_ip
+    uint32_t dst_ip
+    uint16_t src_port
+    uint16_t dst_port
+    uint16_t ethertype
+    uint16_t linktype
+    uint8_t ip_proto
+    uint8_t tcp_flags
+    uint8_t decoded
+
+cdef Packet _dummy
+PACKET_DTYPE = np.asarray(<Packet[:1]>(&_dummy)).dtype
+
+cdef enum:
+    # Bits of Packet.decoded: how far the decode got (spec section 2).
+    C_DEC_LINK = 1    # link header decoded: ethertype is valid
+    C_DEC_IPV4 = 2    # IPv4 header decoded: ip_proto, src_ip, dst_ip are valid (step 4)
+    C_DEC_PORTS = 4   # TCP or UDP header decoded: ports (and TCP flags) are valid (step 5)
+    # walk() status codes.
+    C_WALK_OK = 0           # stopped at a partial record, at the end of the block, or `out` full
+    C_WALK_BAD_CAPLEN = 1   # the record header at the returned position has an impossible incl_len
+    C_LINKTYPE_ETHERNET = 1
+
+DEC_LINK = C_DEC_LINK
+DEC_IPV4 = C_DEC_IPV4
+DEC_PORTS = C_DEC_PORTS
+WALK_OK = C_WALK_OK
+WALK_BAD_CAPLEN = C_WALK_BAD_CAPLEN
+LINKTYPE_ETHERNET = C_LINKTYPE_ETHERNET
+
+
+cdef inline uint16_t be16(const uint8_t* p) noexcept nogil:
+    return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
+
+
+cdef inline uint32_t be32(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef inline uint32_t le32(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
+
+
+cdef inline void decode_ipv4(const uint8_t* ip, uint32_t iplen, Packet* r) noexcept nogil:
+    """Spec section 2, steps 3-5, on the bytes after the link header."""
+    cdef uint32_t ihl, plen
+    cdef const uint8_t* pl
+    if iplen < 20:
+        return
+    ihl = (ip[0] & 0x0F) * 4
+    if ihl < 20 or iplen < ihl:
+        return
+    r.ip_proto = ip[9]
+    r.src_ip = be32(ip + 12)
+    r.dst_ip = be32(ip + 16)
+    r.decoded |= C_DEC_IPV4
+    pl = ip + ihl
+    plen = iplen - ihl
+    if r.ip_proto == 6:
+        if plen >= 20:
+            r.src_port = be16(pl)
+            r.dst_port = be16(pl + 2)
+            r.tcp_flags = be16(pl + 12) & 0x3F
+            r.decoded |= C_DEC_PORTS
+    elif r.ip_proto == 17:
+        if plen >= 8:
+            r.src_port = be16(pl)
+            r.dst_port = be16(pl + 2)
+            r.decoded |= C_DEC_PORTS
+
+
+cdef inline void decode_ethernet(const uint8_t* f, uint32_t caplen, Packet* r) noexcept nogil:
+    if caplen < 14:
+        return
+    r.ethertype = be16(f + 12)
+    r.decoded = C_DEC_LINK
+    if r.ethertype == 0x0800:
+        decode_ipv4(f + 14, caplen - 14, r)
+
+
+def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] out,
+         int64_t base_offset, bint swapped, bint nsec, uint32_t linktype, uint32_t max_caplen):
+    """Walk the complete classic-pcap records in ``buf[start:end]``, decoding each into ``out``.
+
+    ``base_offset`` is the file offset of ``buf[0]``; ``swapped`` means the record headers are
+    big-endian; ``nsec`` means ``ts_frac`` is nanoseconds.  Stops at the first record that is
+    not complete in the block, when ``out`` is full, or at a record whose ``incl_len`` exceeds
+    ``max_caplen``.  Returns ``(pos, n, status)``: the offset in ``buf`` of the first record
+    not consumed, the number of packets written to ``out[:n]``, and a ``WALK_*`` status.
+    """
+    cdef Py_ssize_t pos = start
+    cdef Py_ssize_t n = 0
+    cdef Py_ssize_t cap = out.shape[0]
+    cdef int status = C_WALK_OK
+    cdef int64_t frac_ns = 1 if nsec else 1000
+    cdef uint32_t ts_sec, ts_frac, incl, orig
+    cdef const uint8_t* base
+    cdef const uint8_t* p
+    cdef Packet* r
+    if start < 0 or end > buf.shape[0] or start > end:
+        raise ValueError(f"bad block range [{start}, {end}) for a buffer of {buf.shape[0]} bytes")
+    if end - start < 16 or cap == 0:
+        return start, 0, C_WALK_OK
+    base = &buf[0]
+    with nogil:
+        while n < cap and end - pos >= 16:
+            p = base + pos
+            if swapped:
+                ts_sec = be32(p)
+                ts_frac = be32(p + 4)
+                incl = be32(p + 8)
+                orig = be32(p + 12)
+            else:
+                ts_sec = le32(p)
+                ts_frac = le32(p + 4)
+                incl = le32(p + 8)
+                orig = le32(p + 12)
+            if incl > max_caplen:
+                status = C_WALK_BAD_CAPLEN
+                break
+            if <Py_ssize_t>incl > end - pos - 16:
+                break
+            r = &out[n]
+            r.t_ns = <int64_t>ts_sec * 1000000000 + <int64_t>ts_frac * frac_ns
+            r.offset = base_offset + pos
+            r.caplen = incl
+            r.wirelen = orig
+            r.src_ip = 0
+            r.dst_ip = 0
+            r.src_port = 0
+            r.dst_port = 0
+            r.ethertype = 0
+            r.linktype = <uint16_t>linktype
+            r.ip_proto = 0
+            r.tcp_flags = 0
+            r.decoded = 0
+            if linktype == C_LINKTYPE_ETHERNET:
+                decode_ethernet(p + 16, incl, r)
+            pos += 16 + incl
+            n += 1
+    return pos, n, status

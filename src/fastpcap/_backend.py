@@ -1,0 +1,55 @@
+"""Picks the implementation of the core once, at import: the compiled extension or its twin.
+
+``FASTPCAP_NO_EXTENSIONS=1`` (any value but empty or ``0``) forces the pure-Python twin; so
+does a Python implementation other than CPython, and an install built without the extension.
+An extension that is present but fails to load is not skipped silently: it warns.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import warnings
+from types import ModuleType
+
+from . import _pure
+
+NO_EXTENSIONS = os.environ.get("FASTPCAP_NO_EXTENSIONS", "") not in ("", "0")
+if sys.implementation.name != "cpython":
+    NO_EXTENSIONS = True
+
+_compiled: ModuleType | None = None
+if not NO_EXTENSIONS:
+    try:
+        from . import _fastpcap as _compiled
+    except ImportError as exc:
+        if importlib.util.find_spec("fastpcap._fastpcap") is not None:
+            warnings.warn(
+                f"fastpcap: the compiled core is installed but failed to load ({exc}); "
+                "using the pure-Python twin, which is much slower",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+IMPLEMENTATIONS: dict[str, ModuleType] = {"python": _pure}
+if _compiled is not None:
+    IMPLEMENTATIONS["cython"] = _compiled
+
+impl: ModuleType = _compiled if _compiled is not None else _pure
+
+
+def name() -> str:
+    """The active backend: ``"cython"`` or ``"python"``."""
+    return "cython" if impl is _compiled else "python"
+
+
+def use(backend: str) -> str:
+    """Switch the active backend (tests run everything on both); returns the previous one."""
+    global impl
+    previous = name()
+    try:
+        impl = IMPLEMENTATIONS[backend]
+    except KeyError:
+        raise ValueError(f"backend {backend!r} is not available; have {sorted(IMPLEMENTATIONS)}") from None
+    return previous
