@@ -1,0 +1,267 @@
+"""The bucket rule (spec sections 3 and 4), vectorised with numpy and shared by both backends.
+
+Packets arrive in chunks.  Within a chunk, every packet's bucket is the one holding the
+running maximum of timestamps so far (``np.maximum.accumulate`` then ``np.floor_divide``);
+bucket indexes never decrease, so each bucket is one run of consecutive packets and its
+counters are ``np.add.reduceat`` over the runs.  The last bucket of a chunk stays *open*: its
+counters and its distinct destination sets carry into the next chunk, so a capture gives the
+same rows whatever its chunking.  Closed buckets are written with the empty buckets between
+them, unless the gap is longer than the gap cap.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+
+from ._pure import DEC_IPV4, DEC_PORTS
+
+#: Row fields, in the order of the JSONL keys (without the two constant keys).
+ROW_FIELDS = (
+    "t_mono_ns", "t_wall_ns", "bucket_ms",
+    "pkts_in", "pkts_out", "bytes_in", "bytes_out",
+    "syn_count", "fin_count", "rst_count", "udp_count", "tcp_count", "dns_query_count",
+    "unique_dst_ips", "unique_dst_ports", "tcp_new_flows",
+)
+#: One row per bucket: every field a little-endian int64.
+ROW_DTYPE = np.dtype([(name, "<i8") for name in ROW_FIELDS])
+
+_NFIELDS = len(ROW_FIELDS)
+_C = {name: i for i, name in enumerate(ROW_FIELDS)}  # column of each field in a row
+_FIRST_COUNTER = _C["pkts_in"]
+_INT64_MAX = np.iinfo(np.int64).max
+#: Largest ``bucket_ms`` accepted: keeps every bucket index product inside int64.
+MAX_BUCKET_MS = 1 << 40
+#: Rows per array yielded (gaps without a cap can hold billions of empty rows).
+ROWS_PER_BLOCK = 1 << 16
+
+
+def gap_cap_ns(max_gap_s: int | float | str | Decimal | None) -> int | None:
+    """The gap cap in whole nanoseconds, exactly (no float rounding); ``None`` (or ``"none"``,
+    or infinity) means no cap."""
+    if max_gap_s is None:
+        return None
+    if isinstance(max_gap_s, str) and max_gap_s.strip().lower() == "none":
+        return None
+    if isinstance(max_gap_s, bool):
+        raise TypeError("max_gap_s must be a number of seconds or None")
+    try:
+        seconds = Decimal(str(max_gap_s).strip())
+    except InvalidOperation:
+        raise ValueError(f"max_gap_s must be a number of seconds or None, not {max_gap_s!r}") from None
+    if seconds.is_infinite() and seconds > 0:
+        return None
+    if not seconds.is_finite() or seconds < 0:
+        raise ValueError(f"max_gap_s must be a non-negative number of seconds, not {max_gap_s!r}")
+    return min(int(seconds * 1_000_000_000), _INT64_MAX)
+
+
+def parse_ipv4(address: str) -> int:
+    """A dotted-quad IPv4 address as the integer ``src_ip``/``dst_ip`` hold."""
+    try:
+        return int(ipaddress.IPv4Address(address))
+    except (ipaddress.AddressValueError, ValueError):
+        raise ValueError(f"not an IPv4 address: {address!r}") from None
+
+
+def check_bucket_ms(bucket_ms: int) -> int:
+    """Validate ``bucket_ms``: a positive integer (of a sane size)."""
+    if isinstance(bucket_ms, bool) or not isinstance(bucket_ms, (int, np.integer)):
+        raise TypeError(f"bucket_ms must be a positive integer, not {bucket_ms!r}")
+    if not 1 <= bucket_ms <= MAX_BUCKET_MS:
+        raise ValueError(f"bucket_ms must be between 1 and {MAX_BUCKET_MS}, not {bucket_ms}")
+    return int(bucket_ms)
+
+
+@dataclass
+class GapStats:
+    """What the gap cap removed in one run."""
+
+    gaps_cut: int = 0
+    rows_cut: int = 0
+    first_packet: int | None = None  # 1-based number of the packet after the first cut gap
+    first_offset: int | None = None  # its record's byte offset in the file
+
+
+class Bucketer:
+    """Turns chunks of packets into rows; carries the open bucket between chunks.
+
+    ``feed`` yields the rows that the packets close; ``finish`` yields the rest.  Each array
+    yielded has ``ROW_DTYPE`` and at most ``ROWS_PER_BLOCK`` rows.
+    """
+
+    def __init__(self, *, bucket_ms: int = 100, bridge_ip: str = "10.200.0.1",
+                 t_mono_origin_ns: int = 0, max_gap_s: int | float | str | None = 3600) -> None:
+        self.bucket_ms = check_bucket_ms(bucket_ms)
+        self.bucket_ns = self.bucket_ms * 1_000_000
+        self.bridge = parse_ipv4(bridge_ip)
+        self.t_mono_origin_ns = int(t_mono_origin_ns)
+        self.max_gap_ns = gap_cap_ns(max_gap_s)
+        self.gaps = GapStats()
+        self.packets = 0  # packets fed so far
+        self.rows = 0  # rows yielded so far
+        self._origin: int | None = None  # start of bucket 0, ns since the epoch
+        self._runmax = 0  # running maximum of t_ns
+        self._last: int | None = None  # index of the last bucket written
+        # The open bucket: index, counters (a row without times), distinct sets, first packet.
+        self._open: int | None = None
+        self._open_row = np.zeros(_NFIELDS, dtype=np.int64)
+        self._open_ips = np.zeros(0, dtype=np.uint32)
+        self._open_ports = np.zeros(0, dtype=np.uint32)
+        self._open_first = (0, 0)
+
+    # -- input ---------------------------------------------------------------------------
+    def feed(self, packets: np.ndarray) -> Iterator[np.ndarray]:
+        """Add a chunk of packets (``PACKET_DTYPE``, in capture order)."""
+        n = len(packets)
+        if n == 0:
+            return
+        t = packets["t_ns"].astype(np.int64, copy=False)
+        if self._origin is None:
+            first = int(t[0])
+            self._origin = first - first % self.bucket_ns
+            self._runmax = first
+        tmax = np.maximum.accumulate(t)
+        np.maximum(tmax, self._runmax, out=tmax)
+        self._runmax = int(tmax[-1])
+        idx = np.floor_divide(tmax - self._origin, self.bucket_ns)
+
+        starts = np.concatenate(([0], np.flatnonzero(idx[1:] != idx[:-1]) + 1))
+        buckets = idx[starts]
+        sizes = np.diff(np.append(starts, n))
+        rows = self._reduce(packets, starts, sizes)
+
+        merge = self._open is not None and buckets[0] == self._open
+        carry_ips = self._open_ips if merge else None
+        carry_ports = self._open_ports if merge else None
+        run = np.repeat(np.arange(len(starts)), sizes)
+        dec = packets["decoded"]
+        has_ip = (dec & DEC_IPV4) != 0
+        has_port = (dec & DEC_PORTS) != 0
+        ips_n, last_ips = _distinct_per_run(run[has_ip], packets["dst_ip"][has_ip], len(starts), carry_ips)
+        ports_n, last_ports = _distinct_per_run(run[has_port], packets["dst_port"][has_port],
+                                                len(starts), carry_ports)
+        rows[:, _C["unique_dst_ips"]] = ips_n
+        rows[:, _C["unique_dst_ports"]] = ports_n
+
+        first_no = self.packets + starts + 1
+        first_off = packets["offset"][starts]
+        if merge:
+            rows[0, _FIRST_COUNTER:_C["unique_dst_ips"]] += self._open_row[_FIRST_COUNTER:_C["unique_dst_ips"]]
+            rows[0, _C["tcp_new_flows"]] += self._open_row[_C["tcp_new_flows"]]
+            first_no[0], first_off[0] = self._open_first
+        elif self._open is not None:
+            yield from self._write(np.array([self._open]), self._closed_open_row()[None, :],
+                                   np.array([self._open_first[0]]), np.array([self._open_first[1]]))
+        # Every run but the last is closed; the last becomes the open bucket.
+        if len(starts) > 1:
+            yield from self._write(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
+        self._open = int(buckets[-1])
+        self._open_row = rows[-1].copy()
+        self._open_ips = last_ips
+        self._open_ports = last_ports
+        self._open_first = (int(first_no[-1]), int(first_off[-1]))
+        self.packets += n
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """Write the open bucket, if any."""
+        if self._open is not None:
+            yield from self._write(np.array([self._open]), self._closed_open_row()[None, :],
+                                   np.array([self._open_first[0]]), np.array([self._open_first[1]]))
+            self._open = None
+
+    def _closed_open_row(self) -> np.ndarray:
+        row = self._open_row.copy()
+        row[_C["unique_dst_ips"]] = len(self._open_ips)
+        row[_C["unique_dst_ports"]] = len(self._open_ports)
+        return row
+
+    def _reduce(self, packets: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Per-run counters (spec section 3), as rows of ``_NFIELDS`` int64 without times."""
+        rows = np.zeros((len(starts), _NFIELDS), dtype=np.int64)
+
+        def total(mask_or_values: np.ndarray) -> np.ndarray:
+            return np.add.reduceat(mask_or_values, starts, dtype=np.int64)
+
+        dec = packets["decoded"]
+        ip = (dec & DEC_IPV4) != 0
+        proto = packets["ip_proto"]
+        tcp = ip & (proto == 6)
+        udp = ip & (proto == 17)
+        flags = np.where(tcp & ((dec & DEC_PORTS) != 0), packets["tcp_flags"], 0)
+        syn = (flags & 0x02) != 0
+        size = packets["caplen"].astype(np.int64)
+        out = ip & (packets["src_ip"] == self.bridge)
+
+        pkts_out = total(out)
+        bytes_out = total(np.where(out, size, 0))
+        rows[:, _C["pkts_out"]] = pkts_out
+        rows[:, _C["pkts_in"]] = sizes - pkts_out
+        rows[:, _C["bytes_out"]] = bytes_out
+        rows[:, _C["bytes_in"]] = total(size) - bytes_out
+        rows[:, _C["syn_count"]] = total(syn)
+        rows[:, _C["fin_count"]] = total((flags & 0x01) != 0)
+        rows[:, _C["rst_count"]] = total((flags & 0x04) != 0)
+        rows[:, _C["udp_count"]] = total(udp)
+        rows[:, _C["tcp_count"]] = total(tcp)
+        dns = udp & ((dec & DEC_PORTS) != 0) & (packets["dst_port"] == 53)
+        rows[:, _C["dns_query_count"]] = total(dns)
+        rows[:, _C["tcp_new_flows"]] = total(syn & ((flags & 0x10) == 0))
+        return rows
+
+    # -- output --------------------------------------------------------------------------
+    def _write(self, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
+               first_off: np.ndarray) -> Iterator[np.ndarray]:
+        """Yield closed buckets' rows, with the empty buckets the gap cap lets through."""
+        prev = buckets[0] if self._last is None else self._last + 1
+        gaps = np.diff(np.concatenate(([prev], buckets + 1))) - 1
+        fill = gaps
+        if self.max_gap_ns is not None:
+            # gaps * bucket_ns > max_gap_ns, without overflowing int64
+            cut = gaps > self.max_gap_ns // self.bucket_ns
+            if cut.any():
+                fill = np.where(cut, 0, gaps)
+                where = np.flatnonzero(cut)
+                if self.gaps.gaps_cut == 0:
+                    self.gaps.first_packet = int(first_no[where[0]])
+                    self.gaps.first_offset = int(first_off[where[0]])
+                self.gaps.gaps_cut += len(where)
+                self.gaps.rows_cut += int(gaps[where].sum())
+        self._last = int(buckets[-1])
+
+        ends = np.cumsum(fill + 1)  # one past each real row's position among the rows written
+        total = int(ends[-1])
+        for lo in range(0, total, ROWS_PER_BLOCK):
+            hi = min(lo + ROWS_PER_BLOCK, total)
+            r = np.arange(lo, hi)
+            k = np.searchsorted(ends, r, side="right")  # which closed bucket's segment r is in
+            at = ends[k] - 1  # position of that bucket's own row
+            block = np.zeros((hi - lo, _NFIELDS), dtype=np.int64)
+            real = r == at
+            block[real] = rows[k[real]]
+            start = self._origin + (buckets[k] - (at - r)) * self.bucket_ns
+            block[:, _C["t_wall_ns"]] = start
+            block[:, _C["t_mono_ns"]] = start - self.t_mono_origin_ns
+            block[:, _C["bucket_ms"]] = self.bucket_ms
+            self.rows += hi - lo
+            yield block.view(ROW_DTYPE).reshape(hi - lo)
+
+
+def _distinct_per_run(runs: np.ndarray, values: np.ndarray, nruns: int,
+                      carry: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``values`` per run, and the distinct values of the last run.
+
+    ``carry`` holds distinct values already seen in run 0 (the open bucket continued).
+    """
+    if carry is not None and len(carry):
+        runs = np.concatenate((np.zeros(len(carry), dtype=runs.dtype), runs))
+        values = np.concatenate((carry, values))
+    keys = np.unique((runs.astype(np.uint64) << np.uint64(32)) | values.astype(np.uint64))
+    key_runs = (keys >> np.uint64(32)).astype(np.intp)
+    counts = np.bincount(key_runs, minlength=nruns)
+    last = (keys[key_runs == nruns - 1] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return counts, last

@@ -1,0 +1,212 @@
+"""The command line: ``fastpcap bucketize INPUT -o OUT`` (also ``python -m fastpcap``).
+
+Exit status: 0 on success; 2 for a capture that cannot be read, an output that cannot be
+written, or a usage error, with one line on stderr and no traceback; 130 when interrupted
+(143 on SIGTERM).  A failed or interrupted run leaves an existing output file untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+
+from . import __version__
+from .api import write_jsonl
+from .buckets import MAX_BUCKET_MS, gap_cap_ns, parse_ipv4
+from .errors import CaptureError, FastpcapWarning
+
+PROG = "fastpcap"
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised so that outputs are cleaned up like on Ctrl-C."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _bucket_ms(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_BUCKET_MS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_BUCKET_MS}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _max_gap(text: str) -> str | None:
+    try:
+        gap_cap_ns(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds or 'none', not {text!r}") from None
+    return None if text.strip().lower() == "none" else text
+
+
+def _ipv4(text: str) -> str:
+    try:
+        parse_ipv4(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Turn packet captures into time-bucketed traffic features.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bucketize = commands.add_parser(
+        "bucketize",
+        help="write one JSONL row per time bucket of a capture",
+        description=(
+            "Read a classic pcap capture (either byte order, microsecond or nanosecond "
+            "timestamps) and write one JSON row per bucket: packets and bytes in and out, "
+            "SYN/FIN/RST, TCP/UDP, DNS queries, distinct destination IPs and ports, new TCP "
+            "flows. The rows are byte-identical to the reference collector's."
+        ),
+        epilog=(
+            "Exit status: 0 on success; 2 if the capture cannot be read or the output cannot "
+            "be written (one line on stderr names the file, the byte offset and the problem); "
+            "130 if interrupted. A failed run leaves an existing OUT untouched."
+        ),
+    )
+    bucketize.add_argument("input", metavar="INPUT", help="the capture to read (a pcap file)")
+    bucketize.add_argument(
+        "-o", "--output", metavar="OUT", default="-",
+        help="where to write the rows; '-' (the default) is stdout. Written to a temporary "
+             "file and renamed over OUT at the end, so OUT is never half-written",
+    )
+    bucketize.add_argument(
+        "--bucket-ms", type=_bucket_ms, default=100, metavar="N",
+        help="bucket width in milliseconds (default: 100)",
+    )
+    bucketize.add_argument(
+        "--bridge-ip", type=_ipv4, default="10.200.0.1", metavar="IP",
+        help="IPv4 address of the host side of the bridge: packets from it count as 'out', "
+             "everything else as 'in' (default: 10.200.0.1)",
+    )
+    bucketize.add_argument(
+        "--t-mono-origin-ns", type=_integer, default=0, metavar="N",
+        help="subtracted from each bucket's start to give t_mono_ns (default: 0)",
+    )
+    bucketize.add_argument(
+        "--max-gap", type=_max_gap, default="3600", metavar="SECONDS|none",
+        help="the gap cap: a run of empty buckets longer than this many seconds between two "
+             "packets is not written (one warning says how many were cut); 'none' writes "
+             "every empty bucket, as the reference does (default: 3600)",
+    )
+    bucketize.add_argument(
+        "--append", action="store_true",
+        help="append to OUT instead of replacing it (what the drop-in bucketize() does); a "
+             "failed run truncates OUT back to its previous length",
+    )
+    bucketize.add_argument(
+        "--jobs", type=_positive_int, default=None, metavar="N",
+        help="worker processes (default: the number of CPUs; 1 means one process)",
+    )
+    bucketize.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no progress bar (it is shown on stderr only when stderr is a terminal)",
+    )
+    return parser
+
+
+def _progress_bar(path: str, quiet: bool, stack: ExitStack) -> Callable[[int], object] | None:
+    if quiet or not sys.stderr.isatty():
+        return None
+    try:
+        total = os.path.getsize(path)
+    except OSError:
+        return None
+    from tqdm import tqdm
+
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except OSError:
+        size = os.terminal_size((0, 0))
+    # A terminal that reports no size (a serial console, a bare pty) would get no bar at all.
+    shape = {} if size.columns and size.lines else {"ncols": 80, "nrows": 24}
+    bar = stack.enter_context(tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                                   desc=os.path.basename(path), file=sys.stderr, leave=False,
+                                   **shape))
+    return bar.update
+
+
+def _bucketize(args: argparse.Namespace) -> int:
+    with ExitStack() as stack:
+        progress = _progress_bar(args.input, args.quiet, stack)
+        write_jsonl(
+            args.input, args.output, append=args.append, bucket_ms=args.bucket_ms,
+            bridge_ip=args.bridge_ip, t_mono_origin_ns=args.t_mono_origin_ns,
+            max_gap_s=args.max_gap, progress=progress,
+        )
+    return 0
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FastpcapWarning)
+            try:
+                status = _bucketize(args)
+            finally:
+                for w in caught:
+                    if issubclass(w.category, FastpcapWarning):
+                        print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+                    else:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        return status
+    except CaptureError as exc:
+        _error(str(exc))
+        return 2
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            # The reader of stdout went away (`| head`): not an error worth a traceback.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
+        target = exc.filename if exc.filename else args.output
+        _error(f"{target}: cannot write: {exc.strerror or exc}")
+        return 2
+    except KeyboardInterrupt:
+        _error("interrupted; the output was left as it was")
+        return 130
+    except _Terminated:
+        _error("terminated; the output was left as it was")
+        return 143
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
