@@ -1,0 +1,65 @@
+"""The two backends are twins: same names, same dtype, same constants; the compiled one is the default."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastpcap
+from fastpcap import _backend, _pure
+
+
+def _fresh_backend(**env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "FASTPCAP_NO_EXTENSIONS"}
+    clean.update(env)
+    out = subprocess.run([sys.executable, "-c", "import fastpcap; print(fastpcap.BACKEND)"],
+                         capture_output=True, text=True, env=clean, check=True)
+    return out.stdout.strip()
+
+
+def test_compiled_core_is_preferred_by_default() -> None:
+    # A normal install must not silently run the slow path.
+    assert _fresh_backend() == "cython"
+
+
+@pytest.mark.parametrize("value", ["1", "yes"])
+def test_no_extensions_forces_the_twin(value: str) -> None:
+    assert _fresh_backend(FASTPCAP_NO_EXTENSIONS=value) == "python"
+
+
+def test_no_extensions_zero_means_unset() -> None:
+    assert _fresh_backend(FASTPCAP_NO_EXTENSIONS="0") == "cython"
+
+
+def test_backend_attribute_follows_the_fixture(backend: str) -> None:
+    assert fastpcap.BACKEND == backend
+    assert _backend.impl is _backend.IMPLEMENTATIONS[backend]
+
+
+def test_twin_dtype_equals_the_struct_derived_dtype() -> None:
+    compiled = _backend.IMPLEMENTATIONS["cython"]
+    assert compiled.PACKET_DTYPE == _pure.PACKET_DTYPE
+    assert compiled.PACKET_DTYPE.itemsize == _pure.PACKET_DTYPE.itemsize == 48
+    assert compiled.PACKET_DTYPE.fields == _pure.PACKET_DTYPE.fields
+
+
+@pytest.mark.parametrize("name", ["DEC_LINK", "DEC_IPV4", "DEC_PORTS", "WALK_OK",
+                                  "WALK_BAD_CAPLEN", "LINKTYPE_ETHERNET"])
+def test_constants_are_twins(name: str) -> None:
+    assert getattr(_backend.IMPLEMENTATIONS["cython"], name) == getattr(_pure, name)
+
+
+def test_walk_rejects_a_bad_range(backend: str) -> None:
+    out = np.zeros(4, dtype=fastpcap.PACKET_DTYPE)
+    for start, end in ((-1, 10), (0, 99), (9, 3)):
+        with pytest.raises(ValueError):
+            _backend.impl.walk(bytearray(32), start, end, out, 0, False, False, 1, 262144)
+
+
+def test_use_rejects_unknown_backend() -> None:
+    with pytest.raises(ValueError, match="not available"):
+        _backend.use("rust")
