@@ -76,6 +76,16 @@ def test_stdout_by_default_and_with_dash(cli, capture: Path) -> None:
     assert cli("bucketize", capture, "-o", "-", check=True).stdout == expected
 
 
+def test_reads_stdin(cli, capture: Path, tmp_path: Path) -> None:
+    data = capture.read_bytes()
+    assert cli("bucketize", "-", input=data, check=True).stdout == oracle(data).jsonl
+    out = tmp_path / "rows.jsonl"
+    cli("bucketize", "-", "-o", out, input=data + data[24:44], check=True)  # a partial record
+    assert out.read_bytes() == oracle(data).jsonl
+    line = one_error_line(cli("bucketize", "-", input=b"garbage!" * 10))
+    assert line == "fastpcap: error: <stdin>: byte offset 0: not a pcap capture (unknown magic 0x67617262)"
+
+
 def test_options(cli, capture: Path) -> None:
     proc = cli("bucketize", capture, "--bucket-ms", "7", "--bridge-ip", "10.200.0.3",
                "--t-mono-origin-ns", str(T0 + 1), "--max-gap", "none", check=True)

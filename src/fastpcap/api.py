@@ -6,7 +6,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 
@@ -14,11 +14,12 @@ from ._output import open_output
 from .buckets import ROW_DTYPE, Bucketer
 from .errors import GapWarning, LinkTypeWarning
 from .jsonl import write_rows
-from .reader import PcapReader, concatenate, linktype_name
+from .reader import PcapReader, concatenate, is_stream, linktype_name
 
 PathLike = Union[str, "os.PathLike[str]"]
-#: A capture path, an array of packets (``PACKET_DTYPE``), or an iterable of such arrays.
-PacketSource = Union[PathLike, np.ndarray, Iterable[np.ndarray]]
+#: A capture path or open binary stream, an array of packets (``PACKET_DTYPE``), or an
+#: iterable of such arrays.
+PacketSource = Union[PathLike, BinaryIO, np.ndarray, Iterable[np.ndarray]]
 
 
 def iter_rows(
@@ -32,8 +33,8 @@ def iter_rows(
 ) -> Iterator[np.ndarray]:
     """Bucketize ``source`` into rows (``ROW_DTYPE``), streamed as arrays of rows.
 
-    ``source`` is a capture path (read in chunks, so memory stays bounded), an array of
-    packets, or an iterable of arrays of packets in capture order.  Arguments and the capture
+    ``source`` is a capture path or an open binary stream of one (read in chunks, so memory
+    stays bounded), an array of packets, or an iterable of arrays of packets in capture order.  Arguments and the capture
     header are checked now; a corrupt record raises :class:`~fastpcap.CaptureError` when the
     iteration reaches it.  At the end, one :class:`~fastpcap.GapWarning` if the gap cap cut
     anything and one :class:`~fastpcap.LinkTypeWarning` if frames were counted by size only.
@@ -41,7 +42,7 @@ def iter_rows(
     """
     bucketer = Bucketer(bucket_ms=bucket_ms, bridge_ip=bridge_ip,
                         t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s)
-    if isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, os.PathLike)) or is_stream(source):
         reader = PcapReader(source, progress=progress)
         return _rows(reader, bucketer, reader.path, reader)
     if isinstance(source, np.ndarray):

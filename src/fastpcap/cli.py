@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
             "130 if interrupted. A failed run leaves an existing OUT untouched."
         ),
     )
-    bucketize.add_argument("input", metavar="INPUT", help="the capture to read (a pcap file)")
+    bucketize.add_argument("input", metavar="INPUT",
+                           help="the capture to read (a pcap file); '-' reads it from stdin")
     bucketize.add_argument(
         "-o", "--output", metavar="OUT", default="-",
         help="where to write the rows; '-' (the default) is stdout. Written to a temporary "
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _progress_bar(path: str, quiet: bool, stack: ExitStack) -> Callable[[int], object] | None:
-    if quiet or not sys.stderr.isatty():
+    if quiet or path == "-" or not sys.stderr.isatty():
         return None
     try:
         total = os.path.getsize(path)
@@ -156,8 +157,9 @@ def _progress_bar(path: str, quiet: bool, stack: ExitStack) -> Callable[[int], o
 def _bucketize(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         progress = _progress_bar(args.input, args.quiet, stack)
+        source = sys.stdin.buffer if args.input == "-" else args.input
         write_jsonl(
-            args.input, args.output, append=args.append, bucket_ms=args.bucket_ms,
+            source, args.output, append=args.append, bucket_ms=args.bucket_ms,
             bridge_ip=args.bridge_ip, t_mono_origin_ns=args.t_mono_origin_ns,
             max_gap_s=args.max_gap, progress=progress,
         )

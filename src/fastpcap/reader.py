@@ -103,6 +103,11 @@ def parse_header(data: bytes, path: str | os.PathLike[str] | None = None) -> Pca
     return PcapHeader(byteorder, nsec, (major, minor), snaplen, network & 0x03FFFFFF, network)
 
 
+def is_stream(source: object) -> bool:
+    """Whether ``source`` is an open binary file object rather than a path."""
+    return hasattr(source, "readinto") and hasattr(source, "read")
+
+
 def _open(path: str | os.PathLike[str]) -> BinaryIO:
     try:
         return open(path, "rb", buffering=0)  # noqa: SIM115 - closed by PcapReader.close
@@ -120,7 +125,7 @@ class PcapReader:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        source: str | os.PathLike[str] | BinaryIO,
         *,
         chunk_packets: int = DEFAULT_CHUNK_PACKETS,
         block_size: int = DEFAULT_BLOCK_SIZE,
@@ -130,7 +135,6 @@ class PcapReader:
             raise ValueError("chunk_packets must be at least 1")
         if block_size < RECORD_HEADER_SIZE:
             raise ValueError(f"block_size must be at least {RECORD_HEADER_SIZE}")
-        self.path = os.fspath(path)
         self.chunk_packets = chunk_packets
         self.block_size = block_size
         self._progress = progress
@@ -138,9 +142,18 @@ class PcapReader:
         self.packets = 0
         #: File offset where the walk stopped: the end of the last complete record.
         self.end_offset = GLOBAL_HEADER_SIZE
-        #: Bytes after ``end_offset`` that do not make a complete record (a partial tail).
+        #: Bytes after ``end_offset`` that do not make a complete record (a partial tail), or
+        #: a complete global header when the file is shorter than one.
         self.tail_bytes = 0
-        self._file: BinaryIO | None = _open(path)
+        if is_stream(source):
+            # An open binary stream (stdin, a pipe, a decompressor): read, never closed here.
+            self.path = str(getattr(source, "name", "<stream>"))
+            self._file: BinaryIO | None = source  # type: ignore[assignment]
+            self._owned = False
+        else:
+            self.path = os.fspath(source)  # type: ignore[arg-type]
+            self._file = _open(self.path)
+            self._owned = True
         try:
             head = self._read(GLOBAL_HEADER_SIZE)
             self.header = parse_header(head, self.path)
@@ -185,10 +198,10 @@ class PcapReader:
         return got
 
     def close(self) -> None:
-        """Close the file (iteration stops)."""
-        if self._file is not None:
+        """Close the file, if the reader opened it (iteration stops)."""
+        if self._file is not None and self._owned:
             self._file.close()
-            self._file = None
+        self._file = None
 
     def __enter__(self) -> PcapReader:
         return self
@@ -257,12 +270,14 @@ class PcapReader:
 
 
 def iter_packets(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     *,
     chunk_packets: int = DEFAULT_CHUNK_PACKETS,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> Iterator[np.ndarray]:
     """Yield the packets of a classic pcap file as chunks of rows of ``PACKET_DTYPE``.
+
+    ``path`` may also be an open binary file object (stdin, a pipe), read to its end.
 
     Each chunk holds at most ``chunk_packets`` rows and is a new array the caller may keep.
     Raises :class:`~fastpcap.CaptureError` for a file that is not a capture, a corrupt
@@ -272,7 +287,7 @@ def iter_packets(
         yield from reader
 
 
-def read_packets(path: str | os.PathLike[str]) -> np.ndarray:
+def read_packets(path: str | os.PathLike[str] | BinaryIO) -> np.ndarray:
     """All packets of a classic pcap file in one array of ``PACKET_DTYPE``.
 
     Holds the whole capture in memory (48 bytes per packet); use :func:`iter_packets` to
