@@ -35,7 +35,9 @@ def extensions() -> list:
         extra_compile_args=cflags,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
-    return cythonize([ext], compiler_directives=directives, build_dir="build/cython")
+    # Separate generated C for the debug build, so neither build reuses the other's.
+    build_dir = "build/cython-debug" if debug else "build/cython"
+    return cythonize([ext], compiler_directives=directives, build_dir=build_dir)
 
 
 setup(ext_modules=extensions())

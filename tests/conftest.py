@@ -1,4 +1,4 @@
-"""Every test runs on both backends: one session-scoped fixture, parametrised over them."""
+"""Test helpers; the `backend` fixture that runs everything on both twins is in ../conftest.py."""
 
 from __future__ import annotations
 
@@ -9,24 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fastpcap import _backend
-
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus"
-
-
-@pytest.fixture(scope="session", params=["cython", "python"], autouse=True)
-def backend(request: pytest.FixtureRequest) -> str:
-    """The backend under test; every test runs once with each."""
-    name = request.param
-    if name not in _backend.IMPLEMENTATIONS:
-        if _backend.NO_EXTENSIONS or os.environ.get("FASTPCAP_ALLOW_PURE_INSTALL"):
-            pytest.skip("the compiled core is not built (FASTPCAP_NO_EXTENSIONS)")
-        pytest.fail("the compiled core is not importable: run `pip install .` to build it")
-    previous = _backend.use(name)
-    yield name
-    _backend.use(previous)
 
 
 @pytest.fixture

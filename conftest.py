@@ -1,0 +1,22 @@
+"""Shared by tests/ and benchmarks/: every test and benchmark runs on both backends."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fastpcap import _backend
+
+
+@pytest.fixture(scope="session", params=["cython", "python"], autouse=True)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend under test: one session-scoped fixture, parametrised over both twins."""
+    name = request.param
+    if name not in _backend.IMPLEMENTATIONS:
+        if _backend.NO_EXTENSIONS or os.environ.get("FASTPCAP_ALLOW_PURE_INSTALL"):
+            pytest.skip("the compiled core is not built (FASTPCAP_NO_EXTENSIONS)")
+        pytest.fail("the compiled core is not importable: run `pip install .` to build it")
+    previous = _backend.use(name)
+    yield name
+    _backend.use(previous)
