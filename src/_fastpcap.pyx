@@ -7,7 +7,7 @@ over one block of bytes with the GIL released; the caller (``fastpcap.reader``) 
 block, carries partial records across blocks and turns status codes into exceptions.
 """
 
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 import numpy as np
 
@@ -159,3 +159,130 @@ def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] o
             pos += 16 + incl
             n += 1
     return pos, n, status
+
+
+# -- distinct values per bucket ---------------------------------------------------------
+
+from libc.stdlib cimport free, malloc
+
+ctypedef fused value_t:
+    uint16_t
+    uint32_t
+
+
+cdef class DistinctCounter:
+    """Marks the first packet of each distinct value within its bucket.
+
+    Buckets must arrive in non-decreasing order, across calls too: the table remembers, for
+    every value, the last bucket it was seen in, so the open bucket carries from one chunk to
+    the next.  Entries of closed buckets can never matter again and are dropped whenever the
+    table grows, so its size follows the distinct values of one bucket, not of the capture.
+    """
+
+    cdef uint32_t* _keys
+    cdef int64_t* _stamps  # bucket a key was last seen in; -1: empty slot
+    cdef Py_ssize_t _mask  # capacity - 1 (capacity is a power of two)
+    cdef Py_ssize_t _used
+    cdef int64_t _newest  # newest bucket seen so far
+
+    def __cinit__(self):
+        self._keys = NULL
+        self._stamps = NULL
+        self._used = 0
+        self._newest = -1
+        self._alloc(1 << 12)
+
+    def __dealloc__(self):
+        free(self._keys)
+        free(self._stamps)
+
+    cdef int _alloc(self, Py_ssize_t capacity) except -1:
+        cdef Py_ssize_t i
+        keys = <uint32_t*>malloc(capacity * sizeof(uint32_t))
+        stamps = <int64_t*>malloc(capacity * sizeof(int64_t))
+        if keys == NULL or stamps == NULL:
+            free(keys)
+            free(stamps)
+            raise MemoryError()
+        for i in range(capacity):
+            stamps[i] = -1
+        free(self._keys)
+        free(self._stamps)
+        self._keys = keys
+        self._stamps = stamps
+        self._mask = capacity - 1
+        self._used = 0
+        return 0
+
+    cdef inline Py_ssize_t _slot(self, uint32_t key) noexcept nogil:
+        # Fibonacci hashing, then linear probing.
+        cdef Py_ssize_t i = <Py_ssize_t>((<uint64_t>key * <uint64_t>11400714819323198485ULL) >> 40) & self._mask
+        while self._stamps[i] != -1 and self._keys[i] != key:
+            i = (i + 1) & self._mask
+        return i
+
+    cdef int _grow(self) except -1:
+        """Rebuild keeping only the newest bucket's keys; double if they still fill it."""
+        cdef Py_ssize_t old_cap = self._mask + 1
+        cdef Py_ssize_t i, j, live = 0
+        cdef uint32_t* old_keys = self._keys
+        cdef int64_t* old_stamps = self._stamps
+        for i in range(old_cap):
+            if old_stamps[i] == self._newest:
+                live += 1
+        new_cap = old_cap
+        while live * 4 >= new_cap:
+            new_cap *= 2
+        self._keys = NULL
+        self._stamps = NULL
+        try:
+            self._alloc(new_cap)
+        except MemoryError:
+            self._keys = old_keys
+            self._stamps = old_stamps
+            raise
+        for i in range(old_cap):
+            if old_stamps[i] == self._newest:
+                j = self._slot(old_keys[i])
+                self._keys[j] = old_keys[i]
+                self._stamps[j] = self._newest
+                self._used += 1
+        free(old_keys)
+        free(old_stamps)
+        return 0
+
+    def first_in_bucket(self, const value_t[:] values, const int64_t[::1] buckets,
+                        const uint8_t[:] valid, uint8_t[::1] out):
+        """Set ``out[i]`` to 1 where ``valid[i]`` and ``values[i]`` is not yet seen in bucket
+        ``buckets[i]``, else 0.  ``buckets`` must not decrease, within and across calls."""
+        cdef Py_ssize_t n = buckets.shape[0]
+        cdef Py_ssize_t i, slot
+        cdef uint32_t key
+        cdef int64_t bucket
+        if values.shape[0] != n or valid.shape[0] != n or out.shape[0] != n:
+            raise ValueError("values, buckets, valid and out must have the same length")
+        for i in range(1, n):
+            if buckets[i] < buckets[i - 1]:
+                raise ValueError("buckets must not decrease")
+        for i in range(n):
+            if valid[i]:
+                if buckets[i] < self._newest:
+                    raise ValueError("buckets must not decrease")
+                break
+        for i in range(n):
+            out[i] = 0
+            if not valid[i]:
+                continue
+            bucket = buckets[i]
+            self._newest = bucket
+            key = values[i]
+            slot = self._slot(key)
+            if self._stamps[slot] == bucket:
+                continue
+            out[i] = 1
+            if self._stamps[slot] == -1:
+                self._used += 1
+            self._keys[slot] = key
+            self._stamps[slot] = bucket
+            if self._used * 2 > self._mask + 1:
+                self._grow()

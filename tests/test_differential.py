@@ -141,3 +141,70 @@ def test_walk_of_well_formed_records_consumes_them_all(frames: list[bytes], swap
         pos, n, status = impl.walk(data, 24, len(data), out, 0, swapped, nsec, 1, max_caplen(1))
         assert (pos, n, status) == (len(data), len(frames), impl.WALK_OK)
         assert list(out["caplen"][:n]) == [len(f) for f in frames]
+
+
+# -- distinct counting kernel --------------------------------------------------------------
+
+@BOTH
+@settings(max_examples=300)
+@given(calls=st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**32 - 1) | st.integers(0, 9),
+                                         st.booleans()), max_size=60), max_size=6),
+       wide=st.booleans())
+def test_distinct_counter_twins(calls, wide: bool) -> None:
+    # Several calls in a row (chunks), buckets non-decreasing across them, values repeating
+    # within and across calls: both kernels mark exactly the same first packets.
+    kernels = (COMPILED.DistinctCounter(), PURE.DistinctCounter())
+    seen: set[tuple[int, int]] = set()  # the plain model: (bucket, value) pairs seen so far
+    bucket = 0
+    for call in calls:
+        buckets = np.array([bucket := bucket + step for step, _, _ in call], dtype=np.int64)
+        dtype = np.uint32 if wide else np.uint16
+        values = np.array([v & (0xFFFFFFFF if wide else 0xFFFF) for _, v, _ in call], dtype=dtype)
+        valid = np.array([ok for _, _, ok in call], dtype=np.uint8)
+        marks = []
+        for kernel in kernels:
+            out = np.full(len(call), 7, dtype=np.uint8)
+            kernel.first_in_bucket(values, buckets, valid, out)
+            marks.append(out.tobytes())
+        assert marks[0] == marks[1]
+        expected = []
+        for b, v, ok in zip(buckets.tolist(), values.tolist(), valid.tolist()):
+            expected.append(int(ok and (b, v) not in seen))
+            if ok:
+                seen.add((b, v))
+        assert list(marks[0]) == expected
+
+
+@BOTH
+def test_distinct_counter_many_values_and_eviction() -> None:
+    # Far more distinct values than the compiled table's first size, in one bucket and then
+    # spread over many buckets (old buckets' entries are evicted as the table grows).
+    rng = np.random.default_rng(1)
+    kernels = (COMPILED.DistinctCounter(), PURE.DistinctCounter())
+    for buckets in (np.zeros(50_000, dtype=np.int64), np.repeat(np.arange(1, 101), 500)):
+        values = rng.integers(0, 30_000, len(buckets)).astype(np.uint32)
+        valid = (rng.random(len(buckets)) < 0.9).astype(np.uint8)
+        outs = []
+        for kernel in kernels:
+            out = np.empty(len(buckets), dtype=np.uint8)
+            kernel.first_in_bucket(values, buckets, valid, out)
+            outs.append(out)
+        assert (outs[0] == outs[1]).all()
+        for b in np.unique(buckets):
+            sel = (buckets == b) & (valid == 1)
+            assert outs[0][buckets == b].sum() == len(np.unique(values[sel]))
+
+
+@BOTH
+@pytest.mark.parametrize("impl", ["cython", "python"])
+def test_distinct_counter_rejects_decreasing_buckets(impl: str) -> None:
+    kernel = _backend.IMPLEMENTATIONS[impl].DistinctCounter()
+    one = np.ones(2, dtype=np.uint8)
+    out = np.empty(2, dtype=np.uint8)
+    with pytest.raises(ValueError, match="must not decrease"):
+        kernel.first_in_bucket(np.arange(2, dtype=np.uint32), np.array([5, 4]), one, out)
+    kernel.first_in_bucket(np.arange(2, dtype=np.uint32), np.array([5, 6]), one, out)
+    with pytest.raises(ValueError, match="must not decrease"):
+        kernel.first_in_bucket(np.arange(2, dtype=np.uint32), np.array([5, 7]), one, out)
+    with pytest.raises(ValueError, match="same length"):
+        kernel.first_in_bucket(np.arange(3, dtype=np.uint32), np.array([7, 7]), one, out)

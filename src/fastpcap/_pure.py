@@ -130,3 +130,43 @@ def _decode_ethernet(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray, rec: 
     rec["dst_port"][idx[l4]] = be16(pl[l4] + 2)
     rec["decoded"][idx[l4]] |= DEC_PORTS
     rec["tcp_flags"][idx[tcp]] = be16(pl[tcp] + 12) & 0x3F
+
+
+class DistinctCounter:
+    """Marks the first packet of each distinct value within its bucket (twin of the compiled
+    ``DistinctCounter``).  Buckets must not decrease, within and across calls; the values
+    of the newest bucket are kept, so the open bucket carries from one chunk to the next."""
+
+    def __init__(self) -> None:
+        self._newest = -1
+        self._seen = np.zeros(0, dtype=np.uint64)  # sorted values seen in bucket _newest
+
+    def first_in_bucket(self, values: np.ndarray, buckets: np.ndarray, valid: np.ndarray,
+                        out: np.ndarray) -> None:
+        """Set ``out[i]`` to 1 where ``valid[i]`` and ``values[i]`` is not yet seen in bucket
+        ``buckets[i]``, else 0.  ``buckets`` must not decrease, within and across calls."""
+        n = len(buckets)
+        if len(values) != n or len(valid) != n or len(out) != n:
+            raise ValueError("values, buckets, valid and out must have the same length")
+        if n > 1 and (np.diff(buckets) < 0).any():
+            raise ValueError("buckets must not decrease")
+        at = np.flatnonzero(valid)
+        if len(at) and buckets[at[0]] < self._newest:
+            raise ValueError("buckets must not decrease")
+        out[:] = 0
+        if not len(at):
+            return
+        b = np.asarray(buckets)[at]
+        v = np.asarray(values)[at].astype(np.uint64)
+        run = np.concatenate(([0], np.cumsum(b[1:] != b[:-1]))).astype(np.uint64)
+        _, first = np.unique((run << np.uint64(32)) | v, return_index=True)
+        new = np.zeros(len(at), dtype=bool)
+        new[first] = True
+        carried = b == self._newest
+        if carried.any():
+            new[carried] &= ~np.isin(v[carried], self._seen)
+        out[at[new]] = 1
+        last = b[-1]
+        seen_last = np.unique(v[b == last])
+        self._seen = np.union1d(self._seen, seen_last) if last == self._newest else seen_last
+        self._newest = int(last)

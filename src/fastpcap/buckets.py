@@ -3,10 +3,12 @@
 Packets arrive in chunks.  Within a chunk, every packet's bucket is the one holding the
 running maximum of timestamps so far (``np.maximum.accumulate`` then ``np.floor_divide``);
 bucket indexes never decrease, so each bucket is one run of consecutive packets and its
-counters are ``np.add.reduceat`` over the runs.  The last bucket of a chunk stays *open*: its
-counters and its distinct destination sets carry into the next chunk, so a capture gives the
-same rows whatever its chunking.  Closed buckets are written with the empty buckets between
-them, unless the gap is longer than the gap cap.
+counters are ``np.add.reduceat`` over the runs.  Distinct destinations are counted the same
+way, over flags that the backend's ``DistinctCounter`` sets on each value's first packet in
+its bucket (O(n) in the compiled core).  The last bucket of a chunk stays *open*: its
+counters, and the values the counters remember, carry into the next chunk, so a capture
+gives the same rows whatever its chunking.  Closed buckets are written with the empty
+buckets between them, unless the gap is longer than the gap cap.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
+from . import _backend
 from ._pure import DEC_IPV4, DEC_PORTS
 
 #: Row fields, in the order of the JSONL keys (without the two constant keys).
@@ -107,12 +110,13 @@ class Bucketer:
         self._origin: int | None = None  # start of bucket 0, ns since the epoch
         self._runmax = 0  # running maximum of t_ns
         self._last: int | None = None  # index of the last bucket written
-        # The open bucket: index, counters (a row without times), distinct sets, first packet.
+        # The open bucket: its index, its counters (a row without times), its first packet.
         self._open: int | None = None
         self._open_row = np.zeros(_NFIELDS, dtype=np.int64)
-        self._open_ips = np.zeros(0, dtype=np.uint32)
-        self._open_ports = np.zeros(0, dtype=np.uint32)
         self._open_first = (0, 0)
+        # Distinct destinations per bucket; they remember the open bucket's values.
+        self._ips = _backend.impl.DistinctCounter()
+        self._ports = _backend.impl.DistinctCounter()
 
     # -- input ---------------------------------------------------------------------------
     def feed(self, packets: np.ndarray) -> Iterator[np.ndarray]:
@@ -132,57 +136,35 @@ class Bucketer:
 
         starts = np.concatenate(([0], np.flatnonzero(idx[1:] != idx[:-1]) + 1))
         buckets = idx[starts]
-        sizes = np.diff(np.append(starts, n))
-        rows = self._reduce(packets, starts, sizes)
-
-        merge = self._open is not None and buckets[0] == self._open
-        carry_ips = self._open_ips if merge else None
-        carry_ports = self._open_ports if merge else None
-        run = np.repeat(np.arange(len(starts)), sizes)
-        dec = packets["decoded"]
-        has_ip = (dec & DEC_IPV4) != 0
-        has_port = (dec & DEC_PORTS) != 0
-        ips_n, last_ips = _distinct_per_run(run[has_ip], packets["dst_ip"][has_ip], len(starts), carry_ips)
-        ports_n, last_ports = _distinct_per_run(run[has_port], packets["dst_port"][has_port],
-                                                len(starts), carry_ports)
-        rows[:, _C["unique_dst_ips"]] = ips_n
-        rows[:, _C["unique_dst_ports"]] = ports_n
+        rows = self._reduce(packets, idx, starts)
 
         first_no = self.packets + starts + 1
         first_off = packets["offset"][starts]
-        if merge:
-            rows[0, _FIRST_COUNTER:_C["unique_dst_ips"]] += self._open_row[_FIRST_COUNTER:_C["unique_dst_ips"]]
-            rows[0, _C["tcp_new_flows"]] += self._open_row[_C["tcp_new_flows"]]
+        if self._open is not None and buckets[0] == self._open:
+            rows[0] += self._open_row
             first_no[0], first_off[0] = self._open_first
         elif self._open is not None:
-            yield from self._write(np.array([self._open]), self._closed_open_row()[None, :],
+            yield from self._write(np.array([self._open]), self._open_row[None, :],
                                    np.array([self._open_first[0]]), np.array([self._open_first[1]]))
         # Every run but the last is closed; the last becomes the open bucket.
         if len(starts) > 1:
             yield from self._write(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
         self._open = int(buckets[-1])
         self._open_row = rows[-1].copy()
-        self._open_ips = last_ips
-        self._open_ports = last_ports
         self._open_first = (int(first_no[-1]), int(first_off[-1]))
         self.packets += n
 
     def finish(self) -> Iterator[np.ndarray]:
         """Write the open bucket, if any."""
         if self._open is not None:
-            yield from self._write(np.array([self._open]), self._closed_open_row()[None, :],
+            yield from self._write(np.array([self._open]), self._open_row[None, :],
                                    np.array([self._open_first[0]]), np.array([self._open_first[1]]))
             self._open = None
 
-    def _closed_open_row(self) -> np.ndarray:
-        row = self._open_row.copy()
-        row[_C["unique_dst_ips"]] = len(self._open_ips)
-        row[_C["unique_dst_ports"]] = len(self._open_ports)
-        return row
-
-    def _reduce(self, packets: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    def _reduce(self, packets: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Per-run counters (spec section 3), as rows of ``_NFIELDS`` int64 without times."""
         rows = np.zeros((len(starts), _NFIELDS), dtype=np.int64)
+        sizes = np.diff(np.append(starts, len(packets)))
 
         def total(mask_or_values: np.ndarray) -> np.ndarray:
             return np.add.reduceat(mask_or_values, starts, dtype=np.int64)
@@ -211,6 +193,13 @@ class Bucketer:
         dns = udp & ((dec & DEC_PORTS) != 0) & (packets["dst_port"] == 53)
         rows[:, _C["dns_query_count"]] = total(dns)
         rows[:, _C["tcp_new_flows"]] = total(syn & ((flags & 0x10) == 0))
+        # Distinct destinations: count each value's first packet in its bucket.
+        new = np.empty(len(packets), dtype=np.uint8)
+        self._ips.first_in_bucket(packets["dst_ip"], idx, ip.view(np.uint8), new)
+        rows[:, _C["unique_dst_ips"]] = total(new)
+        ports = (dec & DEC_PORTS) != 0
+        self._ports.first_in_bucket(packets["dst_port"], idx, ports.view(np.uint8), new)
+        rows[:, _C["unique_dst_ports"]] = total(new)
         return rows
 
     # -- output --------------------------------------------------------------------------
@@ -249,19 +238,3 @@ class Bucketer:
             block[:, _C["bucket_ms"]] = self.bucket_ms
             self.rows += hi - lo
             yield block.view(ROW_DTYPE).reshape(hi - lo)
-
-
-def _distinct_per_run(runs: np.ndarray, values: np.ndarray, nruns: int,
-                      carry: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct ``values`` per run, and the distinct values of the last run.
-
-    ``carry`` holds distinct values already seen in run 0 (the open bucket continued).
-    """
-    if carry is not None and len(carry):
-        runs = np.concatenate((np.zeros(len(carry), dtype=runs.dtype), runs))
-        values = np.concatenate((carry, values))
-    keys = np.unique((runs.astype(np.uint64) << np.uint64(32)) | values.astype(np.uint64))
-    key_runs = (keys >> np.uint64(32)).astype(np.intp)
-    counts = np.bincount(key_runs, minlength=nruns)
-    last = (keys[key_runs == nruns - 1] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    return counts, last

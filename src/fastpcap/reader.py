@@ -26,9 +26,9 @@ from . import _backend
 from .errors import CaptureError
 
 #: Packets per chunk yielded by :func:`iter_packets` (the walk also stops at a block's end).
-DEFAULT_CHUNK_PACKETS = 1 << 16
+DEFAULT_CHUNK_PACKETS = 1 << 14
 #: Bytes read from the file at a time.
-DEFAULT_BLOCK_SIZE = 8 << 20
+DEFAULT_BLOCK_SIZE = 4 << 20
 
 GLOBAL_HEADER_SIZE = 24
 RECORD_HEADER_SIZE = 16
