@@ -20,3 +20,17 @@ def backend(request: pytest.FixtureRequest) -> str:
     previous = _backend.use(name)
     yield name
     _backend.use(previous)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``once`` do not use fastpcap's backends: run them under one only."""
+    if "cython" not in _backend.IMPLEMENTATIONS:
+        return
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        twin = params is not None and params.params.get("backend") == "python"
+        (drop if twin and item.get_closest_marker("once") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -7,7 +7,7 @@ over one block of bytes with the GIL released; the caller (``fastpcap.reader``) 
 block, carries partial records across blocks and turns status codes into exceptions.
 """
 
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MIN, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 import numpy as np
 
@@ -180,7 +180,7 @@ cdef class DistinctCounter:
     """
 
     cdef uint32_t* _keys
-    cdef int64_t* _stamps  # bucket a key was last seen in; -1: empty slot
+    cdef int64_t* _stamps  # bucket a key was last seen in; INT64_MIN: empty slot
     cdef Py_ssize_t _mask  # capacity - 1 (capacity is a power of two)
     cdef Py_ssize_t _used
     cdef int64_t _newest  # newest bucket seen so far
@@ -189,7 +189,7 @@ cdef class DistinctCounter:
         self._keys = NULL
         self._stamps = NULL
         self._used = 0
-        self._newest = -1
+        self._newest = INT64_MIN  # bucket indexes may be negative (a byte range's stragglers)
         self._alloc(1 << 12)
 
     def __dealloc__(self):
@@ -205,7 +205,7 @@ cdef class DistinctCounter:
             free(stamps)
             raise MemoryError()
         for i in range(capacity):
-            stamps[i] = -1
+            stamps[i] = INT64_MIN
         free(self._keys)
         free(self._stamps)
         self._keys = keys
@@ -217,7 +217,7 @@ cdef class DistinctCounter:
     cdef inline Py_ssize_t _slot(self, uint32_t key) noexcept nogil:
         # Fibonacci hashing, then linear probing.
         cdef Py_ssize_t i = <Py_ssize_t>((<uint64_t>key * <uint64_t>11400714819323198485ULL) >> 40) & self._mask
-        while self._stamps[i] != -1 and self._keys[i] != key:
+        while self._stamps[i] != INT64_MIN and self._keys[i] != key:
             i = (i + 1) & self._mask
         return i
 
@@ -280,7 +280,7 @@ cdef class DistinctCounter:
             if self._stamps[slot] == bucket:
                 continue
             out[i] = 1
-            if self._stamps[slot] == -1:
+            if self._stamps[slot] == INT64_MIN:
                 self._used += 1
             self._keys[slot] = key
             self._stamps[slot] = bucket

@@ -197,6 +197,17 @@ def test_distinct_counter_many_values_and_eviction() -> None:
 
 @BOTH
 @pytest.mark.parametrize("impl", ["cython", "python"])
+def test_distinct_counter_takes_negative_buckets(impl: str) -> None:
+    # A byte range's first packets can precede the capture's first one: negative buckets.
+    kernel = _backend.IMPLEMENTATIONS[impl].DistinctCounter()
+    out = np.empty(4, dtype=np.uint8)
+    kernel.first_in_bucket(np.array([7, 7, 7, 8], dtype=np.uint32), np.array([-5, -5, -1, -1]),
+                           np.ones(4, dtype=np.uint8), out)
+    assert list(out) == [1, 0, 1, 1]
+
+
+@BOTH
+@pytest.mark.parametrize("impl", ["cython", "python"])
 def test_distinct_counter_rejects_decreasing_buckets(impl: str) -> None:
     kernel = _backend.IMPLEMENTATIONS[impl].DistinctCounter()
     one = np.ones(2, dtype=np.uint8)

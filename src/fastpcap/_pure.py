@@ -138,7 +138,7 @@ class DistinctCounter:
     of the newest bucket are kept, so the open bucket carries from one chunk to the next."""
 
     def __init__(self) -> None:
-        self._newest = -1
+        self._newest = np.iinfo(np.int64).min  # bucket indexes may be negative
         self._seen = np.zeros(0, dtype=np.uint64)  # sorted values seen in bucket _newest
 
     def first_in_bucket(self, values: np.ndarray, buckets: np.ndarray, valid: np.ndarray,

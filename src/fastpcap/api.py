@@ -14,6 +14,7 @@ from ._output import open_output
 from .buckets import ROW_DTYPE, Bucketer
 from .errors import GapWarning, LinkTypeWarning
 from .jsonl import write_rows
+from .parallel import bucketize_parallel, splits_worthwhile, usable_jobs
 from .reader import PcapReader, concatenate, is_stream, linktype_name
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -29,32 +30,46 @@ def iter_rows(
     bridge_ip: str = "10.200.0.1",
     t_mono_origin_ns: int = 0,
     max_gap_s: int | float | str | None = 3600,
+    jobs: int | None = 1,
     progress: Callable[[int], object] | None = None,
 ) -> Iterator[np.ndarray]:
     """Bucketize ``source`` into rows (``ROW_DTYPE``), streamed as arrays of rows.
 
     ``source`` is a capture path or an open binary stream of one (read in chunks, so memory
-    stays bounded), an array of packets, or an iterable of arrays of packets in capture order.  Arguments and the capture
-    header are checked now; a corrupt record raises :class:`~fastpcap.CaptureError` when the
-    iteration reaches it.  At the end, one :class:`~fastpcap.GapWarning` if the gap cap cut
-    anything and one :class:`~fastpcap.LinkTypeWarning` if frames were counted by size only.
-    ``progress``, if given, is called with the number of bytes read each time it reads.
+    stays bounded), an array of packets, or an iterable of arrays of packets in capture order.
+    ``jobs`` processes share a large capture file (``None``: one per CPU); the rows are the
+    same as with one.  Arguments and the capture header are checked now; a corrupt record
+    raises :class:`~fastpcap.CaptureError` when the iteration reaches it.  At the end, one
+    :class:`~fastpcap.GapWarning` if the gap cap cut anything and one
+    :class:`~fastpcap.LinkTypeWarning` if frames were counted by size only.  ``progress``, if
+    given, is called with the number of bytes read each time it reads.
     """
-    bucketer = Bucketer(bucket_ms=bucket_ms, bridge_ip=bridge_ip,
-                        t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s)
+    kw = dict(bucket_ms=bucket_ms, bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns,
+              max_gap_s=max_gap_s)
+    Bucketer(**kw)  # check the arguments before opening anything
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
         reader = PcapReader(source, progress=progress)
-        return _rows(reader, bucketer, reader.path, reader)
-    if isinstance(source, np.ndarray):
-        source = (source,)
-    return _rows(source, bucketer, None, None)
+        if splits_worthwhile(reader, usable_jobs(jobs)):
+            bucketer = Bucketer(**kw, track_sets=True)
+            blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
+        else:
+            bucketer = Bucketer(**kw)
+            blocks = _feed(reader, bucketer)
+        return _rows(blocks, bucketer, reader.path, reader)
+    bucketer = Bucketer(**kw)
+    chunks = (source,) if isinstance(source, np.ndarray) else source
+    return _rows(_feed(chunks, bucketer), bucketer, None, None)
 
 
-def _rows(chunks: Iterable[np.ndarray], bucketer: Bucketer, path: str | None,
+def _feed(chunks: Iterable[np.ndarray], bucketer: Bucketer) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        yield from bucketer.feed(chunk)
+
+
+def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
           reader: PcapReader | None) -> Iterator[np.ndarray]:
     try:
-        for chunk in chunks:
-            yield from bucketer.feed(chunk)
+        yield from blocks
         yield from bucketer.finish()
     finally:
         if reader is not None:
@@ -86,9 +101,10 @@ def bucket_rows(
     bridge_ip: str = "10.200.0.1",
     t_mono_origin_ns: int = 0,
     max_gap_s: int | float | str | None = 3600,
+    jobs: int | None = 1,
 ) -> np.ndarray:
     """All rows of ``source`` in one array of ``ROW_DTYPE`` (see :func:`iter_rows`)."""
-    blocks = list(iter_rows(source, bucket_ms=bucket_ms, bridge_ip=bridge_ip,
+    blocks = list(iter_rows(source, bucket_ms=bucket_ms, bridge_ip=bridge_ip, jobs=jobs,
                             t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s))
     return concatenate(blocks, ROW_DTYPE)
 
@@ -102,15 +118,16 @@ def write_jsonl(
     bridge_ip: str = "10.200.0.1",
     t_mono_origin_ns: int = 0,
     max_gap_s: int | float | str | None = 3600,
+    jobs: int | None = 1,
     progress: Callable[[int], object] | None = None,
 ) -> int:
     """Bucketize ``source`` and write its rows as JSONL; returns the number of rows written.
 
-    ``output`` ``None`` or ``"-"`` is stdout.  Without ``append`` the file is replaced
+    ``output`` ``None`` or ``"-"`` is stdout; ``jobs`` as in :func:`iter_rows`.  Without ``append`` the file is replaced
     atomically at the end of a successful run; with it, rows are appended and a failed run
     truncates the file back.  Either way a failed run leaves the previous contents intact.
     """
-    rows = iter_rows(source, bucket_ms=bucket_ms, bridge_ip=bridge_ip,
+    rows = iter_rows(source, bucket_ms=bucket_ms, bridge_ip=bridge_ip, jobs=jobs,
                      t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s, progress=progress)
     try:
         with open_output(output, append=append) as out:

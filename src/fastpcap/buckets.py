@@ -80,6 +80,13 @@ def check_bucket_ms(bucket_ms: int) -> int:
     return int(bucket_ms)
 
 
+_EMPTY = np.zeros(0, dtype=np.uint32)
+
+
+def _union(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.union1d(a[0], b[0]).astype(np.uint32), np.union1d(a[1], b[1]).astype(np.uint32)
+
+
 @dataclass
 class GapStats:
     """What the gap cap removed in one run."""
@@ -98,16 +105,24 @@ class Bucketer:
     """
 
     def __init__(self, *, bucket_ms: int = 100, bridge_ip: str = "10.200.0.1",
-                 t_mono_origin_ns: int = 0, max_gap_s: int | float | str | None = 3600) -> None:
+                 t_mono_origin_ns: int = 0, max_gap_s: int | float | str | None = 3600,
+                 first_t_ns: int | None = None, track_sets: bool = False) -> None:
+        """``first_t_ns``: the capture's first timestamp, when the packets fed are not the
+        capture's first (a byte range of it); it fixes the buckets' origin.  ``track_sets``:
+        also keep the distinct values of the first and the open bucket, for :meth:`splice`."""
         self.bucket_ms = check_bucket_ms(bucket_ms)
         self.bucket_ns = self.bucket_ms * 1_000_000
+        self.bridge_ip = bridge_ip
         self.bridge = parse_ipv4(bridge_ip)
         self.t_mono_origin_ns = int(t_mono_origin_ns)
+        self.max_gap_s = max_gap_s
         self.max_gap_ns = gap_cap_ns(max_gap_s)
         self.gaps = GapStats()
         self.packets = 0  # packets fed so far
         self.rows = 0  # rows yielded so far
-        self._origin: int | None = None  # start of bucket 0, ns since the epoch
+        self._origin: int | None = None  # start of bucket 0: the first packet's time, floored
+        if first_t_ns is not None:
+            self.set_origin(first_t_ns)
         self._runmax = 0  # running maximum of t_ns
         self._last: int | None = None  # index of the last bucket written
         # The open bucket: its index, its counters (a row without times), its first packet.
@@ -117,6 +132,15 @@ class Bucketer:
         # Distinct destinations per bucket; they remember the open bucket's values.
         self._ips = _backend.impl.DistinctCounter()
         self._ports = _backend.impl.DistinctCounter()
+        self._track = track_sets
+        self._open_sets = (_EMPTY, _EMPTY)  # the open bucket's distinct ips and ports
+        self.first_sets: tuple[np.ndarray, np.ndarray] | None = None  # the first bucket's
+
+    def set_origin(self, first_t_ns: int) -> None:
+        """Fix the buckets' origin from the capture's first timestamp (before any packet)."""
+        if self.packets:
+            raise ValueError("the origin is fixed by the first packet fed")
+        self._origin = first_t_ns - first_t_ns % self.bucket_ns
 
     # -- input ---------------------------------------------------------------------------
     def feed(self, packets: np.ndarray) -> Iterator[np.ndarray]:
@@ -125,9 +149,10 @@ class Bucketer:
         if n == 0:
             return
         t = packets["t_ns"].astype(np.int64, copy=False)
-        if self._origin is None:
+        if self.packets == 0:
             first = int(t[0])
-            self._origin = first - first % self.bucket_ns
+            if self._origin is None:
+                self._origin = first - first % self.bucket_ns
             self._runmax = first
         tmax = np.maximum.accumulate(t)
         np.maximum(tmax, self._runmax, out=tmax)
@@ -138,14 +163,16 @@ class Bucketer:
         buckets = idx[starts]
         rows = self._reduce(packets, idx, starts)
 
+        merged = self._open is not None and buckets[0] == self._open
+        if self._track:
+            self._track_sets(packets, starts, merged)
         first_no = self.packets + starts + 1
         first_off = packets["offset"][starts]
-        if self._open is not None and buckets[0] == self._open:
+        if merged:
             rows[0] += self._open_row
             first_no[0], first_off[0] = self._open_first
         elif self._open is not None:
-            yield from self._write(np.array([self._open]), self._open_row[None, :],
-                                   np.array([self._open_first[0]]), np.array([self._open_first[1]]))
+            yield from self._close_open()
         # Every run but the last is closed; the last becomes the open bucket.
         if len(starts) > 1:
             yield from self._write(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
@@ -157,9 +184,97 @@ class Bucketer:
     def finish(self) -> Iterator[np.ndarray]:
         """Write the open bucket, if any."""
         if self._open is not None:
-            yield from self._write(np.array([self._open]), self._open_row[None, :],
-                                   np.array([self._open_first[0]]), np.array([self._open_first[1]]))
+            if self.first_sets is None:
+                self.first_sets = self._open_sets
+            yield from self._close_open()
             self._open = None
+
+    def _close_open(self) -> Iterator[np.ndarray]:
+        yield from self._write(np.array([self._open]), self._open_row[None, :],
+                               np.array([self._open_first[0]]), np.array([self._open_first[1]]))
+
+    def _track_sets(self, packets: np.ndarray, starts: np.ndarray, merged: bool) -> None:
+        """Keep the distinct values of the first bucket and of the open one."""
+        dec = packets["decoded"]
+
+        def values(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            d = dec[lo:hi]
+            ips = packets["dst_ip"][lo:hi][(d & DEC_IPV4) != 0]
+            ports = packets["dst_port"][lo:hi][(d & DEC_PORTS) != 0]
+            return np.unique(ips), np.unique(ports.astype(np.uint32))
+
+        n = len(packets)
+        if self.first_sets is None and (len(starts) > 1 or (self._open is not None and not merged)):
+            if self._open is not None and not merged:
+                self.first_sets = self._open_sets  # the first bucket was the open one
+            else:
+                run0 = values(0, int(starts[1]) if len(starts) > 1 else n)
+                self.first_sets = _union(self._open_sets, run0) if merged else run0
+        last = values(int(starts[-1]), n)
+        self._open_sets = _union(self._open_sets, last) if merged and len(starts) == 1 else last
+
+    # -- splicing the results of byte ranges processed elsewhere --------------------------
+    def can_splice(self, buckets: np.ndarray) -> bool:
+        """Whether a segment whose (non-empty) buckets are ``buckets`` can be spliced on.
+
+        Its packets that arrived while this bucketer's open bucket was the newest belong in
+        that bucket: at most one of its buckets may be at or before the open one (more would
+        need distinct sets the segment does not carry).
+        """
+        return self._open is None or len(buckets) == 0 or int((buckets <= self._open).sum()) <= 1
+
+    def splice(self, packets: int, max_t_ns: int, buckets: np.ndarray, rows: np.ndarray,
+               first_no: np.ndarray, first_off: np.ndarray,
+               first_sets: tuple[np.ndarray, np.ndarray],
+               last_sets: tuple[np.ndarray, np.ndarray]) -> Iterator[np.ndarray]:
+        """Continue with a segment bucketized on its own (same origin, fresh running max).
+
+        ``buckets``/``rows`` are its non-empty buckets (``first_no`` numbered within the
+        segment), ``first_sets``/``last_sets`` the distinct ips and ports of its first and
+        last bucket.  Yields the rows this closes, like :meth:`feed`.
+        """
+        if not len(buckets):
+            return
+        if not self.can_splice(buckets):
+            raise ValueError("segment cannot be spliced: feed its packets instead")
+        rows = rows.copy()
+        first_no = first_no + self.packets
+        ips_col, ports_col = _C["unique_dst_ips"], _C["unique_dst_ports"]
+        if self._open is not None and buckets[0] <= self._open:
+            # The segment's first bucket continues (or arrived late into) the open bucket.
+            merged_sets = _union(self._open_sets, first_sets)
+            merged_row = self._open_row + rows[0]
+            merged_row[ips_col], merged_row[ports_col] = (len(v) for v in merged_sets)
+            if len(buckets) == 1:
+                self._open_row = merged_row
+                self._open_sets = merged_sets
+                last_sets = merged_sets
+            else:
+                self._open_row = merged_row
+                yield from self._close_open()
+                self._set_open(buckets, rows, first_no, first_off, last_sets)
+                if len(buckets) > 2:
+                    yield from self._write(buckets[1:-1], rows[1:-1], first_no[1:-1], first_off[1:-1])
+        else:
+            if self._open is not None:
+                yield from self._close_open()
+            if len(buckets) > 1:
+                yield from self._write(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
+            self._set_open(buckets, rows, first_no, first_off, last_sets)
+        self.packets += packets
+        self._runmax = max(self._runmax, max_t_ns)
+        # Teach the distinct counters the open bucket's values, so feeding can follow.
+        for counter, values in zip((self._ips, self._ports), last_sets):
+            marks = np.empty(len(values), dtype=np.uint8)
+            counter.first_in_bucket(values.astype(np.uint32), np.full(len(values), self._open, dtype=np.int64),
+                                    np.ones(len(values), dtype=np.uint8), marks)
+
+    def _set_open(self, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
+                  first_off: np.ndarray, sets: tuple[np.ndarray, np.ndarray]) -> None:
+        self._open = int(buckets[-1])
+        self._open_row = rows[-1].copy()
+        self._open_first = (int(first_no[-1]), int(first_off[-1]))
+        self._open_sets = sets
 
     def _reduce(self, packets: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Per-run counters (spec section 3), as rows of ``_NFIELDS`` int64 without times."""

@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bucketize.add_argument(
         "--jobs", type=_positive_int, default=None, metavar="N",
-        help="worker processes (default: the number of CPUs; 1 means one process)",
+        help="processes that share a large capture, each bucketizing a byte range of it "
+             "(default: the number of CPUs; 1 means one process). The rows are the same "
+             "whatever N; captures under 64 MiB, and stdin, use one process",
     )
     bucketize.add_argument(
         "-q", "--quiet", action="store_true",
@@ -142,6 +144,7 @@ def _progress_bar(path: str, quiet: bool, stack: ExitStack) -> Callable[[int], o
         return None
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: worker processes are forked later
     try:
         size = os.get_terminal_size(sys.stderr.fileno())
     except OSError:
@@ -161,7 +164,7 @@ def _bucketize(args: argparse.Namespace) -> int:
         write_jsonl(
             source, args.output, append=args.append, bucket_ms=args.bucket_ms,
             bridge_ip=args.bridge_ip, t_mono_origin_ns=args.t_mono_origin_ns,
-            max_gap_s=args.max_gap, progress=progress,
+            max_gap_s=args.max_gap, jobs=args.jobs, progress=progress,
         )
     return 0
 

@@ -145,6 +145,11 @@ class PcapReader:
         #: Bytes after ``end_offset`` that do not make a complete record (a partial tail), or
         #: a complete global header when the file is shorter than one.
         self.tail_bytes = 0
+        self._position = 0  # file offset the next read starts from
+        #: With ``jobs`` > 1: how many byte ranges the capture was cut into, how many were
+        #: spliced from worker processes, how many were walked again here, and how many of
+        #: those because a worker crashed (``None``: one process).
+        self.split_stats: dict[str, int] | None = None
         if is_stream(source):
             # An open binary stream (stdin, a pipe, a decompressor): read, never closed here.
             self.path = str(getattr(source, "name", "<stream>"))
@@ -177,6 +182,7 @@ class PcapReader:
             parts.append(part)
             size -= len(part)
         data = b"".join(parts)
+        self._position += len(data)
         if self._progress is not None and data:
             self._progress(len(data))
         return data
@@ -193,6 +199,7 @@ class PcapReader:
             if not n:
                 break
             got += n
+        self._position += got
         if self._progress is not None and got:
             self._progress(got)
         return got
@@ -217,14 +224,36 @@ class PcapReader:
         return self.header.linktype
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if self.header is None:
+            self.close()
+            return iter(())
+        return self.walk(GLOBAL_HEADER_SIZE)
+
+    def walk(self, start: int, stop: int | None = None, end: int | None = None,
+             *, close: bool = True) -> Iterator[np.ndarray]:
+        """Yield chunks of packets from the record at file offset ``start``.
+
+        The walk stops before the first record that starts at or after ``stop`` (then
+        ``end_offset`` is that record's offset), or where the file (or its first ``end``
+        bytes) ends: ``end_offset`` is then where the partial tail starts, and
+        ``tail_bytes`` its length.  ``packets`` counts on from its current value, so record
+        numbers in errors are the file's.  Closes the file at the end unless ``close`` is
+        false.  ``start`` must be a record boundary.
+        """
         header = self.header
         if header is None or self._file is None:
-            return
+            raise ValueError("the capture has no header to walk from")
+        if start != self._position:
+            try:
+                self._file.seek(start)
+            except (OSError, AttributeError) as exc:
+                raise ValueError(f"cannot seek {self.path} to {start}: {exc}") from None
+            self._position = start
         impl = _backend.impl
         limit = max_caplen(header.linktype)
         buf = bytearray(self.block_size)
-        base = GLOBAL_HEADER_SIZE  # file offset of buf[0]
-        filled = self._fill(memoryview(buf), base)
+        base = start  # file offset of buf[0]
+        filled = self._fill(memoryview(buf)[: self._room(len(buf), base, end)], base)
         eof = filled < len(buf)
         pos = 0
         try:
@@ -232,6 +261,12 @@ class PcapReader:
                 out = np.zeros(self.chunk_packets, dtype=impl.PACKET_DTYPE)
                 pos, n, status = impl.walk(buf, pos, filled, out, base, header.swapped,
                                            header.nsec, header.linktype, limit)
+                if stop is not None and base + pos >= stop and n:
+                    keep = int(np.searchsorted(out["offset"][:n], stop))
+                    if keep < n:  # stop inside this chunk: end at the first record past it
+                        pos = int(out["offset"][keep]) - base
+                        n = keep
+                        status = impl.WALK_OK
                 if n:
                     self.packets += n
                     yield out[:n]
@@ -243,6 +278,10 @@ class PcapReader:
                         f"{limit} libpcap allows for link type {linktype_name(header.linktype)}; "
                         "the file is corrupt",
                     )
+                if stop is not None and base + pos >= stop:
+                    self.end_offset = base + pos
+                    self.tail_bytes = 0
+                    return
                 if n == self.chunk_packets:
                     continue
                 # The walk stopped at a record that is not complete in this block.
@@ -262,11 +301,18 @@ class PcapReader:
                     buf[:left] = buf[pos:filled]
                 base += pos
                 pos = 0
-                got = self._fill(memoryview(buf)[left:], base + left)
+                room = self._room(len(buf) - left, base + left, end)
+                got = self._fill(memoryview(buf)[left:left + room], base + left)
                 filled = left + got
-                eof = filled < len(buf)
+                eof = got < room or room < len(buf) - left
         finally:
-            self.close()
+            if close:
+                self.close()
+
+    @staticmethod
+    def _room(size: int, offset: int, end: int | None) -> int:
+        """How much of a buffer of ``size`` bytes at file ``offset`` may be filled."""
+        return size if end is None else max(0, min(size, end - offset))
 
 
 def iter_packets(

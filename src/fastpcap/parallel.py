@@ -1,0 +1,274 @@
+"""Many cores, one file: byte ranges of a capture bucketized in parallel, spliced exactly.
+
+The file is cut into ``jobs`` byte ranges.  Each worker process finds the first record
+boundary at or after its range's start (a scan for a chain of plausible record headers),
+walks records until the first one that starts at or after the next range's start, and
+bucketizes them on its own: same origin as the whole capture, its own running maximum.
+
+The main process then splices the ranges in order onto one :class:`Bucketer`: counters of a
+bucket that straddles two ranges add, its distinct sets are united, and packets that arrived
+while an earlier range's last bucket was the newest are counted in it (the running-maximum
+rule).  Every guess is checked: a range is spliced only if it starts exactly where the
+previous one ended, its walk raised nothing, and at most one of its buckets falls into the
+previous range's open bucket.  Otherwise the main process walks that range itself, from the
+boundary it knows, with the same bucketer.  So the rows are byte-identical to one process's,
+whatever the file holds; a bad guess costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _backend
+from .buckets import Bucketer
+from .errors import CaptureError
+from .reader import GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, PcapHeader, PcapReader, max_caplen
+
+#: Ranges smaller than this are not worth a process of their own.
+MIN_RANGE_BYTES = 32 << 20
+#: Consecutive plausible record headers that make a boundary guess.
+SYNC_CHAIN = 16
+#: How far past a range's start to look for a record boundary before giving up.
+SYNC_SCAN_BYTES = 16 << 20
+_SCAN_WINDOW = 1 << 16
+_DAY = 86_400
+
+
+def plan(size: int, jobs: int) -> list[int]:
+    """Nominal range starts for a file of ``size`` bytes, plus ``size`` at the end."""
+    jobs = max(1, min(jobs, (size - GLOBAL_HEADER_SIZE) // MIN_RANGE_BYTES))
+    body = size - GLOBAL_HEADER_SIZE
+    return [GLOBAL_HEADER_SIZE + body * k // jobs for k in range(jobs)] + [size]
+
+
+def usable_jobs(jobs: int | None) -> int:
+    """``jobs`` or, for ``None``, the CPUs this process may run on."""
+    if jobs is not None:
+        return max(1, jobs)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Segment:
+    """What a worker found in its byte range."""
+
+    start: int | None  # the record boundary it started from (None: found none)
+    end: int = 0  # first record boundary at or after the next range's start (or the tail)
+    tail_bytes: int = 0
+    packets: int = 0
+    max_t_ns: int = 0
+    buckets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rows: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    first_no: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    first_off: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    first_sets: tuple = ()
+    last_sets: tuple = ()
+    failed: bool = False  # its walk raised (the main process walks it again for the error)
+    crashed: str | None = None  # an unexpected exception in the worker (a bug: reported)
+
+
+class _CollectingBucketer(Bucketer):
+    """A bucketer that keeps its non-empty buckets instead of writing rows."""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.collected: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def _write(self, buckets, rows, first_no, first_off):  # type: ignore[override]
+        self.collected.append((buckets.copy(), rows.copy(), first_no.copy(), first_off.copy()))
+        return iter(())
+
+
+def find_record_start(reader: PcapReader, offset: int, stop: int, end: int, first_sec: int) -> int | None:
+    """The first offset in ``[offset, stop)`` that starts a chain of plausible records."""
+    header = reader.header
+    assert header is not None and reader._file is not None
+    order = "<" if header.byteorder == "little" else ">"
+    unpack = struct.Struct(order + "IIII").unpack_from
+    frac_limit = 1_000_000_000 if header.nsec else 1_000_000
+    limit = max_caplen(header.linktype)
+    u32 = np.dtype(order + "u4")
+
+    def plausible(sec: int, frac: int, incl: int, orig: int, prev_sec: int) -> bool:
+        return (frac < frac_limit and incl <= limit and incl <= orig < (1 << 24)
+                and (incl or sec) != 0 and abs(sec - prev_sec) <= _DAY)
+
+    f = reader._file
+    pos = offset
+    scanned = 0
+    while pos < min(stop, end) and scanned < SYNC_SCAN_BYTES:
+        f.seek(pos)
+        window = f.read(min(end - pos, _SCAN_WINDOW + SYNC_CHAIN * (limit + RECORD_HEADER_SIZE)))
+        span = min(len(window) - RECORD_HEADER_SIZE + 1, _SCAN_WINDOW, stop - pos)
+        if span <= 0:
+            break
+        # Prefilter every offset at once: a fraction in range and incl_len <= orig_len <= 16 MiB.
+        raw = np.frombuffer(window, dtype=np.uint8)
+        fields = [np.ndarray(span, dtype=u32, buffer=raw, offset=k, strides=1) for k in (4, 8, 12)]
+        frac, incl, orig = (np.array(a) for a in fields)
+        candidates = np.flatnonzero((frac < frac_limit) & (incl <= limit) & (incl <= orig) & (orig < (1 << 24)))
+        for c in candidates.tolist():
+            q, prev, ok = c, first_sec, 0
+            while ok < SYNC_CHAIN and q + RECORD_HEADER_SIZE <= len(window):
+                sec, frac_q, incl_q, orig_q = unpack(window, q)
+                if not plausible(sec, frac_q, incl_q, orig_q, prev if ok else sec):
+                    break
+                if ok == 0 and sec + _DAY < first_sec:
+                    break
+                prev, ok, q = sec, ok + 1, q + RECORD_HEADER_SIZE + incl_q
+            else:
+                # A full chain, or one that runs to the end of what was read.
+                if ok and (ok == SYNC_CHAIN or pos + q >= end or q + RECORD_HEADER_SIZE > len(window)):
+                    return pos + c
+        pos += span
+        scanned += span
+    return None
+
+
+def _worker(conn, *args: object) -> None:
+    """Process entry point: bucketize one range and send the Segment back."""
+    # Ctrl-C and SIGTERM are the main process's to handle; it stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        segment = _segment(*args)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - the main process walks the range itself instead
+        segment = Segment(start=None, failed=True, crashed=f"{type(exc).__name__}: {exc}")
+    conn.send(segment)
+    conn.close()
+
+
+def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, stop: int,
+             end: int, bucket_kw: dict) -> Segment:
+    _backend.use(backend)
+    with PcapReader(path) as reader:
+        if first:
+            begin: int | None = start
+        else:
+            begin = find_record_start(reader, start, stop, end, first_t_ns // 1_000_000_000)
+        if begin is None:
+            return Segment(start=None)
+        bucketer = _CollectingBucketer(first_t_ns=first_t_ns, track_sets=True, **bucket_kw)
+        try:
+            for chunk in reader.walk(begin, stop=stop, end=end):
+                for _ in bucketer.feed(chunk):
+                    pass
+            last_sets = bucketer._open_sets
+            for _ in bucketer.finish():
+                pass
+        except CaptureError:
+            return Segment(start=begin, failed=True)
+    parts = bucketer.collected
+    if not parts:
+        return Segment(start=begin, end=reader.end_offset, tail_bytes=reader.tail_bytes)
+    return Segment(
+        start=begin, end=reader.end_offset, tail_bytes=reader.tail_bytes,
+        packets=bucketer.packets, max_t_ns=bucketer._runmax,
+        buckets=np.concatenate([p[0] for p in parts]), rows=np.concatenate([p[1] for p in parts]),
+        first_no=np.concatenate([p[2] for p in parts]), first_off=np.concatenate([p[3] for p in parts]),
+        first_sets=bucketer.first_sets or last_sets, last_sets=last_sets,
+    )
+
+
+def _first_timestamp(reader: PcapReader, header: PcapHeader) -> int | None:
+    """The first record's timestamp, if the file holds a complete first record header."""
+    assert reader._file is not None
+    reader._file.seek(GLOBAL_HEADER_SIZE)
+    head = reader._file.read(RECORD_HEADER_SIZE)
+    reader._position = GLOBAL_HEADER_SIZE + len(head)
+    if len(head) < RECORD_HEADER_SIZE:
+        return None
+    sec, frac = struct.unpack(("<" if header.byteorder == "little" else ">") + "II", head[:8])
+    return sec * 1_000_000_000 + frac * (1 if header.nsec else 1000)
+
+
+def splits_worthwhile(reader: PcapReader, jobs: int) -> bool:
+    """Whether the capture behind ``reader`` is a seekable file large enough to split."""
+    if jobs < 2 or reader.header is None or not reader._owned:
+        return False
+    try:
+        size = os.path.getsize(reader.path)
+    except OSError:
+        return False
+    return len(plan(size, jobs)) > 2
+
+
+def bucketize_parallel(reader: PcapReader, bucketer: Bucketer, jobs: int,
+                       progress: Callable[[int], object] | None = None) -> Iterator[np.ndarray]:
+    """Rows of the capture behind ``reader`` (freshly opened), bucketized by ``jobs``
+    processes; ``bucketer`` must track sets (``track_sets=True``).  Falls back to walking a
+    range in this process wherever a worker's guess does not check out."""
+    header = reader.header
+    assert header is not None
+    size = os.path.getsize(reader.path)
+    first_t_ns = _first_timestamp(reader, header)
+    if first_t_ns is None:
+        yield from _walk_here(reader, bucketer, GLOBAL_HEADER_SIZE, None, size)
+        return
+    bucketer.set_origin(first_t_ns)
+    starts = plan(size, jobs)
+    stats = reader.split_stats = {"ranges": len(starts) - 1, "spliced": 0, "walked_here": 0,
+                                  "crashed": 0}
+    bucket_kw = dict(bucket_ms=bucketer.bucket_ms, bridge_ip=bucketer.bridge_ip,
+                     t_mono_origin_ns=bucketer.t_mono_origin_ns, max_gap_s=bucketer.max_gap_s)
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # Plain processes and pipes, one per range: nothing to deadlock on when stopping early.
+    workers = []
+    try:
+        for k in range(len(starts) - 1):
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_worker, daemon=True, args=(
+                send, reader.path, _backend.name(), k == 0, first_t_ns, starts[k], starts[k + 1],
+                size, bucket_kw))
+            process.start()
+            send.close()
+            workers.append((process, receive))
+        boundary = GLOBAL_HEADER_SIZE
+        for k, (process, receive) in enumerate(workers):
+            stop = None if k == len(workers) - 1 else starts[k + 1]
+            try:
+                segment: Segment = receive.recv()
+            except EOFError:  # the worker died: do its range here
+                segment = Segment(start=None, failed=True, crashed="the worker process died")
+            stats["crashed"] += segment.crashed is not None
+            receive.close()
+            process.join()
+            if (segment.start == boundary and not segment.failed
+                    and bucketer.can_splice(segment.buckets)):
+                yield from bucketer.splice(segment.packets, segment.max_t_ns, segment.buckets,
+                                           segment.rows, segment.first_no, segment.first_off,
+                                           segment.first_sets, segment.last_sets)
+                reader.packets += segment.packets
+                reader.end_offset, reader.tail_bytes = segment.end, segment.tail_bytes
+                stats["spliced"] += 1
+                if progress is not None:
+                    progress(segment.end + segment.tail_bytes - boundary)
+                boundary = segment.end
+            else:
+                yield from _walk_here(reader, bucketer, boundary, stop, size)
+                boundary = reader.end_offset
+                stats["walked_here"] += 1
+    finally:
+        for process, receive in workers:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+            receive.close()
+        reader.close()
+
+
+def _walk_here(reader: PcapReader, bucketer: Bucketer, start: int, stop: int | None,
+               end: int) -> Iterator[np.ndarray]:
+    reader.packets = bucketer.packets
+    for chunk in reader.walk(start, stop=stop, end=end, close=False):
+        yield from bucketer.feed(chunk)
