@@ -19,9 +19,10 @@ included), one untimed warm-up run each and ``--repeat`` timed runs:
 
 Each run goes through a bare timer process that forks, execs the command and reaps it with
 ``os.wait4``: wall time around fork and wait4; peak RSS is the ``ru_maxrss`` wait4 reports
-for that child (for ``--jobs 2``: the largest single process of its tree, not their sum).  It checks that all fastpcap variants write identical bytes (and the
-same as the reference, and as ``--max-gap none``), and that the probe's totals equal the sums
-of fastpcap's rows, and says so.  MB is 10^6 bytes throughout.
+for that child (for ``--jobs 2``: the largest single process of its tree, not their sum).
+It checks that all fastpcap variants write identical bytes (and the same as the reference,
+and as ``--max-gap none``), and that the probe's totals equal the sums of fastpcap's rows,
+and says so.  MB is 10^6 bytes throughout.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ benchmark records ``packets`` and ``file_bytes`` in ``extra_info``: packets/s is
   process) on a capture a tenth the size (it runs at about 0.15 M packets/s), once.
 
 The probe and the reference do not use fastpcap's backends, so they are marked ``once``:
-they run under the compiled backend only.  Beside the benchmarks, plain tests check that the baselines are right: the probe's
-totals equal the sums of fastpcap's row fields, and the reference-equivalent's output equals
-``fastpcap bucketize --max-gap none`` byte for byte.
+they run under the compiled backend only.  Beside the benchmarks, plain tests check that the
+baselines are right: the probe's totals equal the sums of fastpcap's row fields, and the
+reference-equivalent's output equals ``fastpcap bucketize --max-gap none`` byte for byte.
 
 The C probe is built with ``cc -O2``; without a C compiler its tests are skipped, unless
 ``FASTPCAP_BENCH_REQUIRE_CC=1`` makes that a failure.

@@ -11,6 +11,7 @@ import pytest
 
 import fastpcap
 from fastpcap.reader import concatenate
+
 from oracle import oracle
 from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import fastpcap
+
 from conftest import CORPUS
 from oracle import OracleError, oracle
 

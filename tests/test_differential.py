@@ -24,6 +24,7 @@ from fastpcap import _backend
 from fastpcap.buckets import Bucketer
 from fastpcap.jsonl import format_rows
 from fastpcap.reader import PcapReader, concatenate, max_caplen
+
 from oracle import OracleError, oracle
 from pcapgen import SYN, Rec, captures, eth, ipv4, pcap, tcp
 

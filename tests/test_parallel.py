@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import fastpcap
 from fastpcap import parallel
 from fastpcap.jsonl import format_rows
+
 from oracle import oracle
 from pcapgen import ACK, SYN, Rec, captures, eth, ipv4, pcap, tcp, udp
 
@@ -139,6 +140,7 @@ def test_streams_and_small_files_use_one_process(tmp_path: Path) -> None:
 
 
 def test_plan() -> None:
-    assert parallel.plan(24 + 100 * (32 << 20), 4) == [24 + k * 25 * (32 << 20) for k in range(4)] + [24 + 100 * (32 << 20)]
+    size = 24 + 100 * (32 << 20)
+    assert parallel.plan(size, 4) == [24 + k * 25 * (32 << 20) for k in range(4)] + [size]
     assert parallel.plan(24 + (32 << 20) * 3 // 2, 4) == [24, 24 + (32 << 20) * 3 // 2]
     assert parallel.usable_jobs(3) == 3 and parallel.usable_jobs(None) >= 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import fastpcap
+
 from oracle import oracle
 from pcapgen import ACK, FIN, PSH, RST, SYN, URG, Rec, arp, eth, ipv4, ipv6, pcap, tcp, udp, vlan
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Union, cast
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def iter_rows(
     max_gap_s: int | float | str | None = 3600,
     jobs: int | None = 1,
     progress: Callable[[int], object] | None = None,
-) -> Iterator[np.ndarray]:
+) -> Generator[np.ndarray, None, None]:
     """Bucketize ``source`` into rows (``ROW_DTYPE``), streamed as arrays of rows.
 
     ``source`` is a capture path or an open binary stream of one (read in chunks, so memory
@@ -44,20 +44,20 @@ def iter_rows(
     :class:`~fastpcap.LinkTypeWarning` if frames were counted by size only.  ``progress``, if
     given, is called with the number of bytes read each time it reads.
     """
-    kw = dict(bucket_ms=bucket_ms, bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns,
-              max_gap_s=max_gap_s)
-    Bucketer(**kw)  # check the arguments before opening anything
+    def new_bucketer(track_sets: bool = False) -> Bucketer:
+        return Bucketer(bucket_ms=bucket_ms, bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns,
+                        max_gap_s=max_gap_s, track_sets=track_sets)
+
+    bucketer = new_bucketer()  # checks the arguments before anything is opened
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
-        reader = PcapReader(source, progress=progress)
+        reader = PcapReader(cast("PathLike | BinaryIO", source), progress=progress)
         if splits_worthwhile(reader, usable_jobs(jobs)):
-            bucketer = Bucketer(**kw, track_sets=True)
+            bucketer = new_bucketer(track_sets=True)
             blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
         else:
-            bucketer = Bucketer(**kw)
             blocks = _feed(reader, bucketer)
         return _rows(blocks, bucketer, reader.path, reader)
-    bucketer = Bucketer(**kw)
-    chunks = (source,) if isinstance(source, np.ndarray) else source
+    chunks = (source,) if isinstance(source, np.ndarray) else cast("Iterable[np.ndarray]", source)
     return _rows(_feed(chunks, bucketer), bucketer, None, None)
 
 
@@ -67,7 +67,7 @@ def _feed(chunks: Iterable[np.ndarray], bucketer: Bucketer) -> Iterator[np.ndarr
 
 
 def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
-          reader: PcapReader | None) -> Iterator[np.ndarray]:
+          reader: PcapReader | None) -> Generator[np.ndarray, None, None]:
     try:
         yield from blocks
         yield from bucketer.finish()

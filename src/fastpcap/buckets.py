@@ -337,6 +337,7 @@ class Bucketer:
                 self.gaps.rows_cut += int(gaps[where].sum())
         self._last = int(buckets[-1])
 
+        assert self._origin is not None  # set by the first packet, before any bucket closes
         ends = np.cumsum(fill + 1)  # one past each real row's position among the rows written
         total = int(ends[-1])
         for lo in range(0, total, ROWS_PER_BLOCK):

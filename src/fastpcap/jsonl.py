@@ -44,9 +44,9 @@ def format_rows(rows: np.ndarray) -> bytes:
     return "".join([line % row for row in rows.tolist()]).encode("ascii")
 
 
-def row_dict(row: np.void | tuple) -> dict:
+def row_dict(row: np.void) -> dict[str, object]:
     """One row as the dict ``json.dumps`` would write (keys in JSONL order)."""
-    values = dict(zip(ROW_FIELDS, (int(v) for v in row)))
+    values: dict[str, object] = dict(zip(ROW_FIELDS, (int(v) for v in row.tolist())))
     values.update(CONSTANTS)
     return {key: values[key] for key in KEYS}
 

@@ -23,6 +23,7 @@ import signal
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -221,7 +222,8 @@ def bucketize_parallel(reader: PcapReader, bucketer: Bucketer, jobs: int,
                                   "crashed": 0}
     bucket_kw = dict(bucket_ms=bucketer.bucket_ms, bridge_ip=bucketer.bridge_ip,
                      t_mono_origin_ns=bucketer.t_mono_origin_ns, max_gap_s=bucketer.max_gap_s)
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context: Any = multiprocessing.get_context(method)
     # Plain processes and pipes, one per range: nothing to deadlock on when stopping early.
     workers = []
     try:

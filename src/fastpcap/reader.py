@@ -18,7 +18,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -34,7 +34,7 @@ GLOBAL_HEADER_SIZE = 24
 RECORD_HEADER_SIZE = 16
 
 # The four encodings of the two classic-pcap magics: (byte order, nanosecond timestamps).
-_MAGICS: dict[bytes, tuple[str, bool]] = {
+_MAGICS: dict[bytes, tuple[Literal["little", "big"], bool]] = {
     bytes.fromhex("d4c3b2a1"): ("little", False),
     bytes.fromhex("4d3cb2a1"): ("little", True),
     bytes.fromhex("a1b2c3d4"): ("big", False),
@@ -68,7 +68,7 @@ def linktype_name(linktype: int) -> str:
 class PcapHeader:
     """The classic-pcap global header."""
 
-    byteorder: str  # "little" or "big"
+    byteorder: Literal["little", "big"]
     nsec: bool  # timestamps' fraction is nanoseconds (else microseconds)
     version: tuple[int, int]
     snaplen: int
@@ -193,7 +193,7 @@ class PcapReader:
         got = 0
         while got < len(view):
             try:
-                n = self._file.readinto(view[got:])
+                n = self._file.readinto(view[got:])  # type: ignore[attr-defined]
             except OSError as exc:
                 raise CaptureError(self.path, offset + got, f"cannot read: {exc.strerror or exc}") from None
             if not n:
