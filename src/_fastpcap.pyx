@@ -173,28 +173,34 @@ ctypedef fused value_t:
 cdef class DistinctCounter:
     """Marks the first packet of each distinct value within its bucket.
 
-    Buckets must arrive in non-decreasing order, across calls too: the table remembers, for
+    Buckets must arrive in non-decreasing order, across calls too: the counter remembers, for
     every value, the last bucket it was seen in, so the open bucket carries from one chunk to
-    the next.  Entries of closed buckets can never matter again and are dropped whenever the
-    table grows, so its size follows the distinct values of one bucket, not of the capture.
+    the next.  16-bit values (ports) use a direct table of 65536 stamps; 32-bit values
+    (addresses) a hash table whose entries of closed buckets, which can never matter again,
+    are dropped whenever it grows, so its size follows the distinct values of one bucket.
+    One counter takes one width of values.
     """
 
     cdef uint32_t* _keys
     cdef int64_t* _stamps  # bucket a key was last seen in; INT64_MIN: empty slot
     cdef Py_ssize_t _mask  # capacity - 1 (capacity is a power of two)
     cdef Py_ssize_t _used
+    cdef int64_t* _direct  # 16-bit values: stamp per value
     cdef int64_t _newest  # newest bucket seen so far
+    cdef int _width  # 16 or 32 once the first values arrive
 
     def __cinit__(self):
         self._keys = NULL
         self._stamps = NULL
+        self._direct = NULL
         self._used = 0
+        self._width = 0
         self._newest = INT64_MIN  # bucket indexes may be negative (a byte range's stragglers)
-        self._alloc(1 << 12)
 
     def __dealloc__(self):
         free(self._keys)
         free(self._stamps)
+        free(self._direct)
 
     cdef int _alloc(self, Py_ssize_t capacity) except -1:
         cdef Py_ssize_t i
@@ -212,6 +218,24 @@ cdef class DistinctCounter:
         self._stamps = stamps
         self._mask = capacity - 1
         self._used = 0
+        return 0
+
+    cdef int _start(self, int width) except -1:
+        """Allocate the table for values of ``width`` bits on first use; refuse another width."""
+        cdef Py_ssize_t i
+        if self._width == width:
+            return 0
+        if self._width:
+            raise ValueError(f"this counter takes {self._width}-bit values, not {width}-bit ones")
+        if width == 16:
+            self._direct = <int64_t*>malloc(65536 * sizeof(int64_t))
+            if self._direct == NULL:
+                raise MemoryError()
+            for i in range(65536):
+                self._direct[i] = INT64_MIN
+        else:
+            self._alloc(1 << 12)
+        self._width = width
         return 0
 
     cdef inline Py_ssize_t _slot(self, uint32_t key) noexcept nogil:
@@ -259,6 +283,7 @@ cdef class DistinctCounter:
         cdef Py_ssize_t i, slot
         cdef uint32_t key
         cdef int64_t bucket
+        cdef int64_t* direct
         if values.shape[0] != n or valid.shape[0] != n or out.shape[0] != n:
             raise ValueError("values, buckets, valid and out must have the same length")
         for i in range(1, n):
@@ -269,6 +294,20 @@ cdef class DistinctCounter:
                 if buckets[i] < self._newest:
                     raise ValueError("buckets must not decrease")
                 break
+        if value_t is uint16_t:
+            self._start(16)
+            direct = self._direct
+            with nogil:
+                for i in range(n):
+                    out[i] = 0
+                    if valid[i]:
+                        bucket = buckets[i]
+                        self._newest = bucket
+                        if direct[values[i]] != bucket:
+                            direct[values[i]] = bucket
+                            out[i] = 1
+            return
+        self._start(32)
         for i in range(n):
             out[i] = 0
             if not valid[i]:
@@ -286,3 +325,23 @@ cdef class DistinctCounter:
             self._stamps[slot] = bucket
             if self._used * 2 > self._mask + 1:
                 self._grow()
+
+    def values_in(self, int64_t bucket):
+        """The distinct values seen in ``bucket``, sorted (uint32), if it is the newest bucket
+        a value was seen in; otherwise none."""
+        cdef Py_ssize_t i, n = 0
+        if self._width == 0 or bucket != self._newest:
+            return np.zeros(0, dtype=np.uint32)
+        if self._width == 16:
+            found = np.empty(65536, dtype=np.uint32)
+            for i in range(65536):
+                if self._direct[i] == self._newest:
+                    found[n] = i
+                    n += 1
+            return found[:n]
+        found = np.empty(self._mask + 1, dtype=np.uint32)
+        for i in range(self._mask + 1):
+            if self._stamps[i] == self._newest:
+                found[n] = self._keys[i]
+                n += 1
+        return np.sort(found[:n])

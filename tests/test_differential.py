@@ -220,3 +220,17 @@ def test_distinct_counter_rejects_decreasing_buckets(impl: str) -> None:
         kernel.first_in_bucket(np.arange(2, dtype=np.uint32), np.array([5, 7]), one, out)
     with pytest.raises(ValueError, match="same length"):
         kernel.first_in_bucket(np.arange(3, dtype=np.uint32), np.array([7, 7]), one, out)
+
+
+@BOTH
+@pytest.mark.parametrize("impl", ["cython", "python"])
+def test_distinct_counter_values_in_and_width(impl: str) -> None:
+    kernel = _backend.IMPLEMENTATIONS[impl].DistinctCounter()
+    assert list(kernel.values_in(0)) == []
+    out = np.empty(5, dtype=np.uint8)
+    kernel.first_in_bucket(np.array([9, 3, 9, 4, 3], dtype=np.uint16), np.array([1, 1, 2, 2, 2]),
+                           np.array([1, 1, 1, 1, 0], dtype=np.uint8), out)
+    assert list(kernel.values_in(2)) == [4, 9] and kernel.values_in(2).dtype == np.uint32
+    assert list(kernel.values_in(1)) == []  # only the newest bucket's values are known
+    with pytest.raises(ValueError, match="16-bit values, not 32-bit"):
+        kernel.first_in_bucket(np.array([1], dtype=np.uint32), np.array([3]), np.ones(1, np.uint8), out[:1])

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import BinaryIO
 
 
@@ -34,10 +32,11 @@ def open_output(path: str | os.PathLike[str] | None, *, append: bool = False) ->
         yield out
         out.flush()
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = os.fspath(path)
+    folder = os.path.dirname(target) or "."
+    os.makedirs(folder, exist_ok=True)
     if append:
-        existed = target.exists()
+        existed = os.path.exists(target)
         with open(target, "ab") as out:
             size = out.tell()
             try:
@@ -47,10 +46,10 @@ def open_output(path: str | os.PathLike[str] | None, *, append: bool = False) ->
                 if existed:
                     out.truncate(size)
                 else:
-                    target.unlink(missing_ok=True)
+                    _unlink(target)
                 raise
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, tmp = _create_beside(target, folder)
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
@@ -63,5 +62,24 @@ def open_output(path: str | os.PathLike[str] | None, *, append: bool = False) ->
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _unlink(tmp)
         raise
+
+
+def _create_beside(target: str, folder: str) -> tuple[int, str]:
+    """A new, private file next to ``target`` (what ``tempfile.mkstemp`` does, without the
+    cost of importing ``tempfile`` at every start)."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{os.path.basename(target)}.{os.urandom(6).hex()}.part")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -135,11 +135,13 @@ def _decode_ethernet(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray, rec: 
 class DistinctCounter:
     """Marks the first packet of each distinct value within its bucket (twin of the compiled
     ``DistinctCounter``).  Buckets must not decrease, within and across calls; the values
-    of the newest bucket are kept, so the open bucket carries from one chunk to the next."""
+    of the newest bucket are kept, so the open bucket carries from one chunk to the next.
+    One counter takes one width of values."""
 
     def __init__(self) -> None:
         self._newest = np.iinfo(np.int64).min  # bucket indexes may be negative
         self._seen = np.zeros(0, dtype=np.uint64)  # sorted values seen in bucket _newest
+        self._width = 0
 
     def first_in_bucket(self, values: np.ndarray, buckets: np.ndarray, valid: np.ndarray,
                         out: np.ndarray) -> None:
@@ -153,6 +155,10 @@ class DistinctCounter:
         at = np.flatnonzero(valid)
         if len(at) and buckets[at[0]] < self._newest:
             raise ValueError("buckets must not decrease")
+        width = {np.dtype(np.uint16): 16, np.dtype(np.uint32): 32}[np.asarray(values).dtype.newbyteorder("=")]
+        if self._width and width != self._width:
+            raise ValueError(f"this counter takes {self._width}-bit values, not {width}-bit ones")
+        self._width = width
         out[:] = 0
         if not len(at):
             return
@@ -170,3 +176,10 @@ class DistinctCounter:
         seen_last = np.unique(v[b == last])
         self._seen = np.union1d(self._seen, seen_last) if last == self._newest else seen_last
         self._newest = int(last)
+
+    def values_in(self, bucket: int) -> np.ndarray:
+        """The distinct values seen in ``bucket``, sorted (uint32), if it is the newest bucket
+        a value was seen in; otherwise none."""
+        if bucket != self._newest:
+            return np.zeros(0, dtype=np.uint32)
+        return self._seen.astype(np.uint32)

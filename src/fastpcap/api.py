@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
-from pathlib import Path
 from typing import BinaryIO, Union, cast
 
 import numpy as np
@@ -44,15 +43,11 @@ def iter_rows(
     :class:`~fastpcap.LinkTypeWarning` if frames were counted by size only.  ``progress``, if
     given, is called with the number of bytes read each time it reads.
     """
-    def new_bucketer(track_sets: bool = False) -> Bucketer:
-        return Bucketer(bucket_ms=bucket_ms, bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns,
-                        max_gap_s=max_gap_s, track_sets=track_sets)
-
-    bucketer = new_bucketer()  # checks the arguments before anything is opened
+    bucketer = Bucketer(bucket_ms=bucket_ms, bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns,
+                        max_gap_s=max_gap_s)  # checks the arguments before anything is opened
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
         reader = PcapReader(cast("PathLike | BinaryIO", source), progress=progress)
         if splits_worthwhile(reader, usable_jobs(jobs)):
-            bucketer = new_bucketer(track_sets=True)
             blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
         else:
             blocks = _feed(reader, bucketer)
@@ -152,7 +147,7 @@ def bucketize(
     missing capture returns 0 and creates nothing.  A capture that cannot be read raises
     :class:`~fastpcap.CaptureError` and leaves ``netflow_path`` as it was.
     """
-    if not Path(pcap_path).exists():
+    if not os.path.exists(pcap_path):
         return 0
     return write_jsonl(pcap_path, netflow_path, append=True, bucket_ms=bucket_ms,
                        bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s)

@@ -109,7 +109,7 @@ class Bucketer:
                  first_t_ns: int | None = None, track_sets: bool = False) -> None:
         """``first_t_ns``: the capture's first timestamp, when the packets fed are not the
         capture's first (a byte range of it); it fixes the buckets' origin.  ``track_sets``:
-        also keep the distinct values of the first and the open bucket, for :meth:`splice`."""
+        also keep the first bucket's distinct values (``first_sets``), for :meth:`splice`."""
         self.bucket_ms = check_bucket_ms(bucket_ms)
         self.bucket_ns = self.bucket_ms * 1_000_000
         self.bridge_ip = bridge_ip
@@ -133,7 +133,6 @@ class Bucketer:
         self._ips = _backend.impl.DistinctCounter()
         self._ports = _backend.impl.DistinctCounter()
         self._track = track_sets
-        self._open_sets = (_EMPTY, _EMPTY)  # the open bucket's distinct ips and ports
         self.first_sets: tuple[np.ndarray, np.ndarray] | None = None  # the first bucket's
 
     def set_origin(self, first_t_ns: int) -> None:
@@ -161,11 +160,11 @@ class Bucketer:
 
         starts = np.concatenate(([0], np.flatnonzero(idx[1:] != idx[:-1]) + 1))
         buckets = idx[starts]
-        rows = self._reduce(packets, idx, starts)
-
         merged = self._open is not None and buckets[0] == self._open
-        if self._track:
-            self._track_sets(packets, starts, merged)
+        if self._track and self.first_sets is None and (len(starts) > 1 or (
+                self._open is not None and not merged)):
+            self._keep_first_sets(packets, starts, buckets, merged)
+        rows = self._reduce(packets, idx, starts)
         first_no = self.packets + starts + 1
         first_off = packets["offset"][starts]
         if merged:
@@ -184,8 +183,8 @@ class Bucketer:
     def finish(self) -> Iterator[np.ndarray]:
         """Write the open bucket, if any."""
         if self._open is not None:
-            if self.first_sets is None:
-                self.first_sets = self._open_sets
+            if self._track and self.first_sets is None:
+                self.first_sets = self.open_sets()
             yield from self._close_open()
             self._open = None
 
@@ -193,25 +192,23 @@ class Bucketer:
         yield from self._write(np.array([self._open]), self._open_row[None, :],
                                np.array([self._open_first[0]]), np.array([self._open_first[1]]))
 
-    def _track_sets(self, packets: np.ndarray, starts: np.ndarray, merged: bool) -> None:
-        """Keep the distinct values of the first bucket and of the open one."""
-        dec = packets["decoded"]
+    def open_sets(self) -> tuple[np.ndarray, np.ndarray]:
+        """The open bucket's distinct destination ips and ports (sorted uint32 arrays)."""
+        if self._open is None:
+            return _EMPTY, _EMPTY
+        return self._ips.values_in(self._open), self._ports.values_in(self._open)
 
-        def values(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-            d = dec[lo:hi]
-            ips = packets["dst_ip"][lo:hi][(d & DEC_IPV4) != 0]
-            ports = packets["dst_port"][lo:hi][(d & DEC_PORTS) != 0]
-            return np.unique(ips), np.unique(ports.astype(np.uint32))
-
-        n = len(packets)
-        if self.first_sets is None and (len(starts) > 1 or (self._open is not None and not merged)):
-            if self._open is not None and not merged:
-                self.first_sets = self._open_sets  # the first bucket was the open one
-            else:
-                run0 = values(0, int(starts[1]) if len(starts) > 1 else n)
-                self.first_sets = _union(self._open_sets, run0) if merged else run0
-        last = values(int(starts[-1]), n)
-        self._open_sets = _union(self._open_sets, last) if merged and len(starts) == 1 else last
+    def _keep_first_sets(self, packets: np.ndarray, starts: np.ndarray, buckets: np.ndarray,
+                         merged: bool) -> None:
+        """Before the counters move past it, keep the first bucket's distinct values."""
+        if self._open is not None and not merged:
+            self.first_sets = self.open_sets()  # the first bucket was the open one
+            return
+        end = int(starts[1])
+        dec = packets["decoded"][:end]
+        run0 = (np.unique(packets["dst_ip"][:end][(dec & DEC_IPV4) != 0]),
+                np.unique(packets["dst_port"][:end][(dec & DEC_PORTS) != 0].astype(np.uint32)))
+        self.first_sets = _union(self.open_sets(), run0) if merged else run0
 
     # -- splicing the results of byte ranges processed elsewhere --------------------------
     def can_splice(self, buckets: np.ndarray) -> bool:
@@ -242,17 +239,15 @@ class Bucketer:
         ips_col, ports_col = _C["unique_dst_ips"], _C["unique_dst_ports"]
         if self._open is not None and buckets[0] <= self._open:
             # The segment's first bucket continues (or arrived late into) the open bucket.
-            merged_sets = _union(self._open_sets, first_sets)
+            merged_sets = _union(self.open_sets(), first_sets)
             merged_row = self._open_row + rows[0]
             merged_row[ips_col], merged_row[ports_col] = (len(v) for v in merged_sets)
+            self._open_row = merged_row
             if len(buckets) == 1:
-                self._open_row = merged_row
-                self._open_sets = merged_sets
                 last_sets = merged_sets
             else:
-                self._open_row = merged_row
                 yield from self._close_open()
-                self._set_open(buckets, rows, first_no, first_off, last_sets)
+                self._set_open(buckets, rows, first_no, first_off)
                 if len(buckets) > 2:
                     yield from self._write(buckets[1:-1], rows[1:-1], first_no[1:-1], first_off[1:-1])
         else:
@@ -260,21 +255,20 @@ class Bucketer:
                 yield from self._close_open()
             if len(buckets) > 1:
                 yield from self._write(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
-            self._set_open(buckets, rows, first_no, first_off, last_sets)
+            self._set_open(buckets, rows, first_no, first_off)
         self.packets += packets
         self._runmax = max(self._runmax, max_t_ns)
-        # Teach the distinct counters the open bucket's values, so feeding can follow.
-        for counter, values in zip((self._ips, self._ports), last_sets):
+        # Teach the distinct counters the open bucket's values: they are its sets from now on.
+        for counter, values, dtype in zip((self._ips, self._ports), last_sets, (np.uint32, np.uint16)):
             marks = np.empty(len(values), dtype=np.uint8)
-            counter.first_in_bucket(values.astype(np.uint32), np.full(len(values), self._open, dtype=np.int64),
+            counter.first_in_bucket(values.astype(dtype), np.full(len(values), self._open, dtype=np.int64),
                                     np.ones(len(values), dtype=np.uint8), marks)
 
     def _set_open(self, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
-                  first_off: np.ndarray, sets: tuple[np.ndarray, np.ndarray]) -> None:
+                  first_off: np.ndarray) -> None:
         self._open = int(buckets[-1])
         self._open_row = rows[-1].copy()
         self._open_first = (int(first_no[-1]), int(first_off[-1]))
-        self._open_sets = sets
 
     def _reduce(self, packets: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Per-run counters (spec section 3), as rows of ``_NFIELDS`` int64 without times."""
@@ -286,33 +280,32 @@ class Bucketer:
 
         dec = packets["decoded"]
         ip = (dec & DEC_IPV4) != 0
+        ports = (dec & DEC_PORTS) != 0
         proto = packets["ip_proto"]
         tcp = ip & (proto == 6)
         udp = ip & (proto == 17)
-        flags = np.where(tcp & ((dec & DEC_PORTS) != 0), packets["tcp_flags"], 0)
-        syn = (flags & 0x02) != 0
+        flags = packets["tcp_flags"]  # 0 unless TCP with ports decoded (PACKET_DTYPE's contract)
+        syn = tcp & ((flags & 0x02) != 0)
         size = packets["caplen"].astype(np.int64)
         out = ip & (packets["src_ip"] == self.bridge)
 
         pkts_out = total(out)
-        bytes_out = total(np.where(out, size, 0))
+        bytes_out = total(size * out)
         rows[:, _C["pkts_out"]] = pkts_out
         rows[:, _C["pkts_in"]] = sizes - pkts_out
         rows[:, _C["bytes_out"]] = bytes_out
         rows[:, _C["bytes_in"]] = total(size) - bytes_out
         rows[:, _C["syn_count"]] = total(syn)
-        rows[:, _C["fin_count"]] = total((flags & 0x01) != 0)
-        rows[:, _C["rst_count"]] = total((flags & 0x04) != 0)
+        rows[:, _C["fin_count"]] = total(tcp & ((flags & 0x01) != 0))
+        rows[:, _C["rst_count"]] = total(tcp & ((flags & 0x04) != 0))
         rows[:, _C["udp_count"]] = total(udp)
         rows[:, _C["tcp_count"]] = total(tcp)
-        dns = udp & ((dec & DEC_PORTS) != 0) & (packets["dst_port"] == 53)
-        rows[:, _C["dns_query_count"]] = total(dns)
+        rows[:, _C["dns_query_count"]] = total(udp & ports & (packets["dst_port"] == 53))
         rows[:, _C["tcp_new_flows"]] = total(syn & ((flags & 0x10) == 0))
         # Distinct destinations: count each value's first packet in its bucket.
         new = np.empty(len(packets), dtype=np.uint8)
         self._ips.first_in_bucket(packets["dst_ip"], idx, ip.view(np.uint8), new)
         rows[:, _C["unique_dst_ips"]] = total(new)
-        ports = (dec & DEC_PORTS) != 0
         self._ports.first_in_bucket(packets["dst_port"], idx, ports.view(np.uint8), new)
         rows[:, _C["unique_dst_ports"]] = total(new)
         return rows

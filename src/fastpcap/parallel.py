@@ -17,7 +17,6 @@ whatever the file holds; a bad guess costs time, never correctness.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import struct
@@ -164,7 +163,7 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
             for chunk in reader.walk(begin, stop=stop, end=end):
                 for _ in bucketer.feed(chunk):
                     pass
-            last_sets = bucketer._open_sets
+            last_sets = bucketer.open_sets()
             for _ in bucketer.finish():
                 pass
         except CaptureError:
@@ -207,8 +206,8 @@ def splits_worthwhile(reader: PcapReader, jobs: int) -> bool:
 def bucketize_parallel(reader: PcapReader, bucketer: Bucketer, jobs: int,
                        progress: Callable[[int], object] | None = None) -> Iterator[np.ndarray]:
     """Rows of the capture behind ``reader`` (freshly opened), bucketized by ``jobs``
-    processes; ``bucketer`` must track sets (``track_sets=True``).  Falls back to walking a
-    range in this process wherever a worker's guess does not check out."""
+    processes onto ``bucketer`` (new).  Walks a range in this process wherever a worker's
+    guess does not check out."""
     header = reader.header
     assert header is not None
     size = os.path.getsize(reader.path)
@@ -222,6 +221,8 @@ def bucketize_parallel(reader: PcapReader, bucketer: Bucketer, jobs: int,
                                   "crashed": 0}
     bucket_kw = dict(bucket_ms=bucketer.bucket_ms, bridge_ip=bucketer.bridge_ip,
                      t_mono_origin_ns=bucketer.t_mono_origin_ns, max_gap_s=bucketer.max_gap_s)
+    import multiprocessing  # here, not at the top: one-process runs need not import it
+
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context: Any = multiprocessing.get_context(method)
     # Plain processes and pipes, one per range: nothing to deadlock on when stopping early.
