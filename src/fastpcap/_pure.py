@@ -33,8 +33,8 @@ WALK_BAD_CAPLEN = 1
 
 LINKTYPE_ETHERNET = 1
 
-_REC_LE = struct.Struct("<IIII")
-_REC_BE = struct.Struct(">IIII")
+_U32_LE = struct.Struct("<I")
+_U32_BE = struct.Struct(">I")
 
 
 def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: bool,
@@ -48,32 +48,33 @@ def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: 
         raise ValueError(f"bad block range [{start}, {end}) for a buffer of {size} bytes")
     if out.dtype != PACKET_DTYPE or not out.flags.c_contiguous:
         raise ValueError("out must be a C-contiguous array of PACKET_DTYPE")
-    unpack = (_REC_BE if swapped else _REC_LE).unpack_from
+    # The one sequential part: each record's length says where the next one starts.
+    incl_at = (_U32_BE if swapped else _U32_LE).unpack_from
     cap = len(out)
-    pos = start
-    status = WALK_OK
-    heads: list[tuple[int, int, int, int]] = []
     offsets: list[int] = []
-    append_head = heads.append
-    append_offset = offsets.append
-    while len(offsets) < cap and end - pos >= 16:
-        head = unpack(buf, pos)
-        incl = head[2]
+    append = offsets.append
+    pos = start
+    n = 0
+    status = WALK_OK
+    while n < cap and end - pos >= 16:
+        incl = incl_at(buf, pos + 8)[0]
         if incl > max_caplen:
             status = WALK_BAD_CAPLEN
             break
-        if incl > end - pos - 16:
+        following = pos + 16 + incl
+        if following > end:
             break
-        append_head(head)
-        append_offset(pos)
-        pos += 16 + incl
-    n = len(offsets)
+        append(pos)
+        pos = following
+        n += 1
     if n == 0:
         return pos, 0, status
 
-    rec = out[:n]
-    h = np.array(heads, dtype=np.int64).reshape(n, 4)
+    # Everything else at once: gather the 16-byte record headers, then decode the frames.
+    b = np.frombuffer(buf, dtype=np.uint8, count=end)
     off = np.array(offsets, dtype=np.int64)
+    h = b[off[:, None] + np.arange(16)].view(">u4" if swapped else "<u4").astype(np.int64)
+    rec = out[:n]
     rec["t_ns"] = h[:, 0] * 1_000_000_000 + h[:, 1] * (1 if nsec else 1000)
     rec["offset"] = off + base_offset
     rec["caplen"] = h[:, 2]
@@ -83,7 +84,7 @@ def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: 
                  "tcp_flags", "decoded"):
         rec[name] = 0
     if linktype == LINKTYPE_ETHERNET:
-        _decode_ethernet(np.frombuffer(buf, dtype=np.uint8, count=end), off + 16, h[:, 2], rec)
+        _decode_ethernet(b, off + 16, h[:, 2], rec)
     return pos, n, status
 
 
