@@ -5,7 +5,8 @@
 
 Generates (once, cached in benchmarks/.cache/) a synthetic capture of ``--packets`` packets,
 warms the page cache, then times each command as a whole process (interpreter start-up
-included), one untimed warm-up run each and ``--repeat`` timed runs:
+included), one untimed warm-up run each and ``--repeat`` timed runs, interleaved (round r
+runs every command once, so a machine whose speed drifts slows them all alike):
 
 * the C speed-of-light probe (``probe.c``: walk, decode and per-bucket counters; no distinct
   counts, no JSON), built with ``cc -O2``;
@@ -161,13 +162,20 @@ class Result:
         return statistics.median(r.cpu for r in self.runs) * self.scale
 
 
-def measure(result: Result, env: dict[str, str], repeat: int, warmup: bool, tag: str) -> Result:
-    print(f"timing {result.what} ({repeat} runs{', after a warm-up' if warmup else ''}) ...",
-          file=sys.stderr, flush=True)
-    if warmup:
-        run_once(result.argv, env, tag)
-    result.runs = [run_once(result.argv, env, tag) for _ in range(repeat)]
-    return result
+def measure(plan: list[tuple[Result, dict[str, str], int, bool, str]]) -> None:
+    """Time every command of ``plan`` (result, env, runs, warm-up?, tag), interleaved: round
+    r runs each command that still has runs to do once, so a machine whose speed drifts
+    (a shared VM) slows every command alike and the ratios stay fair."""
+    for result, env, repeat, warmup, tag in plan:
+        result.runs = []
+        if warmup:
+            print(f"warming up {result.what} ...", file=sys.stderr, flush=True)
+            run_once(result.argv, env, tag)
+    for r in range(max(repeat for _, _, repeat, _, _ in plan)):
+        print(f"round {r + 1} ...", file=sys.stderr, flush=True)
+        for result, env, repeat, _, tag in plan:
+            if r < repeat:
+                result.runs.append(run_once(result.argv, env, tag))
 
 
 def cpu_model() -> str:
@@ -238,31 +246,28 @@ def main(argv: list[str] | None = None) -> int:
         return [py, "-m", "fastpcap", "bucketize", str(pcap), "-o", str(output), *extra]
 
     results: dict[str, Result] = {}
-    startup = measure(Result("start-up", [py, "-c", "import fastpcap"], "", 0, 0),
-                      base_env, args.repeat, True, "startup")
+    startup = Result("start-up", [py, "-c", "import fastpcap"], "", 0, 0)
+    plan = [(startup, base_env, args.repeat, True, "startup")]
     if probe is not None:
-        results["probe"] = measure(
-            Result("C probe (walk, decode, per-bucket counters; no distinct counts, no JSON; "
-                   "its RSS counts the mapped file)",
-                   [str(probe), str(pcap)], "", args.packets, size),
-            base_env, args.repeat, True, "probe")
-    results["cython"] = measure(
-        Result("fastpcap --jobs 1, compiled core", fastpcap_argv(out / "cython.jsonl", "--jobs", "1"),
-               "", args.packets, size),
-        base_env, args.repeat, True, "cython")
-    results["python"] = measure(
-        Result("fastpcap --jobs 1, pure-Python twin", fastpcap_argv(out / "python.jsonl", "--jobs", "1"),
-               "FASTPCAP_NO_EXTENSIONS=1 ", args.packets, size),
-        pure_env, args.repeat, True, "python")
+        results["probe"] = Result("C probe (walk, decode, per-bucket counters; no distinct counts, no JSON; "
+                                  "its RSS counts the mapped file)", [str(probe), str(pcap)], "", args.packets, size)
+        plan.append((results["probe"], base_env, args.repeat, True, "probe"))
+    results["cython"] = Result("fastpcap --jobs 1, compiled core",
+                               fastpcap_argv(out / "cython.jsonl", "--jobs", "1"), "", args.packets, size)
+    plan.append((results["cython"], base_env, args.repeat, True, "cython"))
+    results["python"] = Result("fastpcap --jobs 1, pure-Python twin",
+                               fastpcap_argv(out / "python.jsonl", "--jobs", "1"),
+                               "FASTPCAP_NO_EXTENSIONS=1 ", args.packets, size)
+    plan.append((results["python"], pure_env, args.repeat, True, "python"))
     if args.jobs_also:
-        results["jobs2"] = measure(
-            Result("fastpcap --jobs 2, compiled core", fastpcap_argv(out / "jobs2.jsonl", "--jobs", "2"),
-                   "", args.packets, size),
-            base_env, args.repeat, True, "jobs2")
+        results["jobs2"] = Result("fastpcap --jobs 2, compiled core",
+                                  fastpcap_argv(out / "jobs2.jsonl", "--jobs", "2"), "", args.packets, size)
+        plan.append((results["jobs2"], base_env, args.repeat, True, "jobs2"))
     ref = Result("reference collector's algorithm (reference_equivalent.py)",
                  [py, str(REFERENCE), str(ref_pcap), str(out / "reference.jsonl")],
                  "", ref_packets, ref_pcap.stat().st_size)
-    measure(ref, base_env, ref_repeat, False, "reference")
+    plan.append((ref, base_env, ref_repeat, False, "reference"))
+    measure(plan)
     ref.scale = args.packets / ref_packets
     results["reference"] = ref
     load_after = os.getloadavg()
@@ -295,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
           f"packets (synthetic traffic, seed {args.seed}), {rows:,} rows of 100 ms")
     print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f}")
     print(f"method: page cache warm; each command run as a whole process (interpreter start-up "
-          f"included), one untimed warm-up then {args.repeat} timed runs; wall s = median / min; "
+          f"included), one untimed warm-up then {args.repeat} timed runs, interleaved round by round; wall s = median / min; "
           f"rates from the median; peak RSS from os.wait4 (the largest single process; the timer's "
           f"floor, /bin/true's reading, is {floor_mb:.1f} MB)")
     print()

@@ -144,3 +144,19 @@ def test_plan() -> None:
     assert parallel.plan(size, 4) == [24 + k * 25 * (32 << 20) for k in range(4)] + [size]
     assert parallel.plan(24 + (32 << 20) * 3 // 2, 4) == [24, 24 + (32 << 20) * 3 // 2]
     assert parallel.usable_jobs(3) == 3 and parallel.usable_jobs(None) >= 1
+
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+CORPUS_PCAPS = sorted(p.name for p in CORPUS.glob("*") if p.is_file() and p.read_bytes()[:4] in (
+    b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")) if CORPUS.exists() else []
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(not CORPUS_PCAPS, reason="the shared capture corpus is not here (a clone without ../shared)")
+def test_corpus_captures_split_three_ways(small_ranges) -> None:
+    # Every classic pcap of the corpus, cut into three ranges wherever it is big enough.
+    for name in CORPUS_PCAPS:
+        path = CORPUS / name
+        small_ranges(max(64, path.stat().st_size // 3))
+        assert run(path, 3) == run(path, 1), name
+    _last_stats.clear()
