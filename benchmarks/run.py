@@ -166,7 +166,7 @@ def measure(plan: list[tuple[Result, dict[str, str], int, bool, str]]) -> None:
     """Time every command of ``plan`` (result, env, runs, warm-up?, tag), interleaved: round
     r runs each command that still has runs to do once, so a machine whose speed drifts
     (a shared VM) slows every command alike and the ratios stay fair."""
-    for result, env, repeat, warmup, tag in plan:
+    for result, env, _, warmup, tag in plan:
         result.runs = []
         if warmup:
             print(f"warming up {result.what} ...", file=sys.stderr, flush=True)
@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
           f"packets (synthetic traffic, seed {args.seed}), {rows:,} rows of 100 ms")
     print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f}")
     print(f"method: page cache warm; each command run as a whole process (interpreter start-up "
-          f"included), one untimed warm-up then {args.repeat} timed runs, interleaved round by round; wall s = median / min; "
+          f"included), one untimed warm-up then {args.repeat} timed runs, interleaved round by round; "
+          f"wall s = median / min; "
           f"rates from the median; peak RSS from os.wait4 (the largest single process; the timer's "
           f"floor, /bin/true's reading, is {floor_mb:.1f} MB)")
     print()
