@@ -7,7 +7,7 @@ over one block of bytes with the GIL released; the caller (``fastpcap.reader``) 
 block, carries partial records across blocks and turns status codes into exceptions.
 """
 
-from libc.stdint cimport INT64_MIN, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 import numpy as np
 
@@ -38,7 +38,10 @@ cdef enum:
     C_DEC_PORTS = 4   # TCP or UDP header decoded: ports (and TCP flags) are valid (step 5)
     # walk() status codes.
     C_WALK_OK = 0           # stopped at a partial record, at the end of the block, or `out` full
-    C_WALK_BAD_CAPLEN = 1   # the record header at the returned position has an impossible incl_len
+    C_WALK_BAD_CAPLEN = 1   # the record at the returned position has an impossible captured length
+    C_WALK_BLOCK = 2        # pcapng: a section header or interface block for the caller to read
+    C_WALK_BAD_BLOCK = 3    # pcapng: a block whose length is impossible
+    C_WALK_BAD_INTERFACE = 4  # pcapng: a packet block on an interface the section lacks
     C_LINKTYPE_ETHERNET = 1
 
 DEC_LINK = C_DEC_LINK
@@ -46,7 +49,12 @@ DEC_IPV4 = C_DEC_IPV4
 DEC_PORTS = C_DEC_PORTS
 WALK_OK = C_WALK_OK
 WALK_BAD_CAPLEN = C_WALK_BAD_CAPLEN
+WALK_BLOCK = C_WALK_BLOCK
+WALK_BAD_BLOCK = C_WALK_BAD_BLOCK
+WALK_BAD_INTERFACE = C_WALK_BAD_INTERFACE
 LINKTYPE_ETHERNET = C_LINKTYPE_ETHERNET
+#: Link types whose header decode_frame() decodes (the others count by size only).
+DECODED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
 
 
 cdef inline uint16_t be16(const uint8_t* p) noexcept nogil:
@@ -89,13 +97,65 @@ cdef inline void decode_ipv4(const uint8_t* ip, uint32_t iplen, Packet* r) noexc
             r.decoded |= C_DEC_PORTS
 
 
-cdef inline void decode_ethernet(const uint8_t* f, uint32_t caplen, Packet* r) noexcept nogil:
-    if caplen < 14:
-        return
-    r.ethertype = be16(f + 12)
-    r.decoded = C_DEC_LINK
-    if r.ethertype == 0x0800:
-        decode_ipv4(f + 14, caplen - 14, r)
+cdef inline bint is_inet6(uint32_t family) noexcept nogil:
+    # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, macOS
+    return family == 10 or family == 24 or family == 28 or family == 30
+
+
+cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linktype,
+                              Packet* r) noexcept nogil:
+    """The link header by link type (docs/data-model.md, "Link types"), then IPv4."""
+    cdef uint32_t le, be
+    cdef int v
+    if linktype == 1:  # EN10MB
+        if caplen < 14:
+            return
+        r.ethertype = be16(f + 12)
+        r.decoded = C_DEC_LINK
+        if r.ethertype == 0x0800:
+            decode_ipv4(f + 14, caplen - 14, r)
+    elif linktype == 113:  # LINUX_SLL
+        if caplen < 16:
+            return
+        r.ethertype = be16(f + 14)
+        r.decoded = C_DEC_LINK
+        if r.ethertype == 0x0800:
+            decode_ipv4(f + 16, caplen - 16, r)
+    elif linktype == 276:  # LINUX_SLL2
+        if caplen < 20:
+            return
+        r.ethertype = be16(f)
+        r.decoded = C_DEC_LINK
+        if r.ethertype == 0x0800:
+            decode_ipv4(f + 20, caplen - 20, r)
+    elif linktype == 101 or linktype == 12 or linktype == 14:  # RAW
+        if caplen < 1:
+            return
+        r.decoded = C_DEC_LINK
+        v = f[0] >> 4
+        if v == 4:
+            r.ethertype = 0x0800
+            decode_ipv4(f, caplen, r)
+        elif v == 6:
+            r.ethertype = 0x86DD
+    elif linktype == 228:  # IPV4
+        r.decoded = C_DEC_LINK
+        r.ethertype = 0x0800
+        decode_ipv4(f, caplen, r)
+    elif linktype == 229:  # IPV6
+        r.decoded = C_DEC_LINK
+        r.ethertype = 0x86DD
+    elif linktype == 0 or linktype == 108:  # NULL (either byte order), LOOP (big-endian)
+        if caplen < 4:
+            return
+        r.decoded = C_DEC_LINK
+        be = be32(f)
+        le = le32(f) if linktype == 0 else be
+        if le == 2 or be == 2:
+            r.ethertype = 0x0800
+            decode_ipv4(f + 4, caplen - 4, r)
+        elif is_inet6(le) or is_inet6(be):
+            r.ethertype = 0x86DD
 
 
 def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] out,
@@ -154,9 +214,152 @@ def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] o
             r.ip_proto = 0
             r.tcp_flags = 0
             r.decoded = 0
-            if linktype == C_LINKTYPE_ETHERNET:
-                decode_ethernet(p + 16, incl, r)
+            decode_frame(p + 16, incl, linktype, r)
             pos += 16 + incl
+            n += 1
+    return pos, n, status
+
+
+cdef extern from *:
+    """
+    static inline uint64_t fp_scale_binary(uint64_t ts, unsigned int shift) {
+        /* floor(ts * 10^9 / 2^shift), exact, kept to 64 bits */
+        return (uint64_t)(((unsigned __int128)ts * 1000000000u) >> shift);
+    }
+    """
+    uint64_t fp_scale_binary(uint64_t ts, unsigned int shift) noexcept nogil
+
+
+cdef inline uint32_t rd32(const uint8_t* p, bint swapped) noexcept nogil:
+    return be32(p) if swapped else le32(p)
+
+
+cdef inline uint16_t rd16(const uint8_t* p, bint swapped) noexcept nogil:
+    return be16(p) if swapped else <uint16_t>(p[0] | (<uint16_t>p[1] << 8))
+
+
+cdef inline int64_t scale_ts(uint64_t ts, int32_t mode, uint64_t factor, int64_t offset_ns) noexcept nogil:
+    """Interface time units to ns: mode 0 multiplies, 1 divides (0: always 0), 2 is binary."""
+    cdef uint64_t ns
+    if mode == 0:
+        ns = ts * factor
+    elif mode == 1:
+        ns = ts // factor if factor else 0
+    else:
+        ns = fp_scale_binary(ts, <unsigned int>factor)
+    return <int64_t>(ns + <uint64_t>offset_ns)
+
+
+cdef inline uint32_t min_block_length(uint32_t btype) noexcept nogil:
+    """The shortest total length a pcapng block of this type can have (its fixed fields)."""
+    if btype == 6 or btype == 2:  # enhanced / obsolete packet block
+        return 32
+    if btype == 1:  # interface description
+        return 20
+    if btype == 3:  # simple packet block
+        return 16
+    return 12
+
+
+def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] out,
+                int64_t base_offset, bint swapped, const uint32_t[::1] if_linktype,
+                const uint32_t[::1] if_snaplen, const uint32_t[::1] if_maxcap,
+                const int32_t[::1] if_tsmode, const uint64_t[::1] if_tsfactor,
+                const int64_t[::1] if_tsoffset, uint32_t max_block):
+    """Walk the complete pcapng blocks of one section in ``buf[start:end]`` into ``out``.
+
+    Packet blocks (enhanced, simple, obsolete) are decoded; other blocks are skipped, but a
+    section header or interface description stops the walk (``WALK_BLOCK``: the caller reads
+    it and calls again).  ``if_*`` describe the section's interfaces: link type, snap length,
+    largest captured length, and how to turn timestamps into ns.  Returns ``(pos, n,
+    status)`` as :func:`walk` does; ``pos`` is the offset of the block the walk stopped at.
+    """
+    cdef Py_ssize_t pos = start
+    cdef Py_ssize_t n = 0
+    cdef Py_ssize_t cap = out.shape[0]
+    cdef Py_ssize_t nif = if_linktype.shape[0]
+    cdef int status = C_WALK_OK
+    cdef uint32_t btype, blen, iface, caplen, orig, room
+    cdef uint64_t ts
+    cdef bint timed
+    cdef const uint8_t* base
+    cdef const uint8_t* p
+    cdef const uint8_t* frame
+    cdef Packet* r
+    if start < 0 or end > buf.shape[0] or start > end:
+        raise ValueError(f"bad block range [{start}, {end}) for a buffer of {buf.shape[0]} bytes")
+    if (if_snaplen.shape[0] != nif or if_maxcap.shape[0] != nif or if_tsmode.shape[0] != nif
+            or if_tsfactor.shape[0] != nif or if_tsoffset.shape[0] != nif):
+        raise ValueError("the interface arrays must have the same length")
+    if end - start < 8 or cap == 0:
+        return start, 0, C_WALK_OK
+    base = &buf[0]
+    with nogil:
+        while n < cap and end - pos >= 8:
+            p = base + pos
+            btype = rd32(p, swapped)
+            if btype == 0x0A0D0D0A:  # a new section: its byte order is for the caller to read
+                status = C_WALK_BLOCK
+                break
+            blen = rd32(p + 4, swapped)
+            if blen < min_block_length(btype) or blen % 4 or blen > max_block:
+                status = C_WALK_BAD_BLOCK
+                break
+            if end - pos < blen:
+                break
+            if rd32(p + blen - 4, swapped) != blen:
+                status = C_WALK_BAD_BLOCK
+                break
+            if btype == 1:
+                status = C_WALK_BLOCK
+                break
+            if btype == 6 or btype == 2:  # enhanced / obsolete packet block
+                iface = rd32(p + 8, swapped) if btype == 6 else rd16(p + 8, swapped)
+                if iface >= nif:
+                    status = C_WALK_BAD_INTERFACE
+                    break
+                caplen = rd32(p + 20, swapped)
+                if caplen > blen - 32 or caplen > if_maxcap[iface]:
+                    status = C_WALK_BAD_CAPLEN
+                    break
+                orig = rd32(p + 24, swapped)
+                ts = (<uint64_t>rd32(p + 12, swapped) << 32) | rd32(p + 16, swapped)
+                timed = True
+                frame = p + 28
+            elif btype == 3:  # simple packet block: interface 0, no timestamp
+                if nif == 0:
+                    status = C_WALK_BAD_INTERFACE
+                    break
+                iface = 0
+                orig = rd32(p + 8, swapped)
+                room = blen - 16
+                caplen = orig if orig < room else room
+                if if_snaplen[0] and if_snaplen[0] < caplen:
+                    caplen = if_snaplen[0]
+                if caplen > if_maxcap[0]:
+                    status = C_WALK_BAD_CAPLEN
+                    break
+                timed = False
+                frame = p + 12
+            else:
+                pos += blen
+                continue
+            r = &out[n]
+            r.t_ns = scale_ts(ts, if_tsmode[iface], if_tsfactor[iface], if_tsoffset[iface]) if timed else 0
+            r.offset = base_offset + pos
+            r.caplen = caplen
+            r.wirelen = orig
+            r.src_ip = 0
+            r.dst_ip = 0
+            r.src_port = 0
+            r.dst_port = 0
+            r.ethertype = 0
+            r.linktype = <uint16_t>if_linktype[iface]
+            r.ip_proto = 0
+            r.tcp_flags = 0
+            r.decoded = 0
+            decode_frame(frame, caplen, if_linktype[iface], r)
+            pos += blen
             n += 1
     return pos, n, status
 
@@ -306,25 +509,25 @@ cdef class DistinctCounter:
                         if direct[values[i]] != bucket:
                             direct[values[i]] = bucket
                             out[i] = 1
-            return
-        self._start(32)
-        for i in range(n):
-            out[i] = 0
-            if not valid[i]:
-                continue
-            bucket = buckets[i]
-            self._newest = bucket
-            key = values[i]
-            slot = self._slot(key)
-            if self._stamps[slot] == bucket:
-                continue
-            out[i] = 1
-            if self._stamps[slot] == INT64_MIN:
-                self._used += 1
-            self._keys[slot] = key
-            self._stamps[slot] = bucket
-            if self._used * 2 > self._mask + 1:
-                self._grow()
+        else:
+            self._start(32)
+            for i in range(n):
+                out[i] = 0
+                if not valid[i]:
+                    continue
+                bucket = buckets[i]
+                self._newest = bucket
+                key = values[i]
+                slot = self._slot(key)
+                if self._stamps[slot] == bucket:
+                    continue
+                out[i] = 1
+                if self._stamps[slot] == INT64_MIN:
+                    self._used += 1
+                self._keys[slot] = key
+                self._stamps[slot] = bucket
+                if self._used * 2 > self._mask + 1:
+                    self._grow()
 
     def values_in(self, int64_t bucket):
         """The distinct values seen in ``bucket``, sorted (uint32), if it is the newest bucket

@@ -17,8 +17,19 @@ Conventions
 * ``tcp(data_offset=...)`` zero-pads the header up to ``data_offset * 4`` bytes when that
   is more than 20; a smaller value is written into the field but the header stays 20.
 
+* Other link types: ``sll()``, ``sll2()``, ``null()``, ``loop()`` build the link header in
+  front of a payload; ``link(linktype, packet, ethertype=...)`` picks the right one.
+* pcapng: ``shb()``, ``idb()``, ``epb()``, ``spb()``, ``opb()``, ``isb()``, ``nrb()``,
+  ``dsb()``, ``custom_block()`` build one block each (frames zero-padded to 4; every
+  length/field overridable), ``block()`` any raw block (body NOT padded, ``total_length``
+  and ``trailing_length`` overridable), ``pcapng(blocks)`` joins them, and
+  ``pcapng_file(records, ...)`` is the one-section, one-interface shortcut.  Timestamps
+  are given in the interface's units; ``ts_units(t_ns, tsresol=, tsoffset=)`` converts.
+* ``compress(data, kind)`` for kind in COMPRESSIONS (zstandard/lz4 imported lazily).
+
 Hypothesis strategies (hypothesis is imported lazily, on first use):
-``frames()``, ``records(max_size=...)``, ``captures()``.
+``frames()``, ``records(max_size=...)``, ``captures()``, ``linktype_frames(linktype)``,
+``pcapng_twins()``, ``pcapng_captures()``, ``compressed(strategy)``.
 """
 
 from __future__ import annotations
@@ -33,7 +44,13 @@ __all__ = [
     "BRIDGE_IP", "MAGIC_USEC", "MAGIC_NSEC",
     "mac", "eth", "vlan", "ipv4", "ipv6", "tcp", "udp", "dns_query", "arp",
     "Rec", "global_header", "record_bytes", "pcap",
-    "frames", "records", "captures",
+    "AF_INET", "AF_INET6_FAMILIES", "LINK_HEADER_LEN", "DECODED_LINKTYPES", "sll", "sll2", "null", "loop", "link",
+    "SHB_TYPE", "BYTE_ORDER_MAGIC", "BT_IDB", "BT_PB", "BT_SPB", "BT_NRB", "BT_ISB", "BT_EPB", "BT_DSB",
+    "BT_CB_COPY", "BT_CB_NOCOPY", "OPT_ENDOFOPT", "OPT_COMMENT", "IF_NAME", "IF_TSRESOL", "IF_TSOFFSET",
+    "option", "options", "block", "shb", "idb", "epb", "spb", "opb", "isb", "nrb", "dsb", "custom_block",
+    "pcapng", "pcapng_file", "units_per_second", "ts_units", "tsresol_option", "tsoffset_option",
+    "COMPRESSIONS", "compress",
+    "frames", "records", "captures", "linktype_frames", "pcapng_twins", "pcapng_captures", "compressed",
 ]
 
 FIN, SYN, RST, PSH, ACK, URG = 1, 2, 4, 8, 16, 32
@@ -202,6 +219,86 @@ def arp(*, op: int = 1, sha: bytes = mac(2), spa="10.200.0.2", tha: bytes = b"\0
 
 
 # ---------------------------------------------------------------------------
+# Link-layer builders (other link types)
+# ---------------------------------------------------------------------------
+
+AF_INET = 2
+AF_INET6_FAMILIES = (10, 24, 28, 30)  # Linux, BSDs, FreeBSD, macOS
+
+# link type -> bytes of link header before the network layer (the decoded ones)
+LINK_HEADER_LEN = {1: 14, 113: 16, 276: 20, 0: 4, 108: 4, 101: 0, 12: 0, 14: 0, 228: 0, 229: 0}
+DECODED_LINKTYPES = tuple(LINK_HEADER_LEN)
+
+
+def _hwaddr(addr: bytes, halen: int | None) -> tuple[int, bytes]:
+    addr = bytes(addr)
+    if len(addr) > 8:
+        raise ValueError("link-layer address longer than 8 bytes")
+    return (len(addr) if halen is None else halen), addr.ljust(8, b"\0")
+
+
+def sll(
+    payload: bytes = b"",
+    *,
+    protocol: int = 0x0800,
+    pkttype: int = 0,
+    hatype: int = 1,
+    addr: bytes = mac(2),
+    halen: int | None = None,
+) -> bytes:
+    """LINUX_SLL (113) frame: 16-byte header (packet type, ARPHRD type, address length,
+    8 address bytes, protocol, all big-endian) + payload."""
+    halen, addr8 = _hwaddr(addr, halen)
+    return struct.pack(">HHH", pkttype & 0xFFFF, hatype & 0xFFFF, halen & 0xFFFF) + addr8 + \
+        struct.pack(">H", protocol & 0xFFFF) + bytes(payload)
+
+
+def sll2(
+    payload: bytes = b"",
+    *,
+    protocol: int = 0x0800,
+    ifindex: int = 1,
+    hatype: int = 1,
+    pkttype: int = 0,
+    addr: bytes = mac(2),
+    halen: int | None = None,
+) -> bytes:
+    """LINUX_SLL2 (276) frame: 20-byte header (protocol, reserved, interface index, ARPHRD
+    type, packet type, address length, 8 address bytes, all big-endian) + payload."""
+    halen, addr8 = _hwaddr(addr, halen)
+    return struct.pack(">HHIHBB", protocol & 0xFFFF, 0, ifindex & _U32, hatype & 0xFFFF, pkttype & 0xFF,
+                       halen & 0xFF) + addr8 + bytes(payload)
+
+
+def null(payload: bytes = b"", *, family: int = AF_INET, byteorder: str = "little") -> bytes:
+    """NULL (0) frame: the address family as a u32 in the capturing host's byte order."""
+    return struct.pack(_bo(byteorder) + "I", family & _U32) + bytes(payload)
+
+
+def loop(payload: bytes = b"", *, family: int = AF_INET) -> bytes:
+    """LOOP (108) frame: the address family as a big-endian u32."""
+    return struct.pack(">I", family & _U32) + bytes(payload)
+
+
+def link(linktype: int, packet: bytes = b"", *, ethertype: int = 0x0800, byteorder: str = "little") -> bytes:
+    """Wrap a network-layer ``packet`` of protocol ``ethertype`` in the link header of
+    ``linktype`` (one of DECODED_LINKTYPES).  NULL/LOOP use AF_INET for 0x0800, 24 for
+    0x86DD and family 0 otherwise; raw link types return the packet unchanged."""
+    if linktype == 1:
+        return eth(packet, ethertype=ethertype)
+    if linktype == 113:
+        return sll(packet, protocol=ethertype)
+    if linktype == 276:
+        return sll2(packet, protocol=ethertype)
+    if linktype in (0, 108):
+        family = AF_INET if ethertype == 0x0800 else 24 if ethertype == 0x86DD else 0
+        return null(packet, family=family, byteorder=byteorder) if linktype == 0 else loop(packet, family=family)
+    if linktype in (101, 12, 14, 228, 229):
+        return bytes(packet)
+    raise ValueError(f"no link header builder for link type {linktype}")
+
+
+# ---------------------------------------------------------------------------
 # pcap file builder
 # ---------------------------------------------------------------------------
 
@@ -305,6 +402,243 @@ def pcap(
 
 
 # ---------------------------------------------------------------------------
+# pcapng builders (dumb and explicit: every length and field can be overridden)
+# ---------------------------------------------------------------------------
+
+SHB_TYPE = 0x0A0D0D0A
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+BT_IDB, BT_PB, BT_SPB, BT_NRB, BT_ISB, BT_EPB, BT_DSB = 1, 2, 3, 4, 5, 6, 0x0A
+BT_CB_COPY, BT_CB_NOCOPY = 0x00000BAD, 0x40000BAD
+OPT_ENDOFOPT, OPT_COMMENT = 0, 1
+IF_NAME, IF_DESCRIPTION, IF_TSRESOL, IF_FCSLEN, IF_TSOFFSET = 2, 3, 9, 13, 14
+EPB_FLAGS = 2
+_U64 = (1 << 64) - 1
+
+
+def _pad4(b: bytes) -> bytes:
+    b = bytes(b)
+    return b + b"\0" * (-len(b) % 4)
+
+
+def option(code: int, value: bytes = b"", *, byteorder: str = "little", length: int | None = None) -> bytes:
+    """One option: code (u16), length (u16, default len(value)), value zero-padded to 4."""
+    value = bytes(value)
+    return struct.pack(_bo(byteorder) + "HH", code & 0xFFFF,
+                       (len(value) if length is None else length) & 0xFFFF) + _pad4(value)
+
+
+def options(*opts, byteorder: str = "little", end: bool = True) -> bytes:
+    """An option list from ``(code, value)`` pairs, ended by opt_endofopt when ``end``
+    (and there is at least one option)."""
+    out = b"".join(option(code, value, byteorder=byteorder) for code, value in opts)
+    if end and opts:
+        out += option(OPT_ENDOFOPT, byteorder=byteorder)
+    return out
+
+
+def block(btype: int, body: bytes = b"", *, byteorder: str = "little", total_length: int | None = None,
+          trailing_length: int | None = None) -> bytes:
+    """A raw block: type, total length (default 12 + len(body)), body as given (NOT padded),
+    trailing copy of the total length (default the same as the leading one)."""
+    body = bytes(body)
+    total = 12 + len(body) if total_length is None else total_length
+    trailer = total if trailing_length is None else trailing_length
+    bo = _bo(byteorder)
+    return struct.pack(bo + "II", btype & _U32, total & _U32) + body + struct.pack(bo + "I", trailer & _U32)
+
+
+def shb(*, byteorder: str = "little", version=(1, 0), options: bytes = b"", section_length: int = -1,
+        bom: int | bytes | None = None, **kw) -> bytes:
+    """Section Header Block.  ``bom``: the byte-order magic (an int written in ``byteorder``
+    or 4 raw bytes; default 0x1A2B3C4D).  ``kw``: ``block()``'s length overrides."""
+    bo = _bo(byteorder)
+    if bom is None:
+        bom = BYTE_ORDER_MAGIC
+    bom_bytes = bytes(bom) if isinstance(bom, (bytes, bytearray)) else struct.pack(bo + "I", bom & _U32)
+    body = bom_bytes + struct.pack(bo + "HHq", version[0] & 0xFFFF, version[1] & 0xFFFF, section_length)
+    body += bytes(options)
+    return block(SHB_TYPE, body, byteorder=byteorder, **kw)
+
+
+def tsresol_option(tsresol: int, *, byteorder: str = "little") -> bytes:
+    return option(IF_TSRESOL, bytes([tsresol]), byteorder=byteorder)
+
+
+def tsoffset_option(tsoffset: int, *, byteorder: str = "little") -> bytes:
+    return option(IF_TSOFFSET, struct.pack(_bo(byteorder) + "q", tsoffset), byteorder=byteorder)
+
+
+def idb(linktype: int = 1, *, snaplen: int = 0, tsresol: int | None = None, tsoffset: int | None = None,
+        options: bytes = b"", byteorder: str = "little", **kw) -> bytes:
+    """Interface Description Block.  Options: if_tsresol (when given), if_tsoffset (when
+    given), then the raw ``options`` bytes, then opt_endofopt if any option was written."""
+    bo = _bo(byteorder)
+    opts = b""
+    if tsresol is not None:
+        opts += tsresol_option(tsresol, byteorder=byteorder)
+    if tsoffset is not None:
+        opts += tsoffset_option(tsoffset, byteorder=byteorder)
+    opts += bytes(options)
+    if opts:
+        opts += option(OPT_ENDOFOPT, byteorder=byteorder)
+    body = struct.pack(bo + "HHI", linktype & 0xFFFF, 0, snaplen & _U32) + opts
+    return block(BT_IDB, body, byteorder=byteorder, **kw)
+
+
+def epb(iface: int, ts_units: int, frame: bytes, *, orig_len: int | None = None, caplen: int | None = None,
+        options: bytes = b"", byteorder: str = "little", **kw) -> bytes:
+    """Enhanced Packet Block: interface, timestamp (in the interface's units) split high/low,
+    captured length (default len(frame)), original length (default len(frame)), the frame
+    zero-padded to 4, raw ``options``."""
+    frame = bytes(frame)
+    body = struct.pack(_bo(byteorder) + "IIIII", iface & _U32, (ts_units >> 32) & _U32, ts_units & _U32,
+                       (len(frame) if caplen is None else caplen) & _U32,
+                       (len(frame) if orig_len is None else orig_len) & _U32) + _pad4(frame) + bytes(options)
+    return block(BT_EPB, body, byteorder=byteorder, **kw)
+
+
+def spb(frame: bytes, *, orig_len: int | None = None, byteorder: str = "little", **kw) -> bytes:
+    """Simple Packet Block: original length (default len(frame)) and the frame padded to 4."""
+    frame = bytes(frame)
+    body = struct.pack(_bo(byteorder) + "I", (len(frame) if orig_len is None else orig_len) & _U32) + _pad4(frame)
+    return block(BT_SPB, body, byteorder=byteorder, **kw)
+
+
+def opb(iface: int, ts_units: int, frame: bytes, *, drops: int = 0, orig_len: int | None = None,
+        caplen: int | None = None, options: bytes = b"", byteorder: str = "little", **kw) -> bytes:
+    """Obsolete Packet Block (type 2): interface (u16), drops (u16), then as ``epb``."""
+    frame = bytes(frame)
+    body = struct.pack(_bo(byteorder) + "HHIIII", iface & 0xFFFF, drops & 0xFFFF, (ts_units >> 32) & _U32,
+                       ts_units & _U32, (len(frame) if caplen is None else caplen) & _U32,
+                       (len(frame) if orig_len is None else orig_len) & _U32) + _pad4(frame) + bytes(options)
+    return block(BT_PB, body, byteorder=byteorder, **kw)
+
+
+def isb(iface: int, ts_units: int = 0, *, options: bytes = b"", byteorder: str = "little") -> bytes:
+    """Interface Statistics Block (skipped by readers of packets)."""
+    body = struct.pack(_bo(byteorder) + "III", iface & _U32, (ts_units >> 32) & _U32, ts_units & _U32)
+    return block(BT_ISB, body + bytes(options), byteorder=byteorder)
+
+
+def nrb(records=((1, bytes([10, 200, 0, 1]) + b"bridge\0"),), *, options: bytes = b"",
+        byteorder: str = "little") -> bytes:
+    """Name Resolution Block from ``(record_type, value)`` pairs (ended by nrb_record_end)."""
+    bo = _bo(byteorder)
+    body = b"".join(struct.pack(bo + "HH", t, len(v)) + _pad4(v) for t, v in records) + struct.pack(bo + "HH", 0, 0)
+    return block(BT_NRB, body + bytes(options), byteorder=byteorder)
+
+
+def dsb(data: bytes = b"CLIENT_RANDOM x y\n", *, secrets_type: int = 0x544C534B, byteorder: str = "little") -> bytes:
+    """Decryption Secrets Block."""
+    body = struct.pack(_bo(byteorder) + "II", secrets_type, len(data)) + _pad4(data)
+    return block(BT_DSB, body, byteorder=byteorder)
+
+
+def custom_block(data: bytes = b"", *, pen: int = 32473, copy: bool = True, byteorder: str = "little") -> bytes:
+    """Custom Block (0x00000BAD, or 0x40000BAD when it must not be copied)."""
+    body = struct.pack(_bo(byteorder) + "I", pen) + _pad4(data)
+    return block(BT_CB_COPY if copy else BT_CB_NOCOPY, body, byteorder=byteorder)
+
+
+def pcapng(blocks: Iterable[bytes] = (), *, tail: bytes = b"") -> bytes:
+    """A pcapng file: the blocks joined, then raw ``tail`` bytes."""
+    return b"".join(bytes(b) for b in blocks) + bytes(tail)
+
+
+def units_per_second(tsresol: int | None) -> int:
+    """if_tsresol -> timestamp units per second (None: the default 10^-6)."""
+    if tsresol is None:
+        return 1_000_000
+    return 2 ** (tsresol - 128) if tsresol >= 128 else 10**tsresol
+
+
+def ts_units(t_ns: int, *, tsresol: int | None = None, tsoffset: int = 0) -> int:
+    """The timestamp (in units of ``tsresol``) a reader converts back to exactly ``t_ns``
+    with ``floor(ts * 10^9 / units) + tsoffset * 10^9``; ValueError when there is none
+    (or it does not fit in 64 bits)."""
+    units = units_per_second(tsresol)
+    x = t_ns - tsoffset * 1_000_000_000
+    if x < 0:
+        raise ValueError(f"t_ns {t_ns} is before if_tsoffset {tsoffset} s")
+    ts = -((-x * units) // 1_000_000_000)  # ceil
+    if ts > _U64 or ts * 1_000_000_000 // units != x:
+        raise ValueError(f"t_ns {t_ns} is not representable with if_tsresol {tsresol} and if_tsoffset {tsoffset}")
+    return ts
+
+
+def pcapng_file(
+    records: Iterable[Rec | tuple] = (),
+    *,
+    byteorder: str = "little",
+    linktype: int = 1,
+    snaplen: int = 0,
+    tsresol: int | None = None,
+    tsoffset: int | None = None,
+    version=(1, 0),
+    tail: bytes = b"",
+) -> bytes:
+    """One section, one interface, one EPB per record (``Rec.incl_len`` overrides the
+    captured length field, ``Rec.orig_len`` the original length).  Timestamps must be
+    exactly representable (see ``ts_units``)."""
+    blocks = [shb(byteorder=byteorder, version=version),
+              idb(linktype, snaplen=snaplen, tsresol=tsresol, tsoffset=tsoffset, byteorder=byteorder)]
+    for r in records:
+        r = _as_rec(r)
+        blocks.append(epb(0, ts_units(r.t_ns, tsresol=tsresol, tsoffset=tsoffset or 0), r.frame,
+                          orig_len=r.orig_len, caplen=r.incl_len, byteorder=byteorder))
+    return pcapng(blocks, tail=tail)
+
+
+# ---------------------------------------------------------------------------
+# Compression
+# ---------------------------------------------------------------------------
+
+COMPRESSIONS = ("gzip", "zstd", "xz", "bzip2", "lz4")
+
+
+def compress(data: bytes, kind: str | None, *, level: int | None = None, members: int = 1, **options) -> bytes:
+    """``data`` compressed as ``kind`` (None: unchanged).  ``members`` > 1 splits the data
+    into that many consecutive streams (gzip members, zstd/lz4 frames, xz/bzip2 streams)
+    and concatenates them.  zstd ``options``: ``content_size=False`` for a streaming frame
+    header, ``checksum=True`` for a content checksum; lz4: any ``lz4.frame.compress``
+    keyword (``block_size``, ``content_checksum``...)."""
+    data = bytes(data)
+    if kind is None:
+        return data
+    if members > 1:
+        step = -(-len(data) // members) or 1
+        parts = [data[i : i + step] for i in range(0, len(data), step)] or [b""]
+        return b"".join(compress(p, kind, level=level, **options) for p in parts)
+    if kind == "gzip":
+        import gzip
+
+        return gzip.compress(data, compresslevel=6 if level is None else level, mtime=0)
+    if kind == "bzip2":
+        import bz2
+
+        return bz2.compress(data, 9 if level is None else level)
+    if kind == "xz":
+        import lzma
+
+        return lzma.compress(data, format=lzma.FORMAT_XZ, preset=1 if level is None else level)
+    if kind == "zstd":
+        import zstandard
+
+        cctx = zstandard.ZstdCompressor(level=3 if level is None else level,
+                                        write_content_size=options.get("content_size", True),
+                                        write_checksum=options.get("checksum", False))
+        if options.get("content_size", True):
+            return cctx.compress(data)
+        cobj = cctx.compressobj()
+        return cobj.compress(data) + cobj.flush()
+    if kind == "lz4":
+        import lz4.frame
+
+        return lz4.frame.compress(data, compression_level=0 if level is None else level, **options)
+    raise ValueError(f"unknown compression {kind!r}")
+
+
+# ---------------------------------------------------------------------------
 # Hypothesis strategies
 # ---------------------------------------------------------------------------
 
@@ -315,8 +649,22 @@ FLAG_POOL = [
     SYN | FIN, SYN | RST, SYN | ECE | CWR, SYN | ACK | ECE, 0x3F, 0xFF, 0xFFF, 0x100, 0x40 | SYN,
 ]
 OTHER_PROTOS = [0, 1, 2, 4, 41, 47, 50, 58, 132, 255]
+# link types pcapng_twins() draws from (one per file) and pcapng_captures() mixes
+TWIN_LINKTYPES = (1, 1, 1, 113, 276, 101, 12, 14, 228, 229, 0, 108, 147, 105)
+CAPTURE_LINKTYPES = (1, 1, 113, 276, 101, 228, 229, 0, 108, 12, 14, 147, 9, 249, 231)
 
 _CACHE: dict = {}
+
+# Every magic a reader recognises by its first bytes: classic pcap (4 encodings), the
+# pcapng SHB type, and the compression formats.
+KNOWN_MAGICS = tuple(struct.pack(bo + "I", m) for bo in "<>" for m in (MAGIC_USEC, MAGIC_NSEC)) + (
+    b"\x0a\x0d\x0d\x0a", b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\xfd\x37\x7a\x58\x5a\x00", b"BZh",
+    b"\x04\x22\x4d\x18")
+
+
+def _begins_a_magic(b: bytes) -> bool:
+    """True when ``b`` and some known magic agree on their common length (one begins the other)."""
+    return any(m[: len(b)] == b[: len(m)] for m in KNOWN_MAGICS)
 
 
 def _hyp():
@@ -581,22 +929,406 @@ def _hyp():
         if shape == "error":
             kind = draw(st.sampled_from(["magic", "incl_len", "short_magic"]))
             if kind == "magic":
-                bad = draw(st.binary(min_size=4, max_size=4).filter(
-                    lambda m: m not in (struct.pack("<I", MAGIC_USEC), struct.pack(">I", MAGIC_USEC),
-                                        struct.pack("<I", MAGIC_NSEC), struct.pack(">I", MAGIC_NSEC))))
+                bad = draw(st.binary(min_size=4, max_size=4).filter(lambda m: not _begins_a_magic(m)))
                 data = bad + data[4:]
             elif kind == "short_magic":
-                data = draw(st.binary(min_size=1, max_size=23).filter(
-                    lambda b: not any(m.startswith(b[:4]) for m in (
-                        struct.pack("<I", MAGIC_USEC), struct.pack(">I", MAGIC_USEC),
-                        struct.pack("<I", MAGIC_NSEC), struct.pack(">I", MAGIC_NSEC)))))
+                data = draw(st.binary(min_size=1, max_size=23).filter(lambda b: not _begins_a_magic(b[:4])))
             else:
                 incl = draw(st.integers(262145, _U32))
                 data += record_bytes(Rec(0, draw(st.binary(max_size=40)), incl_len=incl),
                                      byteorder=byteorder, nsec=nsec)
         return data, kw
 
-    _CACHE.update(frames=frames_, records=records_, captures=captures_)
+    # ------------------------------------------------------------ other link types
+    def _ipv4_for_link(draw):
+        """An IPv4 packet (no link header) as f_tcp/f_udp build them."""
+        return draw(st.sampled_from([f_tcp, f_udp, f_other_proto]))(draw)[14:]
+
+    def _null_family(draw, ethertype, loopback):
+        if ethertype == 0x0800:
+            return AF_INET
+        if ethertype == 0x86DD:
+            return draw(st.sampled_from(AF_INET6_FAMILIES))
+        return _other_family(draw, loopback)
+
+    def _other_family(draw, loopback):
+        # neither byte order reads 2 (NULL); for LOOP also 0x02000000 (little-endian AF_INET)
+        pool = [0, 1, 7, 17, 23, 10, 24, 28, 30, 0x200, 0x20000, 0xFFFFFFFF]
+        if loopback:
+            pool.append(0x02000000)
+        return draw(st.sampled_from(pool))
+
+    def _wrap(draw, linktype, net, ethertype):
+        if linktype == 113:
+            return sll(net, protocol=ethertype, pkttype=draw(st.sampled_from([0, 0, 1, 2, 3, 4])),
+                       hatype=draw(st.sampled_from([1, 1, 772, 776, 0xFFFF])),
+                       addr=draw(st.sampled_from([mac(2), b"", b"\x01" * 8, b"\x02\x03"])))
+        if linktype == 276:
+            return sll2(net, protocol=ethertype, ifindex=draw(st.sampled_from([1, 2, 0xFFFFFFFF])),
+                        pkttype=draw(st.sampled_from([0, 0, 1, 4])), hatype=draw(st.sampled_from([1, 1, 772])),
+                        addr=draw(st.sampled_from([mac(2), b""])))
+        if linktype == 0:
+            return null(net, family=_null_family(draw, ethertype, False),
+                        byteorder=draw(st.sampled_from(["little", "big"])))
+        if linktype == 108:
+            return loop(net, family=_null_family(draw, ethertype, True))
+        return net  # RAW 101/12/14, IPV4 228, IPV6 229: no link header
+
+    def _other_protocol(draw, linktype):
+        """A frame whose link says "not IPv4" although an IPv4 packet follows."""
+        net = _ipv4_for_link(draw)
+        if linktype in (113, 276):
+            proto = draw(st.sampled_from([0x86DD, 0x0806, 0x8100, 0x0004, 0x0001, 0x88CC, 0x0801, 0x0008, 0x0000]))
+            return _wrap(draw, linktype, net, proto)
+        if linktype == 0:
+            return null(net, family=_other_family(draw, False), byteorder=draw(st.sampled_from(["little", "big"])))
+        if linktype == 108:
+            return loop(net, family=_other_family(draw, True))
+        if linktype in (101, 12, 14):
+            v = draw(st.sampled_from([6, 0, 5, 15]))
+            return bytes([(v << 4) | (net[0] & 0x0F)]) + net[1:]
+        if linktype == 228:  # always IPv4, whatever the version nibble says
+            v = draw(st.sampled_from([6, 0, 15]))
+            return bytes([(v << 4) | (net[0] & 0x0F)]) + net[1:]
+        return net  # 229: an IPv4 packet on an IPv6 link: size only
+
+    @st.composite
+    def linktype_frames_(draw, linktype):
+        if linktype == 1:
+            return draw(frames_())
+        if linktype not in LINK_HEADER_LEN:
+            # not decoded: anything, including what would decode as Ethernet or IPv4
+            kind = weighted(draw, [(3, "eth"), (2, "ip"), (1, "random")])
+            if kind == "eth":
+                return draw(frames_())
+            if kind == "ip":
+                return _ipv4_for_link(draw)
+            return draw(st.binary(max_size=80))
+        kind = weighted(draw, [(16, "net"), (2, "short"), (3, "other")])
+        if kind == "short":
+            h = LINK_HEADER_LEN[linktype]
+            if h == 0:
+                return draw(st.binary(max_size=19))
+            whole = _wrap(draw, linktype, b"", 0x0800)
+            if draw(st.booleans()):
+                return whole[: draw(st.integers(0, h - 1))]
+            return draw(st.binary(max_size=h - 1))
+        if kind == "other":
+            return _other_protocol(draw, linktype)
+        f = draw(frames_())
+        if len(f) < 14:
+            return _wrap(draw, linktype, f, 0x0800)  # garbage where the IPv4 header should be
+        return _wrap(draw, linktype, f[14:], (f[12] << 8) | f[13])
+
+    # ------------------------------------------------------------ pcapng
+    RESOLUTIONS = [None, 6, 9, 3, 0, 1, 7, 10, 12, 15, 128 + 30, 128 + 20, 128 + 10, 128 + 32, 128, 128 + 3]
+
+    def representable(times, tsresol, tsoffset):
+        try:
+            for t in times:
+                ts_units(t, tsresol=tsresol, tsoffset=tsoffset)
+        except ValueError:
+            return False
+        return True
+
+    def _offset(draw, times):
+        kind = weighted(draw, [(6, "zero"), (2, "below"), (1, "negative")])
+        if kind == "below" and times and min(times) >= 1_000_000_000:
+            return draw(st.integers(0, min(times) // 1_000_000_000))
+        if kind == "negative":
+            return -draw(st.integers(1, 10**9))
+        return 0
+
+    def _junk_block(draw, bo, n_ifaces):
+        kind = draw(st.sampled_from(["nrb", "isb", "custom", "dsb", "unknown"]))
+        if kind == "nrb":
+            return nrb(byteorder=bo)
+        if kind == "isb":  # interface statistics, sometimes for an interface nobody described
+            return isb(draw(st.integers(0, n_ifaces + 1)), draw(st.integers(0, _U32)), byteorder=bo,
+                       options=options((OPT_COMMENT, b"stats"), byteorder=bo) if draw(st.booleans()) else b"")
+        if kind == "custom":
+            return custom_block(draw(st.binary(max_size=20)), copy=draw(st.booleans()), byteorder=bo)
+        if kind == "dsb":
+            return dsb(byteorder=bo)
+        btype = draw(st.sampled_from([0x80000001, 0x00000007, 0x00000008, 0x0000000B, 0x12345678, 0x00000204]))
+        return block(btype, _pad4(draw(st.binary(max_size=24))), byteorder=bo)
+
+    def _maybe_junk(draw, out, bo, n_ifaces, weight=6):
+        while draw(st.integers(0, weight)) == weight:  # (shrinks towards no junk)
+            out.append(_junk_block(draw, bo, n_ifaces))
+
+    def _idb_options(draw, bo, tsresol, tsoffset):
+        opts = []
+        if tsresol is not None:
+            opts.append((IF_TSRESOL, bytes([tsresol])))
+        if tsoffset is not None:
+            opts.append((IF_TSOFFSET, struct.pack(_bo(bo) + "q", tsoffset)))
+        if draw(st.booleans()):
+            opts.append((IF_NAME, draw(st.sampled_from([b"eth0", b"br0", b"", b"x" * 9]))))
+        if draw(st.integers(0, 3)) == 3:
+            opts.append((IF_FCSLEN, b"\x04"))
+        if draw(st.integers(0, 3)) == 3:
+            opts.append((OPT_COMMENT, draw(st.binary(max_size=11))))
+        opts = draw(st.permutations(opts))
+        return options(*opts, byteorder=bo, end=draw(st.integers(0, 4)) < 4)
+
+    def _packet_options(draw, bo):
+        if draw(st.integers(0, 4)) < 4:
+            return b""
+        opts = [(EPB_FLAGS, struct.pack(_bo(bo) + "I", draw(st.sampled_from([0, 1, 2, 0x01000000]))))]
+        if draw(st.booleans()):
+            opts.append((OPT_COMMENT, draw(st.binary(max_size=9))))
+        return options(*opts, byteorder=bo)
+
+    def _plan_section(draw, n_pkts, max_ifaces):
+        """Interleave IDBs and packets: returns (events, n_ifaces) with events "idb" or
+        ("pkt", index_in_section, iface); interface k is described before its packets."""
+        max_ifaces = draw(st.integers(1, max_ifaces))
+        events = ["idb"]
+        described = 1
+        for i in range(n_pkts):
+            if described < max_ifaces and draw(st.integers(0, 3)) == 3:
+                events.append("idb")
+                described += 1
+            events.append(("pkt", i, draw(st.integers(0, described - 1))))
+        if described < max_ifaces and draw(st.booleans()):
+            events.append("idb")
+            described += 1
+        return events, described
+
+    def _split(draw, n, max_sections=3):
+        k = draw(st.integers(1, max_sections))
+        cuts = sorted(draw(st.lists(st.integers(0, n), min_size=k - 1, max_size=k - 1)))
+        bounds = [0] + cuts + [n]
+        return [(bounds[i], bounds[i + 1]) for i in range(k)]
+
+    @st.composite
+    def pcapng_twins_(draw, max_records=20, linktypes=None, allow_huge=False, bucket_ms=100):
+        lt = draw(st.sampled_from(list(linktypes or TWIN_LINKTYPES)))
+        recs = draw(records_(max_size=max_records, nsec=True, bucket_ms=bucket_ms, allow_huge=allow_huge,
+                             frames=linktype_frames_(lt)))
+        classic = pcap(recs, byteorder=draw(st.sampled_from(["little", "big"])), nsec=True, linktype=lt)
+        blocks = []
+        for lo, hi in _split(draw, len(recs)):
+            part = recs[lo:hi]
+            bo = draw(st.sampled_from(["little", "big"]))
+            shb_opts = options((OPT_COMMENT, b"twin"), (2, b"hw"), byteorder=bo) if draw(st.booleans()) else b""
+            blocks.append(shb(byteorder=bo, version=(1, draw(st.sampled_from([0, 0, 2]))), options=shb_opts,
+                              section_length=draw(st.sampled_from([-1, -1, 0]))))
+            _maybe_junk(draw, blocks, bo, 0)
+            events, n_if = _plan_section(draw, len(part), 3)
+            times = {k: [part[e[1]].t_ns for e in events if e != "idb" and e[2] == k] for k in range(n_if)}
+            params = []
+            for k in range(n_if):
+                off = _offset(draw, times[k])
+                fits = [r for r in RESOLUTIONS if representable(times[k], r, off)]
+                if not fits:
+                    off = 0
+                    fits = [r for r in RESOLUTIONS if representable(times[k], r, 0)]
+                res = draw(st.sampled_from(fits))
+                params.append((res, off))
+            next_if = 0
+            for e in events:
+                if e == "idb":
+                    res, off = params[next_if]
+                    opts = _idb_options(draw, bo, res, off if (off or draw(st.booleans())) else None)
+                    snaplen = draw(st.sampled_from([0, 262144, 65535]))
+                    blocks.append(idb(lt, snaplen=snaplen, options=opts, byteorder=bo))
+                    next_if += 1
+                else:
+                    _, i, k = e
+                    r = part[i]
+                    res, off = params[k]
+                    ts = ts_units(r.t_ns, tsresol=res, tsoffset=off)
+                    if weighted(draw, [(8, "epb"), (2, "opb")]) == "epb":
+                        blocks.append(epb(k, ts, r.frame, orig_len=r.orig_len, options=_packet_options(draw, bo),
+                                          byteorder=bo))
+                    else:
+                        blocks.append(opb(k, ts, r.frame, orig_len=r.orig_len, drops=draw(st.integers(0, 3)),
+                                          options=_packet_options(draw, bo), byteorder=bo))
+                _maybe_junk(draw, blocks, bo, next_if)
+        return pcapng(blocks), classic
+
+    def _kw(draw):
+        kw = {
+            "bucket_ms": weighted(draw, [(6, 100), (2, 1), (2, 7), (2, 1000)]),
+            "bridge_ip": weighted(draw, [(4, BRIDGE_IP), (1, "10.200.0.2"), (1, "192.168.1.10")]),
+            "t_mono_origin_ns": weighted(draw, [(4, 0), (1, 1_700_000_000_000_000_000), (1, "any")]),
+            "max_gap_s": draw(st.sampled_from(MAX_GAPS)),
+        }
+        if kw["t_mono_origin_ns"] == "any":
+            kw["t_mono_origin_ns"] = draw(st.integers(-(2**40), 2**62))
+        return kw
+
+    def _error_block(draw, kind, bo, n_ifaces, ts):
+        """One bad block (or bad block start) of ``kind``; n_ifaces: the section's interfaces."""
+        B = _bo(bo)
+        if kind == "len_small":
+            btype = draw(st.sampled_from([BT_EPB, BT_IDB, 0x80000001, BT_SPB]))
+            return struct.pack(B + "II", btype, draw(st.sampled_from([0, 4, 8]))) + draw(st.binary(max_size=12))
+        if kind == "len_mod4":
+            body = draw(st.binary(min_size=1, max_size=30).filter(lambda b: len(b) % 4))
+            return block(draw(st.sampled_from([BT_EPB, 0x80000001, BT_NRB])), body, byteorder=bo)
+        if kind == "len_huge":
+            btype = draw(st.sampled_from([0x80000001, BT_NRB, BT_ISB, BT_EPB]))
+            length = draw(st.sampled_from([16 * 1024 * 1024 + 4, 0x7FFFFFFC, 0xFFFFFFFC, 200 * 1024 * 1024]))
+            return struct.pack(B + "II", btype, length) + draw(st.binary(max_size=40))
+        if kind == "trailer":
+            good = epb(0, ts, b"\x00" * draw(st.integers(0, 20)), byteorder=bo) if n_ifaces else nrb(byteorder=bo)
+            bad = (struct.unpack(B + "I", good[-4:])[0] + draw(st.sampled_from([4, -4, 1, 1 << 20]))) & _U32
+            return good[:-4] + struct.pack(B + "I", bad)
+        if kind == "no_iface":
+            if n_ifaces == 0 and draw(st.booleans()):
+                return spb(b"\x00" * 20, byteorder=bo)
+            k = n_ifaces + draw(st.integers(0, 3))
+            if draw(st.booleans()):
+                return opb(k, ts, b"\x00" * 20, byteorder=bo)
+            return epb(k, ts, b"\x00" * 20, byteorder=bo)
+        if kind == "caplen":
+            frame = draw(st.binary(max_size=24))
+            return epb(0, ts, frame, caplen=len(_pad4(frame)) + draw(st.integers(1, 70000)), byteorder=bo)
+        if kind == "caplen_max":
+            return epb(0, ts, b"\x00" * 262145, byteorder=bo)
+        if kind == "short_fields":
+            btype = draw(st.sampled_from([BT_EPB, BT_PB, BT_IDB, BT_SPB]))
+            size = {BT_EPB: 16, BT_PB: 16, BT_IDB: 4, BT_SPB: 0}[btype]
+            return block(btype, bytes(draw(st.integers(0, size // 4)) * 4), byteorder=bo)
+        if kind == "bom":
+            bom = draw(st.binary(min_size=4, max_size=4).filter(
+                lambda b: b not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d")))
+            return shb(byteorder=bo, bom=bom)
+        if kind == "major":
+            return shb(byteorder=bo, version=(draw(st.sampled_from([2, 0, 0xFFFF])), 0))
+        raise AssertionError(kind)
+
+    ERROR_KINDS = ["len_small", "len_mod4", "len_huge", "trailer", "no_iface", "caplen", "caplen_max",
+                   "short_fields", "bom", "major"]
+
+    @st.composite
+    def pcapng_captures_(draw, max_records=20, errors=False, linktypes=None):
+        kw = _kw(draw)
+        pool = list(linktypes or CAPTURE_LINKTYPES)
+        shape = weighted(draw, [(16, "normal"), (2, "tail"), (1, "short")] + ([(4, "error")] if errors else []))
+        if shape == "short":
+            whole = shb(byteorder=draw(st.sampled_from(["little", "big"])))
+            return whole[: draw(st.integers(0, len(whole) - 1))], kw
+        cap_ns = None
+        if kw["max_gap_s"] is not None:
+            from fractions import Fraction
+
+            cap_ns = int(Fraction(str(kw["max_gap_s"])) * 1_000_000_000)
+        recs = draw(records_(max_size=max_records, nsec=True, bucket_ms=kw["bucket_ms"],
+                             allow_huge=kw["max_gap_s"] is not None, cap_ns=cap_ns, frames=st.just(b"")))
+        spb_ok = kw["max_gap_s"] is not None  # t_ns 0 next to 2023 timestamps: needs the cap
+        blocks = []
+        last = None  # (byteorder, number of interfaces) of the last section
+        for lo, hi in _split(draw, len(recs)):
+            part = recs[lo:hi]
+            bo = draw(st.sampled_from(["little", "big"]))
+            blocks.append(shb(byteorder=bo, version=(1, draw(st.sampled_from([0, 0, 2])))))
+            _maybe_junk(draw, blocks, bo, 0)
+            events, n_if = _plan_section(draw, len(part), 4)
+            times = {k: [part[e[1]].t_ns for e in events if e != "idb" and e[2] == k] for k in range(n_if)}
+            params = []
+            for k in range(n_if):
+                off = weighted(draw, [(6, 0), (1, "small"), (1, "negative")])
+                if off == "small":
+                    off = draw(st.integers(0, 10**6))
+                    if times[k] and min(times[k]) < off * 1_000_000_000:
+                        off = 0
+                elif off == "negative":
+                    off = -draw(st.integers(1, 10**6))
+                top = max(times[k], default=0) - off * 1_000_000_000
+                fits = [r for r in RESOLUTIONS if top * units_per_second(r) // 1_000_000_000 <= _U64]
+                params.append((draw(st.sampled_from(pool)), draw(st.sampled_from(fits)), off,
+                               draw(st.sampled_from([0, 0, 0, 16, 64, 65535, 262144]))))
+            ifaces = []
+            for e in events:
+                if e == "idb":
+                    lt, res, off, snaplen = params[len(ifaces)]
+                    ifaces.append(params[len(ifaces)])
+                    blocks.append(idb(lt, snaplen=snaplen, options=_idb_options(draw, bo, res, off or None),
+                                      byteorder=bo))
+                else:
+                    _, i, k = e
+                    r = part[i]
+                    lt, res, off, snaplen = ifaces[k]
+                    ts = (r.t_ns - off * 1_000_000_000) * units_per_second(res) // 1_000_000_000
+                    kind = weighted(draw, [(8, "epb"), (2, "opb")] + ([(2, "spb")] if spb_ok else []))
+                    if kind == "spb":
+                        lt = ifaces[0][0]
+                    frame = draw(linktype_frames_(lt))
+                    orig = weighted(draw, [(8, None), (2, "more"), (1, "less")])
+                    if orig == "more":
+                        orig = len(frame) + draw(st.integers(1, 1500))
+                    elif orig == "less":
+                        orig = draw(st.integers(0, len(frame)))
+                    if kind == "epb":
+                        blocks.append(epb(k, ts, frame, orig_len=orig, options=_packet_options(draw, bo), byteorder=bo))
+                    elif kind == "opb":
+                        blocks.append(opb(k, ts, frame, orig_len=orig, byteorder=bo))
+                    else:
+                        blocks.append(spb(frame, orig_len=orig, byteorder=bo))
+                _maybe_junk(draw, blocks, bo, len(ifaces))
+            last = (bo, len(ifaces))
+        tail = b""
+        if shape == "tail":
+            bo, n_if = last
+            whole = draw(st.sampled_from(["epb", "idb", "junk", "shb"]))
+            if whole == "epb" and n_if:
+                whole = epb(0, draw(st.integers(0, _U32)), draw(linktype_frames_(ifaces[0][0])), byteorder=bo)
+            elif whole == "idb":
+                whole = idb(draw(st.sampled_from(pool)), byteorder=bo)
+            elif whole == "shb":
+                whole = shb(byteorder=draw(st.sampled_from(["little", "big"])))
+            else:
+                whole = _junk_block(draw, bo, n_if)
+            tail = whole[: draw(st.integers(1, len(whole) - 1))]
+        elif shape == "error":
+            kind = draw(st.sampled_from(ERROR_KINDS))
+            bo, n_if = last
+            if kind == "caplen" and n_if == 0:
+                blocks.append(idb(1, byteorder=bo))
+            if kind == "caplen_max":  # a fresh section with one Ethernet interface
+                blocks += [shb(byteorder=bo), idb(1, byteorder=bo), epb(0, 0, b"\x00" * 262145, byteorder=bo)]
+            else:
+                if kind == "no_iface" and draw(st.integers(0, 2)) == 2:
+                    blocks.append(shb(byteorder=bo))  # a new section that describes no interface
+                    n_if = 0
+                bad = _error_block(draw, kind, bo, max(n_if, 1) if kind == "caplen" else n_if,
+                                   draw(st.integers(0, _U32)))
+                if kind in ("bom", "major") and draw(st.booleans()):
+                    blocks[0] = bad  # the very first section header
+                else:
+                    blocks.append(bad)
+            if draw(st.booleans()):
+                blocks.append(nrb(byteorder=bo))
+        return pcapng(blocks, tail=tail), kw
+
+    @st.composite
+    def compressed_(draw, data_strategy, truncate=True, multi=False, corrupt=False):
+        value = draw(data_strategy)
+        data, rest = (value[0], value[1:]) if isinstance(value, tuple) else (value, None)
+        kind = weighted(draw, [(5, None)] + [(2, k) for k in COMPRESSIONS])
+        if kind is not None:
+            opts = {}
+            if kind == "zstd":
+                opts["content_size"] = draw(st.booleans())
+                opts["checksum"] = draw(st.booleans())
+            if kind == "lz4" and draw(st.booleans()):
+                opts["block_size"] = 4  # lz4.frame.BLOCKSIZE_MAX64KB
+                opts["content_checksum"] = True
+            members = draw(st.integers(2, 3)) if multi and draw(st.integers(0, 3)) == 3 else 1
+            data = compress(data, kind, members=members, **opts)
+            if truncate and weighted(draw, [(4, False), (1, True)]):
+                data = data[: draw(st.integers(0, max(len(data) - 1, 0)))]
+            if corrupt and data and weighted(draw, [(2, False), (1, True)]):
+                where = draw(st.integers(0, len(data) - 1))
+                data = data[:where] + bytes([data[where] ^ draw(st.integers(1, 255))]) + data[where + 1 :]
+        return data if rest is None else (data, *rest)
+
+    _CACHE.update(frames=frames_, records=records_, captures=captures_, linktype_frames=linktype_frames_,
+                  pcapng_twins=pcapng_twins_, pcapng_captures=pcapng_captures_, compressed=compressed_)
     return _CACHE
 
 
@@ -623,3 +1355,46 @@ def captures(max_records: int = 20, *, errors: bool = False, linktypes=(1,)):
     invalid (bad magic, short non-magic file, oversized incl_len) and must raise.  Day-long
     jumps only appear when ``max_gap_s`` is not None, so the row count stays small."""
     return _hyp()["captures"](max_records=max_records, errors=errors, linktypes=tuple(linktypes))
+
+
+def linktype_frames(linktype: int):
+    """Strategy: frames for ``linktype``.  For the decoded link types, the network layer of
+    ``frames()`` (IPv4 TCP/UDP/odd cases, IPv6, ARP, VLAN, garbage) behind that link's
+    header with the matching protocol/family, plus frames shorter than the link header and
+    non-IPv4 protocols (other SLL protocols, NULL/LOOP families, RAW version nibbles) that
+    still carry an IPv4 packet.  Ethernet: ``frames()`` itself.  Other link types:
+    anything (Ethernet frames, bare IPv4, random bytes), which must count by size only."""
+    return _hyp()["linktype_frames"](linktype)
+
+
+def pcapng_twins(max_records: int = 20, *, linktypes=None, allow_huge: bool = False, bucket_ms: int = 100):
+    """Strategy: ``(pcapng_bytes, pcap_bytes)`` holding the same packets (same t_ns, frames,
+    order): a nanosecond classic pcap (either byte order) with one link type, and a pcapng
+    split into 1-3 sections of random byte order, each with 1-3 IDBs of that link type
+    (some described mid-section), per-interface if_tsresol/if_tsoffset chosen so every
+    timestamp is exact, EPBs and some obsolete PBs, with and without options, NRB/ISB/DSB/
+    custom/unknown blocks sprinkled in.  Both must give identical rows.  Day-long jumps
+    only with ``allow_huge`` (then use a gap cap)."""
+    return _hyp()["pcapng_twins"](max_records=max_records, linktypes=linktypes, allow_huge=allow_huge,
+                                  bucket_ms=bucket_ms)
+
+
+def pcapng_captures(max_records: int = 20, *, errors: bool = False, linktypes=None):
+    """Strategy: ``(file_bytes, oracle_kwargs)`` for arbitrary pcapng files: 1-3 sections,
+    interfaces of mixed link types (CAPTURE_LINKTYPES), any if_tsresol/if_tsoffset/snap
+    length, EPB/PB/SPB (SPB only when a gap cap is set: its t_ns is 0), junk blocks, a
+    partial trailing block or a cut first SHB.  ``errors=True`` adds corrupt files: bad
+    block lengths, mismatched trailer, packets on undescribed interfaces, captured length
+    larger than the block or the link type allows, fields missing, bad byte-order magic,
+    major version other than 1."""
+    return _hyp()["pcapng_captures"](max_records=max_records, errors=errors, linktypes=linktypes)
+
+
+def compressed(data_strategy, *, truncate: bool = True, multi: bool = False, corrupt: bool = False):
+    """Strategy: what ``data_strategy`` draws (bytes, or a tuple whose first item is the
+    bytes), compressed as gzip, zstd (with or without content size / checksum), xz, bzip2 or
+    lz4 (or left alone), and with ``truncate`` sometimes cut short anywhere.  ``multi``:
+    sometimes several concatenated members/frames/streams.  ``corrupt``: sometimes one
+    byte of the compressed data changed (the error offset then depends on how far the
+    decoder got: the oracle feeds it byte by byte around the fault)."""
+    return _hyp()["compressed"](data_strategy, truncate=truncate, multi=multi, corrupt=corrupt)

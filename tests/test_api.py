@@ -88,7 +88,7 @@ def test_bucketize_bad_capture_raises_and_keeps_the_output(tmp_path: Path) -> No
     with pytest.raises(fastpcap.CaptureError) as err:
         fastpcap.bucketize(bad, out)
     assert isinstance(err.value, ValueError)
-    assert str(err.value) == f"{bad}: byte offset 0: not a pcap capture (unknown magic 0x47455420)"
+    assert str(err.value) == f"{bad}: byte offset 0: not a capture (unknown magic 0x47455420)"
     assert (err.value.path, err.value.offset) == (str(bad), 0)
     assert out.read_bytes() == b"previous rows\n"
     fresh = tmp_path / "fresh" / "netflow.jsonl"

@@ -48,7 +48,7 @@ def test_twin_dtype_equals_the_struct_derived_dtype() -> None:
 
 
 @pytest.mark.parametrize("name", ["DEC_LINK", "DEC_IPV4", "DEC_PORTS", "WALK_OK",
-                                  "WALK_BAD_CAPLEN", "LINKTYPE_ETHERNET"])
+                                  "WALK_BAD_CAPLEN", "LINKTYPE_ETHERNET", "DECODED_LINKTYPES"])
 def test_constants_are_twins(name: str) -> None:
     assert getattr(_backend.IMPLEMENTATIONS["cython"], name) == getattr(_pure, name)
 

@@ -26,7 +26,8 @@ from fastpcap.jsonl import format_rows
 from fastpcap.reader import PcapReader, concatenate, max_caplen
 
 from oracle import OracleError, oracle
-from pcapgen import SYN, Rec, captures, eth, ipv4, pcap, tcp
+from pcapgen import SYN, Rec, captures, compressed, eth, ipv4, pcap, pcapng_captures, tcp
+from pcapgen import frames as frames_strategy
 
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
 PURE = _backend.IMPLEMENTATIONS["python"]
@@ -116,7 +117,8 @@ def test_public_api_equals_the_oracle(case, tmp_path_factory) -> None:
     buf=st.binary(max_size=600),
     start=st.integers(0, 600), length=st.integers(0, 600), cap=st.integers(0, 9),
     base=st.integers(0, 2**40), swapped=st.booleans(), nsec=st.booleans(),
-    linktype=st.sampled_from([1, 1, 1, 101, 0x1FF]), max_len=st.sampled_from([0, 14, 60, 262144]),
+    linktype=st.sampled_from([1, 1, 1, 0, 12, 14, 101, 108, 113, 228, 229, 276, 0x1FF]),
+    max_len=st.sampled_from([0, 14, 60, 262144]),
 )
 def test_walk_on_arbitrary_bytes(buf: bytes, start: int, length: int, cap: int, base: int,
                                  swapped: bool, nsec: bool, linktype: int, max_len: int) -> None:
@@ -234,3 +236,74 @@ def test_distinct_counter_values_in_and_width(impl: str) -> None:
     assert list(kernel.values_in(1)) == []  # only the newest bucket's values are known
     with pytest.raises(ValueError, match="16-bit values, not 32-bit"):
         kernel.first_in_bucket(np.array([1], dtype=np.uint32), np.array([3]), np.ones(1, np.uint8), out[:1])
+
+
+def _link_header(linktype: int, ethertype: int, swap: bool) -> bytes:
+    if linktype == 1:
+        return bytes(12) + ethertype.to_bytes(2, "big")
+    if linktype == 113:
+        return bytes(14) + ethertype.to_bytes(2, "big")
+    if linktype == 276:
+        return ethertype.to_bytes(2, "big") + bytes(18)
+    if linktype in (0, 108):
+        family = {0x0800: 2, 0x86DD: 28}.get(ethertype, ethertype & 0xFF)
+        return family.to_bytes(4, "little" if (swap and linktype == 0) else "big")
+    return b""  # RAW, IPV4, IPV6: no header
+
+
+@BOTH
+@settings(max_examples=300)
+@given(
+    frames=st.lists(st.tuples(frames_strategy(), st.sampled_from([0x0800, 0x0800, 0x86DD, 0x0806]),
+                              st.booleans(), st.integers(0, 30)), min_size=1, max_size=25),
+    linktype=st.sampled_from([0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147]),
+)
+def test_every_link_type_decodes_identically(frames, linktype: int) -> None:
+    # Network-layer bytes (from the Ethernet frames strategy) under each link type's header,
+    # sometimes cut short: both implementations decode them identically.
+    records = []
+    for i, (frame, ethertype, swap, cut) in enumerate(frames):
+        body = _link_header(linktype, ethertype, swap) + frame[14:]
+        records.append(Rec(10**18 + i * 1000, body[: max(0, len(body) - cut)] if cut > 20 else body))
+    data = pcap(records, linktype=linktype)
+    outs = []
+    for impl in (COMPILED, PURE):
+        out = np.zeros(len(records), dtype=impl.PACKET_DTYPE)
+        result = impl.walk(data, 24, len(data), out, 0, False, False, linktype, max_caplen(linktype))
+        outs.append((result, out.tobytes()))
+    assert outs[0] == outs[1]
+    decoded = np.frombuffer(outs[0][1], dtype=COMPILED.PACKET_DTYPE)["decoded"]
+    header = {1: 14, 113: 16, 276: 20, 0: 4, 108: 4, 101: 1, 12: 1, 14: 1}.get(linktype, 0)
+    long_enough = np.array([len(r.frame) >= header for r in records])
+    if linktype != 147:  # a known link type: its header is decoded exactly when it is there
+        assert list((decoded & COMPILED.DEC_LINK) != 0) == list(long_enough)
+
+
+def read_all(impl, data: bytes, chunk: int, block: int):
+    """Every packet ``impl`` reads out of ``data`` (any container, any compression), how it
+    ended, and the reader's view of the capture."""
+    previous = _backend.impl
+    _backend.impl = impl
+    chunks: list[np.ndarray] = []
+    reader = None
+    try:
+        reader = fastpcap.open_capture(io.BytesIO(data), chunk_packets=chunk, block_size=block)
+        chunks.extend(reader)
+        error = None
+    except fastpcap.CaptureError as exc:
+        error = (exc.offset, exc.problem)
+    finally:
+        _backend.impl = previous
+    packets = concatenate(chunks, impl.PACKET_DTYPE).tobytes()
+    seen = reader and (reader.format, reader.packets, reader.end_offset, reader.tail_bytes,
+                       reader.linktypes, reader.undecoded)
+    return packets, error, seen
+
+
+@BOTH
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(case=compressed(pcapng_captures(errors=True)), chunk=st.integers(1, 40),
+       block=st.sampled_from([16, 64, 1000, 1 << 20]))
+def test_compiled_and_twin_read_pcapng_identically(case, chunk: int, block: int) -> None:
+    data = case[0] if isinstance(case, tuple) else case
+    assert read_all(COMPILED, data, chunk, block) == read_all(PURE, data, chunk, block)

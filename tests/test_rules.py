@@ -311,11 +311,11 @@ def test_t_mono_origin(tmp_path: Path) -> None:
     assert rows[0]["t_mono_ns"] == 100 * MS - 10**9 and rows[0]["t_wall_ns"] == T0 + 100 * MS
 
 
-def test_other_link_types_count_by_size_only(tmp_path: Path) -> None:
-    raw_ip = ipv4(tcp(flags=SYN), src=HOST)  # LINKTYPE_RAW: would decode if it were Ethernet
-    with pytest.warns(fastpcap.LinkTypeWarning, match=r"2 frame\(s\) of link type RAW\(101\)"):
-        rows = run(tmp_path, pcap([(T0, raw_ip), (T0 + US, raw_ip)], linktype=101))
-    assert counters(rows[0]) == {"pkts_in": 2, "bytes_in": 2 * len(raw_ip)}
+def test_unknown_link_types_count_by_size_only(tmp_path: Path) -> None:
+    frame = eth(ipv4(tcp(flags=SYN), src=HOST))  # LINKTYPE_USER0: would decode if it were Ethernet
+    with pytest.warns(fastpcap.LinkTypeWarning, match=r"2 frame\(s\) of link type LINKTYPE\(147\)"):
+        rows = run(tmp_path, pcap([(T0, frame), (T0 + US, frame)], linktype=147))
+    assert counters(rows[0]) == {"pkts_in": 2, "bytes_in": 2 * len(frame)}
 
 
 def test_fcs_bits_of_the_link_type_field_are_ignored(tmp_path: Path) -> None:

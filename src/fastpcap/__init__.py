@@ -13,7 +13,8 @@ from .api import bucket_rows, bucketize, iter_rows, write_jsonl
 from .buckets import ROW_DTYPE, ROW_FIELDS, Bucketer
 from .errors import CaptureError, FastpcapWarning, GapWarning, LinkTypeWarning
 from .jsonl import format_rows
-from .reader import PcapHeader, PcapReader, iter_packets, read_packets
+from .pcapng import PcapngReader
+from .reader import CaptureReader, PcapHeader, PcapReader, iter_packets, open_capture, read_packets
 
 __version__ = "0.1.0"
 
@@ -26,9 +27,9 @@ DEC_PORTS = _backend.impl.DEC_PORTS
 
 __all__ = [
     "BACKEND", "PACKET_DTYPE", "ROW_DTYPE", "ROW_FIELDS", "DEC_LINK", "DEC_IPV4", "DEC_PORTS",
-    "Bucketer", "CaptureError", "FastpcapWarning", "GapWarning", "LinkTypeWarning",
-    "PcapHeader", "PcapReader", "bucket_rows", "bucketize", "format_rows", "iter_packets",
-    "iter_rows", "read_packets", "write_jsonl", "__version__",
+    "Bucketer", "CaptureError", "CaptureReader", "FastpcapWarning", "GapWarning", "LinkTypeWarning",
+    "PcapHeader", "PcapReader", "PcapngReader", "bucket_rows", "bucketize", "format_rows",
+    "iter_packets", "iter_rows", "open_capture", "read_packets", "write_jsonl", "__version__",
 ]
 
 

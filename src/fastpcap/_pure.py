@@ -30,6 +30,9 @@ DEC_PORTS = 4
 
 WALK_OK = 0
 WALK_BAD_CAPLEN = 1
+WALK_BLOCK = 2
+WALK_BAD_BLOCK = 3
+WALK_BAD_INTERFACE = 4
 
 LINKTYPE_ETHERNET = 1
 
@@ -83,43 +86,235 @@ def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: 
     for name in ("src_ip", "dst_ip", "src_port", "dst_port", "ethertype", "ip_proto",
                  "tcp_flags", "decoded"):
         rec[name] = 0
-    if linktype == LINKTYPE_ETHERNET:
-        _decode_ethernet(b, off + 16, h[:, 2], rec)
+    decode_frames(b, off + 16, h[:, 2], linktype, rec)
     return pos, n, status
 
 
-def _decode_ethernet(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray, rec: np.ndarray) -> None:
-    """Spec section 2 for every frame at once: ``frame`` holds the frames' offsets in ``b``."""
+_U64 = (1 << 64) - 1
+_MIN_BLOCK = {6: 32, 2: 32, 1: 20, 3: 16}  # shortest total length per block type (its fixed fields)
+_U32x2_LE = struct.Struct("<II")
+_U32x2_BE = struct.Struct(">II")
+
+
+def _scale_ts(ts: int, mode: int, factor: int, offset_ns: int) -> int:
+    """Interface time units to ns, exactly as the compiled core does (64-bit wrap)."""
+    if mode == 0:
+        ns = ts * factor
+    elif mode == 1:
+        ns = ts // factor if factor else 0
+    else:
+        ns = (ts * 1_000_000_000) >> factor
+    ns = (ns + offset_ns) & _U64
+    return ns - (1 << 64) if ns >> 63 else ns
+
+
+def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: bool,
+                if_linktype: np.ndarray, if_snaplen: np.ndarray, if_maxcap: np.ndarray,
+                if_tsmode: np.ndarray, if_tsfactor: np.ndarray, if_tsoffset: np.ndarray,
+                max_block: int) -> tuple[int, int, int]:
+    """Walk the complete pcapng blocks of one section in ``buf[start:end]`` into ``out``.
+
+    See the compiled core for the contract; this twin returns the same ``(pos, n, status)``.
+    """
+    size = len(buf)
+    if start < 0 or end > size or start > end:
+        raise ValueError(f"bad block range [{start}, {end}) for a buffer of {size} bytes")
+    nif = len(if_linktype)
+    if not (len(if_snaplen) == len(if_maxcap) == len(if_tsmode) == len(if_tsfactor) == len(if_tsoffset) == nif):
+        raise ValueError("the interface arrays must have the same length")
+    if out.dtype != PACKET_DTYPE or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous array of PACKET_DTYPE")
+    u32 = (_U32_BE if swapped else _U32_LE).unpack_from
+    u16 = struct.Struct(">H" if swapped else "<H").unpack_from
+    pair = (_U32x2_BE if swapped else _U32x2_LE).unpack_from
+    maxcap = [int(v) for v in if_maxcap]
+    snap0 = int(if_snaplen[0]) if nif else 0
+    cap = len(out)
+    pos = start
+    status = WALK_OK
+    found: list[tuple[int, int, int, int, int, int]] = []  # block offset, frame offset, caplen, orig, iface, t_ns
+    while len(found) < cap and end - pos >= 8:
+        btype, blen = pair(buf, pos)
+        if btype == 0x0A0D0D0A:
+            status = WALK_BLOCK
+            break
+        if blen < _MIN_BLOCK.get(btype, 12) or blen % 4 or blen > max_block:
+            status = WALK_BAD_BLOCK
+            break
+        if end - pos < blen:
+            break
+        if u32(buf, pos + blen - 4)[0] != blen:
+            status = WALK_BAD_BLOCK
+            break
+        if btype == 1:
+            status = WALK_BLOCK
+            break
+        if btype in (6, 2):
+            iface = u32(buf, pos + 8)[0] if btype == 6 else u16(buf, pos + 8)[0]
+            if iface >= nif:
+                status = WALK_BAD_INTERFACE
+                break
+            caplen = u32(buf, pos + 20)[0]
+            if caplen > blen - 32 or caplen > maxcap[iface]:
+                status = WALK_BAD_CAPLEN
+                break
+            high, low = pair(buf, pos + 12)
+            t_ns = _scale_ts(high << 32 | low, int(if_tsmode[iface]), int(if_tsfactor[iface]),
+                             int(if_tsoffset[iface]))
+            found.append((pos, pos + 28, caplen, u32(buf, pos + 24)[0], iface, t_ns))
+        elif btype == 3:
+            if nif == 0:
+                status = WALK_BAD_INTERFACE
+                break
+            orig = u32(buf, pos + 8)[0]
+            caplen = min(orig, blen - 16)
+            if snap0 and snap0 < caplen:
+                caplen = snap0
+            if caplen > maxcap[0]:
+                status = WALK_BAD_CAPLEN
+                break
+            found.append((pos, pos + 12, caplen, orig, 0, 0))
+        pos += blen
+    n = len(found)
+    if n == 0:
+        return pos, 0, status
+    f = np.array(found, dtype=np.int64).reshape(n, 6)
+    rec = out[:n]
+    rec["t_ns"] = f[:, 5]
+    rec["offset"] = f[:, 0] + base_offset
+    rec["caplen"] = f[:, 2]
+    rec["wirelen"] = f[:, 3]
+    linktype = np.asarray(if_linktype, dtype=np.int64)[f[:, 4]]
+    rec["linktype"] = linktype & 0xFFFF
+    for name in ("src_ip", "dst_ip", "src_port", "dst_port", "ethertype", "ip_proto",
+                 "tcp_flags", "decoded"):
+        rec[name] = 0
+    decode_frames(np.frombuffer(buf, dtype=np.uint8, count=end), f[:, 1], f[:, 2], linktype, rec)
+    return pos, n, status
+
+
+def decode_frames(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray,
+                  linktype: int | np.ndarray, rec: np.ndarray) -> None:
+    """The link header by link type (docs/data-model.md, "Link types"), then IPv4, for every
+    frame at once: ``frame`` holds the frames' offsets in ``b``; ``linktype`` is one link type
+    or one per frame.  ``rec``'s decode fields must be zero."""
+    ip_at = np.full(len(frame), -1, dtype=np.int64)  # where each IPv4 header starts in b
+    if isinstance(linktype, (int, np.integer)):
+        groups = [(int(linktype), np.arange(len(frame)))]
+    else:
+        groups = [(int(lt), np.flatnonzero(linktype == lt)) for lt in np.unique(linktype)]
+    for lt, idx in groups:
+        link = _LINKS.get(lt)
+        if link is not None:
+            link(b, frame[idx], caplen[idx], idx, rec, ip_at)
+    _decode_ipv4(b, ip_at, frame + caplen, rec)
+
+
+def _be16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (b[at].astype(np.int64) << 8) | b[at + 1]
+
+
+def _be32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (_be16(b, at) << 16) | _be16(b, at + 2)
+
+
+def _le32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (_be16(b, at + 2).astype(np.uint16).byteswap().astype(np.int64) << 16
+            | _be16(b, at).astype(np.uint16).byteswap())
+
+
+def _typed_link(header: int, type_at: int):
+    """A link with a fixed header whose big-endian u16 at ``type_at`` is an Ethernet type."""
+
+    def decode(b, frame, caplen, idx, rec, ip_at) -> None:
+        ok = caplen >= header
+        frame, idx = frame[ok], idx[ok]
+        ethertype = _be16(b, frame + type_at)
+        rec["ethertype"][idx] = ethertype
+        rec["decoded"][idx] = DEC_LINK
+        ip4 = ethertype == 0x0800
+        ip_at[idx[ip4]] = frame[ip4] + header
+
+    return decode
+
+
+def _raw(b, frame, caplen, idx, rec, ip_at) -> None:
+    ok = caplen >= 1
+    frame, idx = frame[ok], idx[ok]
+    version = b[frame] >> 4
+    rec["decoded"][idx] = DEC_LINK
+    rec["ethertype"][idx[version == 6]] = 0x86DD
+    rec["ethertype"][idx[version == 4]] = 0x0800
+    ip_at[idx[version == 4]] = frame[version == 4]
+
+
+def _ipv4(b, frame, caplen, idx, rec, ip_at) -> None:
+    rec["decoded"][idx] = DEC_LINK
+    rec["ethertype"][idx] = 0x0800
+    ip_at[idx] = frame
+
+
+def _ipv6(b, frame, caplen, idx, rec, ip_at) -> None:
+    rec["decoded"][idx] = DEC_LINK
+    rec["ethertype"][idx] = 0x86DD
+
+
+_INET6 = [10, 24, 28, 30]  # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, macOS
+
+
+def _family_link(either_order: bool):
+    """NULL (address family in the writer's byte order) or LOOP (big-endian)."""
+
+    def decode(b, frame, caplen, idx, rec, ip_at) -> None:
+        ok = caplen >= 4
+        frame, idx = frame[ok], idx[ok]
+        be = _be32(b, frame)
+        le = _le32(b, frame) if either_order else be
+        rec["decoded"][idx] = DEC_LINK
+        ip4 = (le == 2) | (be == 2)
+        ip6 = ~ip4 & (np.isin(le, _INET6) | np.isin(be, _INET6))
+        rec["ethertype"][idx[ip6]] = 0x86DD
+        rec["ethertype"][idx[ip4]] = 0x0800
+        ip_at[idx[ip4]] = frame[ip4] + 4
+
+    return decode
+
+
+_LINKS = {
+    1: _typed_link(14, 12),     # EN10MB
+    113: _typed_link(16, 14),   # LINUX_SLL
+    276: _typed_link(20, 0),    # LINUX_SLL2
+    101: _raw, 12: _raw, 14: _raw,
+    228: _ipv4,
+    229: _ipv6,
+    0: _family_link(True),      # NULL
+    108: _family_link(False),   # LOOP
+}
+#: Link types whose header is decoded (the others count by size only).
+DECODED_LINKTYPES = frozenset(_LINKS)
+
+
+def _decode_ipv4(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: np.ndarray) -> None:
+    """Spec section 2, steps 3-5, for every packet with an IPv4 header at ``ip_at`` >= 0."""
 
     def u8(at: np.ndarray) -> np.ndarray:
         return b[at].astype(np.int64)
 
-    def be16(at: np.ndarray) -> np.ndarray:
-        return (u8(at) << 8) | u8(at + 1)
-
-    def be32(at: np.ndarray) -> np.ndarray:
-        return (be16(at) << 16) | be16(at + 2)
-
-    # Step 1-2: Ethernet header.
-    link = np.flatnonzero(caplen >= 14)
-    ethertype = be16(frame[link] + 12)
-    rec["ethertype"][link] = ethertype
-    rec["decoded"][link] = DEC_LINK
-    ip4 = link[ethertype == 0x0800]
-
     # Step 3: an IPv4 header that fits, with a sane IHL.
-    iplen = caplen[ip4] - 14
-    ip4, iplen = ip4[iplen >= 20], iplen[iplen >= 20]
-    ip = frame[ip4] + 14
+    cand = np.flatnonzero(ip_at >= 0)
+    ip = ip_at[cand]
+    iplen = frame_end[cand] - ip
+    fits = iplen >= 20
+    cand, ip, iplen = cand[fits], ip[fits], iplen[fits]
     ihl = (u8(ip) & 0x0F) * 4
     ok = (ihl >= 20) & (iplen >= ihl)
-    idx, ip, ihl, iplen = ip4[ok], ip[ok], ihl[ok], iplen[ok]
+    idx, ip, ihl, iplen = cand[ok], ip[ok], ihl[ok], iplen[ok]
 
     # Step 4: protocol and addresses.
     proto = u8(ip + 9)
     rec["ip_proto"][idx] = proto
-    rec["src_ip"][idx] = be32(ip + 12)
-    rec["dst_ip"][idx] = be32(ip + 16)
+    rec["src_ip"][idx] = _be32(b, ip + 12)
+    rec["dst_ip"][idx] = _be32(b, ip + 16)
     rec["decoded"][idx] |= DEC_IPV4
 
     # Step 5: TCP/UDP ports and TCP flags when the header fits.
@@ -127,10 +322,10 @@ def _decode_ethernet(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray, rec: 
     plen = iplen - ihl
     tcp = (proto == 6) & (plen >= 20)
     l4 = tcp | ((proto == 17) & (plen >= 8))
-    rec["src_port"][idx[l4]] = be16(pl[l4])
-    rec["dst_port"][idx[l4]] = be16(pl[l4] + 2)
+    rec["src_port"][idx[l4]] = _be16(b, pl[l4])
+    rec["dst_port"][idx[l4]] = _be16(b, pl[l4] + 2)
     rec["decoded"][idx[l4]] |= DEC_PORTS
-    rec["tcp_flags"][idx[tcp]] = be16(pl[tcp] + 12) & 0x3F
+    rec["tcp_flags"][idx[tcp]] = _be16(b, pl[tcp] + 12) & 0x3F
 
 
 class DistinctCounter:

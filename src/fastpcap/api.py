@@ -14,7 +14,7 @@ from .buckets import ROW_DTYPE, Bucketer
 from .errors import GapWarning, LinkTypeWarning
 from .jsonl import write_rows
 from .parallel import bucketize_parallel, splits_worthwhile, usable_jobs
-from .reader import PcapReader, concatenate, is_stream, linktype_name
+from .reader import CaptureReader, concatenate, is_stream, linktype_name, open_capture
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: A capture path or open binary stream, an array of packets (``PACKET_DTYPE``), or an
@@ -46,7 +46,7 @@ def iter_rows(
     bucketer = Bucketer(bucket_ms=bucket_ms, bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns,
                         max_gap_s=max_gap_s)  # checks the arguments before anything is opened
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
-        reader = PcapReader(cast("PathLike | BinaryIO", source), progress=progress)
+        reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress)
         if splits_worthwhile(reader, usable_jobs(jobs)):
             blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
         else:
@@ -62,7 +62,7 @@ def _feed(chunks: Iterable[np.ndarray], bucketer: Bucketer) -> Iterator[np.ndarr
 
 
 def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
-          reader: PcapReader | None) -> Generator[np.ndarray, None, None]:
+          reader: CaptureReader | None) -> Generator[np.ndarray, None, None]:
     try:
         yield from blocks
         yield from bucketer.finish()
@@ -77,11 +77,12 @@ def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
             f"gap(s) holding {gaps.rows_cut} empty {bucketer.bucket_ms} ms bucket(s); the first "
             f"one ends at packet {gaps.first_packet} (byte offset {gaps.first_offset}); "
             "max_gap_s=None (--max-gap none) writes them all"), stacklevel=2)
-    if reader is not None and reader.undecoded_linktype is not None and reader.packets:
+    if reader is not None and reader.undecoded:
+        kinds = ", ".join(f"{count} frame(s) of link type {linktype_name(lt)}"
+                          for lt, count in sorted(reader.undecoded.items()))
         warnings.warn(LinkTypeWarning(
-            f"{where}: {reader.packets} frame(s) of link type "
-            f"{linktype_name(reader.undecoded_linktype)} counted by size only "
-            "(fastpcap does not decode this link type)"), stacklevel=2)
+            f"{where}: {kinds} counted by size only (fastpcap does not decode "
+            f"{'this link type' if len(reader.undecoded) == 1 else 'these link types'})"), stacklevel=2)
 
 
 def _seconds(ns: int | None) -> str:

@@ -80,10 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         "bucketize",
         help="write one JSONL row per time bucket of a capture",
         description=(
-            "Read a classic pcap capture (either byte order, microsecond or nanosecond "
-            "timestamps) and write one JSON row per bucket: packets and bytes in and out, "
+            "Read a capture (classic pcap or pcapng, plain or compressed with gzip, zstd, xz, "
+            "bzip2 or lz4) and write one JSON row per bucket: packets and bytes in and out, "
             "SYN/FIN/RST, TCP/UDP, DNS queries, distinct destination IPs and ports, new TCP "
-            "flows. The rows are byte-identical to the reference collector's."
+            "flows. On the captures the reference collector reads, the rows are "
+            "byte-identical to its rows."
         ),
         epilog=(
             "Exit status: 0 on success; 2 if the capture cannot be read or the output cannot "
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     bucketize.add_argument("input", metavar="INPUT",
-                           help="the capture to read (a pcap file); '-' reads it from stdin")
+                           help="the capture to read; '-' reads it from stdin")
     bucketize.add_argument(
         "-o", "--output", metavar="OUT", default="-",
         help="where to write the rows; '-' (the default) is stdout. Written to a temporary "
@@ -126,13 +127,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=_positive_int, default=None, metavar="N",
         help="processes that share a large capture, each bucketizing a byte range of it "
              "(default: the number of CPUs; 1 means one process). The rows are the same "
-             "whatever N; captures under 64 MiB, and stdin, use one process",
+             "whatever N; captures under 64 MiB, pcapng, compressed captures and stdin use one "
+             "process",
     )
     bucketize.add_argument(
         "-q", "--quiet", action="store_true",
         help="no progress bar (it is shown on stderr only when stderr is a terminal)",
     )
+    info = commands.add_parser(
+        "info",
+        help="what captures hold, like capinfos",
+        description=(
+            "For each capture: container and byte order, compression, link types, snap length, "
+            "packets, bytes, first and last timestamp, duration, packet rate, out-of-order "
+            "packets, protocol mix, and a partial tail or corrupt record if there is one."
+        ),
+        epilog="Exit status: 0, or 2 if any file could not be read to its end.",
+    )
+    info.add_argument("inputs", metavar="FILE", nargs="+", help="captures to describe")
+    info.add_argument("--json", action="store_true",
+                      help="one JSON object per line per file, for machines")
     return parser
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .info import capture_info, to_json, to_text
+
+    status = 0
+    for i, path in enumerate(args.inputs):
+        try:
+            summary = capture_info(path)
+        except CaptureError as exc:
+            _error(str(exc))
+            status = 2
+            continue
+        if summary["error"]:
+            status = 2
+        if args.json:
+            print(to_json(summary), flush=True)
+        else:
+            print(("\n" if i else "") + to_text(summary), flush=True)
+    return status
 
 
 def _progress_bar(path: str, quiet: bool, stack: ExitStack) -> Callable[[int], object] | None:
@@ -186,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FastpcapWarning)
             try:
-                status = _bucketize(args)
+                status = _info(args) if args.command == "info" else _bucketize(args)
             finally:
                 for w in caught:
                     if issubclass(w.category, FastpcapWarning):

@@ -12,12 +12,16 @@ class CaptureError(ValueError):
     the command line prints before exiting with status 2.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None, offset: int, problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, offset: int, problem: str,
+                 *, decompressed: bool = False) -> None:
         self.path = None if path is None else os.fspath(path)
         self.offset = offset
         self.problem = problem
+        #: Whether ``offset`` counts bytes of the decompressed capture (a compressed file).
+        self.decompressed = decompressed
         where = "<packets>" if self.path is None else self.path
-        super().__init__(f"{where}: byte offset {offset}: {problem}")
+        of = " of the decompressed capture" if decompressed else ""
+        super().__init__(f"{where}: byte offset {offset}{of}: {problem}")
 
 
 class FastpcapWarning(UserWarning):

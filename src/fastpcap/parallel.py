@@ -29,7 +29,7 @@ import numpy as np
 from . import _backend
 from .buckets import Bucketer
 from .errors import CaptureError
-from .reader import GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, PcapHeader, PcapReader, max_caplen
+from .reader import GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, CaptureReader, PcapHeader, PcapReader, max_caplen
 
 #: Ranges smaller than this are not worth a process of their own.
 MIN_RANGE_BYTES = 32 << 20
@@ -192,9 +192,11 @@ def _first_timestamp(reader: PcapReader, header: PcapHeader) -> int | None:
     return sec * 1_000_000_000 + frac * (1 if header.nsec else 1000)
 
 
-def splits_worthwhile(reader: PcapReader, jobs: int) -> bool:
-    """Whether the capture behind ``reader`` is a seekable file large enough to split."""
-    if jobs < 2 or reader.header is None or not reader._owned:
+def splits_worthwhile(reader: CaptureReader, jobs: int) -> bool:
+    """Whether the capture behind ``reader`` is a seekable file large enough to split: a
+    classic pcap, not compressed (pcapng blocks and compressed streams cannot be split)."""
+    if (jobs < 2 or not isinstance(reader, PcapReader) or reader.header is None
+            or not reader._owned or reader.compression is not None):
         return False
     try:
         size = os.path.getsize(reader.path)
@@ -203,11 +205,12 @@ def splits_worthwhile(reader: PcapReader, jobs: int) -> bool:
     return len(plan(size, jobs)) > 2
 
 
-def bucketize_parallel(reader: PcapReader, bucketer: Bucketer, jobs: int,
+def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
                        progress: Callable[[int], object] | None = None) -> Iterator[np.ndarray]:
     """Rows of the capture behind ``reader`` (freshly opened), bucketized by ``jobs``
     processes onto ``bucketer`` (new).  Walks a range in this process wherever a worker's
-    guess does not check out."""
+    guess does not check out.  ``reader`` must be one :func:`splits_worthwhile` accepts."""
+    assert isinstance(reader, PcapReader)
     header = reader.header
     assert header is not None
     size = os.path.getsize(reader.path)
@@ -252,6 +255,7 @@ def bucketize_parallel(reader: PcapReader, bucketer: Bucketer, jobs: int,
                                            segment.rows, segment.first_no, segment.first_off,
                                            segment.first_sets, segment.last_sets)
                 reader.packets += segment.packets
+                reader._count_linktype(header.linktype, segment.packets)
                 reader.end_offset, reader.tail_bytes = segment.end, segment.tail_bytes
                 stats["spliced"] += 1
                 if progress is not None:

@@ -1,28 +1,33 @@
-"""Reading classic pcap files: the global header, then records a block at a time.
+"""Reading captures: classic pcap and pcapng, plain or compressed, a block at a time.
 
 The pieces, so that other containers and sources slot in beside them:
 
-* a *byte source*: a binary file object read with ``readinto`` into one reusable block;
-* the *record walker* (``walk`` of the active backend): decodes the complete records of a
-  block into packet rows and says where it stopped, so a record cut by the block's end is
-  carried to the next block;
-* the *decoder per link type*, chosen inside the walker from the header's link type.
+* a *byte source*: a binary stream read with ``readinto`` into one reusable window
+  (:class:`_Window`), the file itself or a decompressor over it (:mod:`.compression`);
+* a *record walker* per container (``walk`` and ``walk_pcapng`` of the active backend):
+  decodes the complete records of a window into packet rows and says where it stopped, so
+  a record cut by the window's end is carried to the next one;
+* the *decoder per link type*, chosen inside the walker for each packet.
 
-Memory stays bounded: one block (grown only for a single record larger than it, at most the
-link type's maximum record size) and one chunk of packet rows at a time.
+:func:`open_capture` sniffs compression and container from the first bytes and returns a
+:class:`PcapReader` or a :class:`~fastpcap.pcapng.PcapngReader`.  Memory stays bounded: one
+window (grown only for a single record larger than it, at most the link type's maximum
+record size) and one chunk of packet rows at a time.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, TypeVar, cast
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _pure
+from .compression import CorruptStream
 from .errors import CaptureError
 
 #: Packets per chunk yielded by :func:`iter_packets` (the walk also stops at a block's end).
@@ -41,12 +46,13 @@ _MAGICS: dict[bytes, tuple[Literal["little", "big"], bool]] = {
     bytes.fromhex("a1b23c4d"): ("big", True),
 }
 
-#: Link types the walker decodes; frames of any other link type count by size only.
-DECODED_LINKTYPES = frozenset({1})
+#: Link types whose header the walker decodes; frames of any other one count by size only.
+DECODED_LINKTYPES = _pure.DECODED_LINKTYPES
 
 LINKTYPE_NAMES = {
-    0: "NULL", 1: "EN10MB", 101: "RAW", 105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL",
-    127: "IEEE802_11_RADIOTAP", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+    0: "NULL", 1: "EN10MB", 9: "PPP", 12: "RAW", 14: "RAW", 101: "RAW", 104: "C_HDLC",
+    105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP", 228: "IPV4",
+    229: "IPV6", 231: "DBUS", 239: "NFLOG", 276: "LINUX_SLL2",
 }
 
 # libpcap refuses records longer than this (max_snaplen_for_dlt): a corrupt or fuzzed file.
@@ -91,9 +97,9 @@ def parse_header(data: bytes, path: str | os.PathLike[str] | None = None) -> Pca
     if len(magic) < 4:
         if any(m.startswith(magic) for m in _MAGICS):
             return None
-        raise CaptureError(path, 0, f"not a pcap capture (starts with {magic.hex() or 'nothing'})")
+        raise CaptureError(path, 0, f"not a capture (starts with {magic.hex() or 'nothing'})")
     if magic not in _MAGICS:
-        raise CaptureError(path, 0, f"not a pcap capture (unknown magic 0x{magic.hex()})")
+        raise CaptureError(path, 0, f"not a capture (unknown magic 0x{magic.hex()})")
     if len(data) < GLOBAL_HEADER_SIZE:
         return None
     byteorder, nsec = _MAGICS[magic]
@@ -115,13 +121,19 @@ def _open(path: str | os.PathLike[str]) -> BinaryIO:
         raise CaptureError(path, 0, f"cannot read: {exc.strerror or exc}") from None
 
 
-class PcapReader:
-    """An open classic-pcap capture; iterate it for chunks of packet rows (``PACKET_DTYPE``).
+_Reader = TypeVar("_Reader", bound="CaptureReader")
 
-    The header is read when the reader is created, so a file that is not a capture fails
-    before anything else happens.  Iterating streams the records; a trailing partial record
-    (a capture still being written) ends the walk without error.
+
+class CaptureReader:
+    """An open capture; iterate it for chunks of packet rows (``PACKET_DTYPE``).
+
+    Subclasses read one container.  The first bytes are read when the reader is created, so
+    a file that is not a capture fails before anything else happens.  A trailing partial
+    record (a capture still being written) ends the walk without error.
     """
+
+    #: "pcap" or "pcapng"
+    format = ""
 
     def __init__(
         self,
@@ -130,6 +142,8 @@ class PcapReader:
         chunk_packets: int = DEFAULT_CHUNK_PACKETS,
         block_size: int = DEFAULT_BLOCK_SIZE,
         progress: Callable[[int], object] | None = None,
+        name: str | None = None,
+        compression: str | None = None,
     ) -> None:
         if chunk_packets < 1:
             raise ValueError("chunk_packets must be at least 1")
@@ -138,52 +152,63 @@ class PcapReader:
         self.chunk_packets = chunk_packets
         self.block_size = block_size
         self._progress = progress
+        #: The compression the capture was read through (``None``: none).
+        self.compression = compression
         #: Complete records walked so far.
         self.packets = 0
-        #: File offset where the walk stopped: the end of the last complete record.
-        self.end_offset = GLOBAL_HEADER_SIZE
+        #: Offset where the walk stopped: the end of the last complete record.
+        self.end_offset = 0
         #: Bytes after ``end_offset`` that do not make a complete record (a partial tail), or
-        #: a complete global header when the file is shorter than one.
+        #: a complete file header when the file is shorter than one.
         self.tail_bytes = 0
-        self._position = 0  # file offset the next read starts from
+        #: Frames counted by size only, per link type fastpcap does not decode.
+        self.undecoded: dict[int, int] = {}
+        self._position = 0  # offset the next read starts from
+        self._closer: BinaryIO | None = None  # what close() closes, when not _file itself
         #: With ``jobs`` > 1: how many byte ranges the capture was cut into, how many were
         #: spliced from worker processes, how many were walked again here, and how many of
         #: those because a worker crashed (``None``: one process).
         self.split_stats: dict[str, int] | None = None
         if is_stream(source):
             # An open binary stream (stdin, a pipe, a decompressor): read, never closed here.
-            self.path = str(getattr(source, "name", "<stream>"))
+            self.path = name or str(getattr(source, "name", "<stream>"))
             self._file: BinaryIO | None = source  # type: ignore[assignment]
             self._owned = False
         else:
-            self.path = os.fspath(source)  # type: ignore[arg-type]
+            self.path = name or os.fspath(source)  # type: ignore[arg-type]
             self._file = _open(self.path)
             self._owned = True
         try:
-            head = self._read(GLOBAL_HEADER_SIZE)
-            self.header = parse_header(head, self.path)
+            self._start()
         except BaseException:
             self.close()
             raise
-        if self.header is None:
-            self.end_offset = 0
-            self.tail_bytes = len(head)
+
+    def _start(self) -> None:
+        """Read and check the file header."""
+        raise NotImplementedError
+
+    @property
+    def linktypes(self) -> list[int]:
+        """The capture's link types (one per interface for pcapng), as far as read."""
+        raise NotImplementedError
+
+    def error(self, offset: int, problem: str) -> CaptureError:
+        """The error for ``problem`` at ``offset`` of this capture."""
+        return CaptureError(self.path, offset, problem, decompressed=self.compression is not None)
 
     def _read(self, size: int) -> bytes:
         assert self._file is not None
         parts = []
         while size > 0:
-            try:
-                part = self._file.read(size)
-            except OSError as exc:
-                raise CaptureError(self.path, 0, f"cannot read: {exc.strerror or exc}") from None
+            part = self._guarded(self._file.read, size)
             if not part:
                 break
             parts.append(part)
             size -= len(part)
         data = b"".join(parts)
         self._position += len(data)
-        if self._progress is not None and data:
+        if self._progress is not None and data and self.compression is None:
             self._progress(len(data))
         return data
 
@@ -191,30 +216,130 @@ class PcapReader:
         """Read into ``view`` until it is full or the file ends; returns the bytes read."""
         assert self._file is not None
         got = 0
+        readinto = self._file.readinto  # type: ignore[attr-defined]
         while got < len(view):
-            try:
-                n = self._file.readinto(view[got:])  # type: ignore[attr-defined]
-            except OSError as exc:
-                raise CaptureError(self.path, offset + got, f"cannot read: {exc.strerror or exc}") from None
+            n = self._guarded(readinto, view[got:])
             if not n:
                 break
             got += n
         self._position += got
-        if self._progress is not None and got:
+        if self._progress is not None and got and self.compression is None:
             self._progress(got)
         return got
+
+    def _guarded(self, read: Callable, arg: object):  # type: ignore[type-arg]
+        try:
+            return read(arg)
+        except CorruptStream as exc:
+            raise self.error(self._position, str(exc)) from None
+        except OSError as exc:
+            raise self.error(self._position, f"cannot read: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         """Close the file, if the reader opened it (iteration stops)."""
         if self._file is not None and self._owned:
-            self._file.close()
+            (self._closer or self._file).close()
         self._file = None
 
-    def __enter__(self) -> PcapReader:
+    def __enter__(self: _Reader) -> _Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def _count_undecoded(self, packets: np.ndarray) -> None:
+        lts = packets["linktype"]
+        if len(lts) and not (lts[0] == lts).all():
+            for lt, count in zip(*np.unique(lts, return_counts=True)):
+                self._count_linktype(int(lt), int(count))
+        elif len(lts):
+            self._count_linktype(int(lts[0]), len(lts))
+
+    def _count_linktype(self, linktype: int, count: int) -> None:
+        if linktype not in DECODED_LINKTYPES:
+            self.undecoded[linktype] = self.undecoded.get(linktype, 0) + count
+
+
+class _Window:
+    """The part of the capture being walked: ``buf[:filled]`` holds bytes ``base`` onwards,
+    the walk is at ``buf[pos]``; ``eof`` once nothing more will come (the file, or its first
+    ``end`` bytes, ended)."""
+
+    def __init__(self, reader: CaptureReader, start: int, end: int | None, prefix: bytes = b"") -> None:
+        self.reader = reader
+        self.end = end
+        self.buf = bytearray(max(reader.block_size, len(prefix)))
+        self.buf[: len(prefix)] = prefix
+        self.base = start
+        self.pos = 0
+        self.filled = len(prefix)
+        self.eof = False
+        self._read_more()
+
+    @property
+    def offset(self) -> int:
+        """Where the walk is, as an offset in the capture."""
+        return self.base + self.pos
+
+    @property
+    def left(self) -> int:
+        """Bytes from the walk's position to the end of what was read."""
+        return self.filled - self.pos
+
+    def _read_more(self) -> None:
+        room = len(self.buf) - self.filled
+        if self.end is not None:
+            room = max(0, min(room, self.end - (self.base + self.filled)))
+        got = self.reader._fill(memoryview(self.buf)[self.filled:self.filled + room], self.base + self.filled)
+        self.filled += got
+        self.eof = got < room or room < len(self.buf) - (self.filled - got)
+
+    def refill(self, need: int) -> bool:
+        """Keep the bytes from ``pos`` on and read more, making room for ``need`` bytes from
+        ``pos``; False (nothing done) when the capture has no more bytes."""
+        if self.eof:
+            return False
+        left = self.left
+        if need > len(self.buf):
+            grown = bytearray(need)
+            grown[:left] = self.buf[self.pos:self.filled]
+            self.buf = grown
+        else:
+            self.buf[:left] = self.buf[self.pos:self.filled]
+        self.base += self.pos
+        self.pos = 0
+        self.filled = left
+        self._read_more()
+        return True
+
+    def u32(self, at: int, byteorder: Literal["little", "big"]) -> int:
+        """The u32 at ``pos + at``."""
+        return int.from_bytes(self.buf[self.pos + at:self.pos + at + 4], byteorder)
+
+
+class PcapReader(CaptureReader):
+    """An open classic-pcap capture; iterate it for chunks of packet rows (``PACKET_DTYPE``).
+
+    ``source`` is a path or an open binary stream of a classic pcap (use
+    :func:`open_capture` for any capture).
+    """
+
+    format = "pcap"
+
+    def _start(self) -> None:
+        self.end_offset = GLOBAL_HEADER_SIZE
+        head = self._read(GLOBAL_HEADER_SIZE)
+        self.header = parse_header(head, self.path)
+        if self.header is None:
+            self.end_offset = 0
+            self.tail_bytes = len(head)
+
+    @property
+    def linktypes(self) -> list[int]:
+        return [] if self.header is None else [self.header.linktype]
 
     @property
     def undecoded_linktype(self) -> int | None:
@@ -251,68 +376,153 @@ class PcapReader:
             self._position = start
         impl = _backend.impl
         limit = max_caplen(header.linktype)
-        buf = bytearray(self.block_size)
-        base = start  # file offset of buf[0]
-        filled = self._fill(memoryview(buf)[: self._room(len(buf), base, end)], base)
-        eof = filled < len(buf)
-        pos = 0
+        counted = self.packets
         try:
+            win = _Window(self, start, end)
             while True:
                 out = np.zeros(self.chunk_packets, dtype=impl.PACKET_DTYPE)
-                pos, n, status = impl.walk(buf, pos, filled, out, base, header.swapped,
+                pos, n, status = impl.walk(win.buf, win.pos, win.filled, out, win.base, header.swapped,
                                            header.nsec, header.linktype, limit)
-                if stop is not None and base + pos >= stop and n:
+                win.pos = pos
+                if stop is not None and win.offset >= stop and n:
                     keep = int(np.searchsorted(out["offset"][:n], stop))
                     if keep < n:  # stop inside this chunk: end at the first record past it
-                        pos = int(out["offset"][keep]) - base
+                        win.pos = int(out["offset"][keep]) - win.base
                         n = keep
                         status = impl.WALK_OK
                 if n:
                     self.packets += n
                     yield out[:n]
                 if status == impl.WALK_BAD_CAPLEN:
-                    incl = int.from_bytes(buf[pos + 8:pos + 12], header.byteorder)
-                    raise CaptureError(
-                        self.path, base + pos,
-                        f"record {self.packets + 1} claims {incl} captured bytes, more than the "
-                        f"{limit} libpcap allows for link type {linktype_name(header.linktype)}; "
-                        "the file is corrupt",
-                    )
-                if stop is not None and base + pos >= stop:
-                    self.end_offset = base + pos
-                    self.tail_bytes = 0
+                    raise self.error(win.offset, (
+                        f"record {self.packets + 1} claims {win.u32(8, header.byteorder)} captured bytes, "
+                        f"more than the {limit} libpcap allows for link type "
+                        f"{linktype_name(header.linktype)}; the file is corrupt"))
+                if stop is not None and win.offset >= stop:
+                    self.end_offset, self.tail_bytes = win.offset, 0
                     return
                 if n == self.chunk_packets:
                     continue
-                # The walk stopped at a record that is not complete in this block.
-                left = filled - pos
-                if eof:
-                    self.end_offset = base + pos
-                    self.tail_bytes = left
-                    return
+                # The walk stopped at a record that is not complete in the window.
                 need = RECORD_HEADER_SIZE
-                if left >= RECORD_HEADER_SIZE:
-                    need += int.from_bytes(buf[pos + 8:pos + 12], header.byteorder)
-                if need > len(buf):
-                    grown = bytearray(need)
-                    grown[:left] = buf[pos:filled]
-                    buf = grown
-                else:
-                    buf[:left] = buf[pos:filled]
-                base += pos
-                pos = 0
-                room = self._room(len(buf) - left, base + left, end)
-                got = self._fill(memoryview(buf)[left:left + room], base + left)
-                filled = left + got
-                eof = got < room or room < len(buf) - left
+                if win.left >= RECORD_HEADER_SIZE:
+                    need += win.u32(8, header.byteorder)
+                if not win.refill(need):
+                    self.end_offset, self.tail_bytes = win.offset, win.left
+                    return
         finally:
+            self._count_linktype(header.linktype, self.packets - counted)
             if close:
                 self.close()
 
-    @staticmethod
-    def _room(size: int, offset: int, end: int | None) -> int:
-        """How much of a buffer of ``size`` bytes at file ``offset`` may be filled."""
-        return size if end is None else max(0, min(size, end - offset))
+
+def open_capture(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    chunk_packets: int = DEFAULT_CHUNK_PACKETS,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: Callable[[int], object] | None = None,
+) -> CaptureReader:
+    """Open any capture fastpcap reads: classic pcap or pcapng, plain or compressed (gzip,
+    zstd, xz, bzip2, lz4), told apart by their first bytes.
+
+    ``source`` is a path or an open binary stream.  Raises :class:`~fastpcap.CaptureError`
+    for what is not a capture or cannot be read.  ``progress``, if given, is called with the
+    number of bytes of the file read each time it reads.
+    """
+    from .compression import SNIFF, detect, open_decompressed, started_compression
+    from .pcapng import MAGIC as PCAPNG_MAGIC
+    from .pcapng import PcapngReader
+    from .pcapng import is_prefix as pcapng_prefix
+
+    raw: BinaryIO
+    if is_stream(source):
+        raw = cast(BinaryIO, source)
+        name = str(getattr(source, "name", "<stream>"))
+        owned = False
+    else:
+        name = os.fspath(source)  # type: ignore[arg-type]
+        raw = _open(name)
+        owned = True
+    try:
+        stream = _Sniffer(raw, name, progress)
+        prefix = stream.peek(SNIFF)
+        compression = detect(prefix)
+        started = started_compression(prefix)
+        if compression is None and started is not None:
+            # The whole file is the start of a compressed stream (a compressor that has just
+            # begun writing): like a capture that has just begun, it holds no packets yet.
+            compression, stream = started, _Sniffer(io.BytesIO(b""), name, None)  # type: ignore[arg-type]
+        elif compression is not None:
+            stream = _Sniffer(open_decompressed(stream, compression), name, None)  # type: ignore[arg-type]
+        head = stream.peek(4)
+        kind: type[CaptureReader]
+        if head[:4] == PCAPNG_MAGIC[: len(head)] and (len(head) == 4 or pcapng_prefix(head)):
+            kind = PcapngReader
+        else:
+            kind = PcapReader
+        reader = kind(stream, chunk_packets=chunk_packets, block_size=block_size,  # type: ignore[arg-type]
+                      name=name, compression=compression)
+    except BaseException:
+        if owned:
+            raw.close()
+        raise
+    reader._owned = owned
+    reader._closer = raw  # closing the reader closes the file under the decompressor too
+    return reader
+
+
+class _Sniffer:
+    """A stream whose first bytes can be looked at before it is read."""
+
+    def __init__(self, raw: BinaryIO, name: str, progress: Callable[[int], object] | None) -> None:
+        self.raw = raw
+        self.name = name
+        self._progress = progress
+        self._ahead = b""
+
+    def peek(self, size: int) -> bytes:
+        while len(self._ahead) < size:
+            try:
+                more = self.raw.read(size - len(self._ahead))
+                if self._progress is not None and more:
+                    self._progress(len(more))
+            except CorruptStream as exc:
+                raise CaptureError(self.name, len(self._ahead), str(exc), decompressed=True) from None
+            except OSError as exc:
+                raise CaptureError(self.name, 0, f"cannot read: {exc.strerror or exc}") from None
+            if not more:
+                break
+            self._ahead += more
+        return self._ahead[:size]
+
+    def readinto(self, view) -> int:  # type: ignore[no-untyped-def]
+        if self._ahead:  # counted when peeked
+            n = min(len(view), len(self._ahead))
+            view[:n] = self._ahead[:n]
+            self._ahead = self._ahead[n:]
+            return n
+        n = self.raw.readinto(view)  # type: ignore[attr-defined]
+        if self._progress is not None and n:
+            self._progress(n)
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if self._ahead:  # counted when peeked
+            data = self._ahead if size < 0 else self._ahead[:size]
+            self._ahead = self._ahead[len(data):]
+            return data
+        data = self.raw.read(size)
+        if self._progress is not None and data:
+            self._progress(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._ahead = b""
+        return self.raw.seek(offset, whence)
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 def iter_packets(
@@ -321,20 +531,21 @@ def iter_packets(
     chunk_packets: int = DEFAULT_CHUNK_PACKETS,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> Iterator[np.ndarray]:
-    """Yield the packets of a classic pcap file as chunks of rows of ``PACKET_DTYPE``.
+    """Yield the packets of a capture as chunks of rows of ``PACKET_DTYPE``.
 
-    ``path`` may also be an open binary file object (stdin, a pipe), read to its end.
+    Any capture :func:`open_capture` reads; ``path`` may also be an open binary stream
+    (stdin, a pipe), read to its end.
 
     Each chunk holds at most ``chunk_packets`` rows and is a new array the caller may keep.
     Raises :class:`~fastpcap.CaptureError` for a file that is not a capture, a corrupt
     record, or an unreadable path.  See ``docs/data-model.md`` for the fields.
     """
-    with PcapReader(path, chunk_packets=chunk_packets, block_size=block_size) as reader:
+    with open_capture(path, chunk_packets=chunk_packets, block_size=block_size) as reader:
         yield from reader
 
 
 def read_packets(path: str | os.PathLike[str] | BinaryIO) -> np.ndarray:
-    """All packets of a classic pcap file in one array of ``PACKET_DTYPE``.
+    """All packets of a capture in one array of ``PACKET_DTYPE``.
 
     Holds the whole capture in memory (48 bytes per packet); use :func:`iter_packets` to
     stream a large one.
