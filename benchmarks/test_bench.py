@@ -46,7 +46,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import reference_equivalent  # noqa: E402
-from traffic import write_capture  # noqa: E402
+from traffic import convert, write_capture  # noqa: E402
 
 PACKETS = int(os.environ.get("FASTPCAP_BENCH_PACKETS", "200000"))
 REF_PACKETS = max(1_000, PACKETS // 10)
@@ -186,6 +186,49 @@ def test_end_to_end(benchmark, backend: str, main_capture: Path, tmp_path: Path)
         return fastpcap.write_jsonl(main_capture, out)
 
     assert out.stat().st_size > 0
+
+
+FORMATS = {
+    # name: traffic.convert() arguments; the same packets in another container, link type
+    # or compression, to show the core keeps its speed on each
+    "pcapng": dict(container="pcapng"),
+    "sll": dict(linktype=113),
+    "pcapng-sll": dict(container="pcapng", linktype=113),
+    "gzip": dict(compression="gzip"),
+    "zstd": dict(compression="zstd"),
+}
+
+
+def converted(name: str) -> Path:
+    path = CACHE / f"traffic-{PACKETS}-s0.{name}"
+    if not path.exists():
+        ensure_cache()
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        convert(str(capture(PACKETS)), str(partial), **FORMATS[name])
+        os.replace(partial, path)
+    return path
+
+
+@pytest.mark.benchmark(group="formats")
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_formats(benchmark, backend: str, name: str) -> None:
+    path = converted(name)
+    info(benchmark, path, PACKETS)
+    rows = benchmark(fastpcap.bucket_rows, path)
+    assert int(rows["pkts_in"].sum() + rows["pkts_out"].sum()) == PACKETS
+
+
+@pytest.mark.benchmark(group="formats")
+def test_extended_decode(benchmark, backend: str, main_capture: Path) -> None:
+    info(benchmark, main_capture, PACKETS)
+    rows = benchmark(fastpcap.bucket_rows, main_capture, decode="extended")
+    assert int(rows["pkts_in"].sum() + rows["pkts_out"].sum()) == PACKETS
+
+
+@pytest.mark.parametrize("name", ["pcapng", "gzip", "zstd"])
+def test_formats_give_the_same_rows(backend: str, name: str) -> None:
+    assert (fastpcap.format_rows(fastpcap.bucket_rows(converted(name)))
+            == fastpcap.format_rows(fastpcap.bucket_rows(capture(PACKETS))))
 
 
 @pytest.mark.benchmark(group="baselines")

@@ -1,5 +1,6 @@
 # Compiler directives (bounds checks off, cdivision, ...) are set in one place: setup.py.
-"""Compiled core of fastpcap: the classic-pcap record walk and the link/IPv4/TCP/UDP decode.
+"""Compiled core of fastpcap: the pcap and pcapng walks, the link/IPv4/IPv6/TCP/UDP decode, and
+the distinct-value counter.
 
 Installed as ``fastpcap._fastpcap``; ``fastpcap/_pure.py`` is its pure-Python twin and must
 give identical results (same signatures, same dtype, same status codes).  The hot loop runs
@@ -8,6 +9,8 @@ block, carries partial records across blocks and turns status codes into excepti
 """
 
 from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 import numpy as np
 
@@ -28,14 +31,41 @@ ctypedef struct Packet:
     uint8_t tcp_flags
     uint8_t decoded
 
+# The same row for the extended decode, with room for IPv6 addresses.
+ctypedef struct Packet6:
+    int64_t t_ns
+    int64_t offset
+    uint32_t caplen
+    uint32_t wirelen
+    uint32_t src_ip
+    uint32_t dst_ip
+    uint16_t src_port
+    uint16_t dst_port
+    uint16_t ethertype
+    uint16_t linktype
+    uint8_t ip_proto
+    uint8_t tcp_flags
+    uint8_t decoded
+    uint8_t src_ip6[16]
+    uint8_t dst_ip6[16]
+
+# The walkers take either: the kind of row decides the decode (Packet6: extended).
+ctypedef fused packet_t:
+    Packet
+    Packet6
+
 cdef Packet _dummy
+cdef Packet6 _dummy6
 PACKET_DTYPE = np.asarray(<Packet[:1]>(&_dummy)).dtype
+PACKET6_DTYPE = np.asarray(<Packet6[:1]>(&_dummy6)).dtype
 
 cdef enum:
     # Bits of Packet.decoded: how far the decode got (spec section 2).
     C_DEC_LINK = 1    # link header decoded: ethertype is valid
     C_DEC_IPV4 = 2    # IPv4 header decoded: ip_proto, src_ip, dst_ip are valid (step 4)
     C_DEC_PORTS = 4   # TCP or UDP header decoded: ports (and TCP flags) are valid (step 5)
+    C_DEC_IPV6 = 8    # extended decode: IPv6 header decoded (src_ip6, dst_ip6, ip_proto)
+    C_DEC_FRAGMENT = 16  # extended decode: a non-first fragment (no ports, no flags)
     # walk() status codes.
     C_WALK_OK = 0           # stopped at a partial record, at the end of the block, or `out` full
     C_WALK_BAD_CAPLEN = 1   # the record at the returned position has an impossible captured length
@@ -47,6 +77,8 @@ cdef enum:
 DEC_LINK = C_DEC_LINK
 DEC_IPV4 = C_DEC_IPV4
 DEC_PORTS = C_DEC_PORTS
+DEC_IPV6 = C_DEC_IPV6
+DEC_FRAGMENT = C_DEC_FRAGMENT
 WALK_OK = C_WALK_OK
 WALK_BAD_CAPLEN = C_WALK_BAD_CAPLEN
 WALK_BLOCK = C_WALK_BLOCK
@@ -69,21 +101,8 @@ cdef inline uint32_t le32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
 
 
-cdef inline void decode_ipv4(const uint8_t* ip, uint32_t iplen, Packet* r) noexcept nogil:
-    """Spec section 2, steps 3-5, on the bytes after the link header."""
-    cdef uint32_t ihl, plen
-    cdef const uint8_t* pl
-    if iplen < 20:
-        return
-    ihl = (ip[0] & 0x0F) * 4
-    if ihl < 20 or iplen < ihl:
-        return
-    r.ip_proto = ip[9]
-    r.src_ip = be32(ip + 12)
-    r.dst_ip = be32(ip + 16)
-    r.decoded |= C_DEC_IPV4
-    pl = ip + ihl
-    plen = iplen - ihl
+cdef inline void decode_ports(const uint8_t* pl, uint32_t plen, packet_t* r) noexcept nogil:
+    """Spec section 2, step 5: ports of TCP (>= 20 bytes) and UDP (>= 8), TCP flags."""
     if r.ip_proto == 6:
         if plen >= 20:
             r.src_port = be16(pl)
@@ -97,54 +116,122 @@ cdef inline void decode_ipv4(const uint8_t* ip, uint32_t iplen, Packet* r) noexc
             r.decoded |= C_DEC_PORTS
 
 
+cdef inline void decode_ipv4(const uint8_t* ip, uint32_t iplen, packet_t* r) noexcept nogil:
+    """Spec section 2, steps 3-5, on the bytes after the link header (the extended decode
+    also checks the version and gives non-first fragments no ports)."""
+    cdef uint32_t ihl
+    if iplen < 20:
+        return
+    if packet_t is Packet6:
+        if ip[0] >> 4 != 4:
+            return
+    ihl = (ip[0] & 0x0F) * 4
+    if ihl < 20 or iplen < ihl:
+        return
+    r.ip_proto = ip[9]
+    r.src_ip = be32(ip + 12)
+    r.dst_ip = be32(ip + 16)
+    r.decoded |= C_DEC_IPV4
+    if packet_t is Packet6:
+        if be16(ip + 6) & 0x1FFF:
+            r.decoded |= C_DEC_FRAGMENT
+            return
+    decode_ports(ip + ihl, iplen - ihl, r)
+
+
+cdef inline void decode_ipv6(const uint8_t* ip, uint32_t iplen, Packet6* r) noexcept nogil:
+    """The extended decode's IPv6 header and extension headers (docs/data-model.md)."""
+    cdef uint32_t at = 40, size
+    cdef uint8_t nh
+    cdef int i
+    if iplen < 40 or ip[0] >> 4 != 6:
+        return
+    for i in range(16):
+        r.src_ip6[i] = ip[8 + i]
+        r.dst_ip6[i] = ip[24 + i]
+    r.decoded |= C_DEC_IPV6
+    nh = ip[6]
+    while nh == 0 or nh == 43 or nh == 60 or nh == 44 or nh == 51:
+        if nh == 44:
+            if iplen - at < 8:
+                break
+            if be16(ip + at + 2) >> 3:  # a non-first fragment: its protocol, no ports
+                r.ip_proto = ip[at]
+                r.decoded |= C_DEC_FRAGMENT
+                return
+            nh = ip[at]
+            at += 8
+            continue
+        if iplen - at < 2:
+            break
+        size = (<uint32_t>ip[at + 1] + 2) * 4 if nh == 51 else (<uint32_t>ip[at + 1] + 1) * 8
+        if iplen - at < size:
+            break
+        nh = ip[at]
+        at += size
+    r.ip_proto = nh
+    if nh == 0 or nh == 43 or nh == 60 or nh == 44 or nh == 51:
+        return  # an extension header not all captured
+    decode_ports(ip + at, iplen - at, r)
+
+
 cdef inline bint is_inet6(uint32_t family) noexcept nogil:
     # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, macOS
     return family == 10 or family == 24 or family == 28 or family == 30
 
 
+cdef inline void decode_network(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t ethertype,
+                                bint tagged, packet_t* r) noexcept nogil:
+    """From the protocol type found at offset ``at``: VLAN tags (extended, ``tagged`` links),
+    then IPv4, or IPv6 (extended)."""
+    if packet_t is Packet6:
+        if tagged:
+            while (ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100) and caplen - at >= 4:
+                ethertype = be16(f + at + 2)
+                at += 4
+    r.ethertype = ethertype
+    if ethertype == 0x0800:
+        decode_ipv4(f + at, caplen - at, r)
+    elif packet_t is Packet6:
+        if ethertype == 0x86DD:
+            decode_ipv6(f + at, caplen - at, r)
+
+
 cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linktype,
-                              Packet* r) noexcept nogil:
-    """The link header by link type (docs/data-model.md, "Link types"), then IPv4."""
+                              packet_t* r) noexcept nogil:
+    """The link header by link type (docs/data-model.md, "Link types"), then the network."""
     cdef uint32_t le, be
     cdef int v
     if linktype == 1:  # EN10MB
         if caplen < 14:
             return
-        r.ethertype = be16(f + 12)
         r.decoded = C_DEC_LINK
-        if r.ethertype == 0x0800:
-            decode_ipv4(f + 14, caplen - 14, r)
+        decode_network(f, caplen, 14, be16(f + 12), True, r)
     elif linktype == 113:  # LINUX_SLL
         if caplen < 16:
             return
-        r.ethertype = be16(f + 14)
         r.decoded = C_DEC_LINK
-        if r.ethertype == 0x0800:
-            decode_ipv4(f + 16, caplen - 16, r)
+        decode_network(f, caplen, 16, be16(f + 14), True, r)
     elif linktype == 276:  # LINUX_SLL2
         if caplen < 20:
             return
-        r.ethertype = be16(f)
         r.decoded = C_DEC_LINK
-        if r.ethertype == 0x0800:
-            decode_ipv4(f + 20, caplen - 20, r)
+        decode_network(f, caplen, 20, be16(f), True, r)
     elif linktype == 101 or linktype == 12 or linktype == 14:  # RAW
         if caplen < 1:
             return
         r.decoded = C_DEC_LINK
         v = f[0] >> 4
         if v == 4:
-            r.ethertype = 0x0800
-            decode_ipv4(f, caplen, r)
+            decode_network(f, caplen, 0, 0x0800, False, r)
         elif v == 6:
-            r.ethertype = 0x86DD
+            decode_network(f, caplen, 0, 0x86DD, False, r)
     elif linktype == 228:  # IPV4
         r.decoded = C_DEC_LINK
-        r.ethertype = 0x0800
-        decode_ipv4(f, caplen, r)
+        decode_network(f, caplen, 0, 0x0800, False, r)
     elif linktype == 229:  # IPV6
         r.decoded = C_DEC_LINK
-        r.ethertype = 0x86DD
+        decode_network(f, caplen, 0, 0x86DD, False, r)
     elif linktype == 0 or linktype == 108:  # NULL (either byte order), LOOP (big-endian)
         if caplen < 4:
             return
@@ -152,13 +239,12 @@ cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linkty
         be = be32(f)
         le = le32(f) if linktype == 0 else be
         if le == 2 or be == 2:
-            r.ethertype = 0x0800
-            decode_ipv4(f + 4, caplen - 4, r)
+            decode_network(f, caplen, 4, 0x0800, False, r)
         elif is_inet6(le) or is_inet6(be):
-            r.ethertype = 0x86DD
+            decode_network(f, caplen, 4, 0x86DD, False, r)
 
 
-def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] out,
+def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet_t[::1] out,
          int64_t base_offset, bint swapped, bint nsec, uint32_t linktype, uint32_t max_caplen):
     """Walk the complete classic-pcap records in ``buf[start:end]``, decoding each into ``out``.
 
@@ -176,7 +262,7 @@ def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] o
     cdef uint32_t ts_sec, ts_frac, incl, orig
     cdef const uint8_t* base
     cdef const uint8_t* p
-    cdef Packet* r
+    cdef packet_t* r
     if start < 0 or end > buf.shape[0] or start > end:
         raise ValueError(f"bad block range [{start}, {end}) for a buffer of {buf.shape[0]} bytes")
     if end - start < 16 or cap == 0:
@@ -201,19 +287,12 @@ def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] o
             if <Py_ssize_t>incl > end - pos - 16:
                 break
             r = &out[n]
+            memset(r, 0, sizeof(r[0]))
             r.t_ns = <int64_t>ts_sec * 1000000000 + <int64_t>ts_frac * frac_ns
             r.offset = base_offset + pos
             r.caplen = incl
             r.wirelen = orig
-            r.src_ip = 0
-            r.dst_ip = 0
-            r.src_port = 0
-            r.dst_port = 0
-            r.ethertype = 0
             r.linktype = <uint16_t>linktype
-            r.ip_proto = 0
-            r.tcp_flags = 0
-            r.decoded = 0
             decode_frame(p + 16, incl, linktype, r)
             pos += 16 + incl
             n += 1
@@ -261,7 +340,7 @@ cdef inline uint32_t min_block_length(uint32_t btype) noexcept nogil:
     return 12
 
 
-def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet[::1] out,
+def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet_t[::1] out,
                 int64_t base_offset, bint swapped, const uint32_t[::1] if_linktype,
                 const uint32_t[::1] if_snaplen, const uint32_t[::1] if_maxcap,
                 const int32_t[::1] if_tsmode, const uint64_t[::1] if_tsfactor,
@@ -285,7 +364,7 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet
     cdef const uint8_t* base
     cdef const uint8_t* p
     cdef const uint8_t* frame
-    cdef Packet* r
+    cdef packet_t* r
     if start < 0 or end > buf.shape[0] or start > end:
         raise ValueError(f"bad block range [{start}, {end}) for a buffer of {buf.shape[0]} bytes")
     if (if_snaplen.shape[0] != nif or if_maxcap.shape[0] != nif or if_tsmode.shape[0] != nif
@@ -345,19 +424,12 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet
                 pos += blen
                 continue
             r = &out[n]
+            memset(r, 0, sizeof(r[0]))
             r.t_ns = scale_ts(ts, if_tsmode[iface], if_tsfactor[iface], if_tsoffset[iface]) if timed else 0
             r.offset = base_offset + pos
             r.caplen = caplen
             r.wirelen = orig
-            r.src_ip = 0
-            r.dst_ip = 0
-            r.src_port = 0
-            r.dst_port = 0
-            r.ethertype = 0
             r.linktype = <uint16_t>if_linktype[iface]
-            r.ip_proto = 0
-            r.tcp_flags = 0
-            r.decoded = 0
             decode_frame(frame, caplen, if_linktype[iface], r)
             pos += blen
             n += 1
@@ -366,7 +438,6 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Packet
 
 # -- distinct values per bucket ---------------------------------------------------------
 
-from libc.stdlib cimport free, malloc
 
 ctypedef fused value_t:
     uint16_t

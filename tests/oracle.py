@@ -10,11 +10,17 @@ per bucket, ``json.dumps(row)`` per row.  Standard library only, plus ``zstandar
 
     >>> oracle_jsonl(b"")
     b''
+
+The opt-in "Extended decode" of ``docs/data-model.md`` (VLAN/QinQ tags, the IPv4 version
+check and fragments, IPv6 with its extension headers, host addresses of either family,
+wire sizes) is ``oracle(data, decode="extended", host_ips=[...], size="wire")``;
+``decode_packet(frame, linktype, extended)`` exposes the per-packet decode of either mode.
 """
 
 from __future__ import annotations
 
 import bz2
+import ipaddress
 import json
 import lzma
 import math
@@ -27,6 +33,9 @@ from fractions import Fraction
 __all__ = [
     "OracleError", "OracleResult", "oracle", "oracle_jsonl", "decompress", "walk",
     "decode_frame", "LINKTYPE_MAX_INCL_LEN", "DECODED_LINKTYPES", "COMPRESSION_MAGICS",
+    "decode_packet", "walk_records", "capture_records", "Record", "parse_host_ips",
+    "DECODES", "SIZES", "VLAN_TPIDS", "IPV6_EXT_HEADERS",
+    "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
 ]
 
 
@@ -262,6 +271,241 @@ def decode_frame(frame: bytes, linktype: int) -> dict:
     return decode_ipv4(frame[off:], d)
 
 
+# ---------------------------------------------------------------------------
+# Extended decode (data-model.md, "Extended decode (opt-in)")
+# ---------------------------------------------------------------------------
+
+DECODES = ("reference", "extended")
+SIZES = ("captured", "wire")
+
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})  # 802.1Q, 802.1ad, old QinQ
+AF_INET6_FAMILIES = frozenset({10, 24, 28, 30})  # Linux, BSDs, FreeBSD, macOS
+
+# IPv6 extension headers the walk follows: next-header value -> name
+IPV6_HOPOPTS, IPV6_ROUTING, IPV6_FRAGMENT, IPV6_AH, IPV6_DSTOPTS = 0, 43, 44, 51, 60
+IPV6_EXT_HEADERS = {IPV6_HOPOPTS: "hopopts", IPV6_ROUTING: "routing", IPV6_FRAGMENT: "fragment",
+                    IPV6_AH: "ah", IPV6_DSTOPTS: "dstopts"}
+
+# bits of ``decoded`` (data-model.md; DEC_IPV6 and DEC_FRAGMENT only in extended mode)
+DEC_LINK, DEC_IPV4, DEC_PORTS, DEC_IPV6, DEC_FRAGMENT = 1, 2, 4, 8, 16
+
+
+def _be16(b: bytes, i: int) -> int:
+    return (b[i] << 8) | b[i + 1]
+
+
+def link_layer(frame: bytes, linktype: int, extended: bool):
+    """The link layer of ``frame``: ``(ethertype, network_offset, vlan_tags)``, or None when
+    the link header is not all there or the link type is not decoded (size only).
+
+    ``ethertype`` is the link's protocol type (Ethernet type, SLL protocol) -- with
+    ``extended``, the innermost one after the VLAN tags -- and for the other link types
+    0x0800 / 0x86DD when the link says IPv4 / IPv6 (RAW: the version nibble; NULL/LOOP: the
+    address family), else 0.  IPV4 (228) and IPV6 (229) always say 0x0800 / 0x86DD."""
+    n = len(frame)
+    if linktype in (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2):
+        # (where the protocol type is, where the header ends)
+        type_at, off = {LINKTYPE_ETHERNET: (12, 14), LINKTYPE_LINUX_SLL: (14, 16),
+                        LINKTYPE_LINUX_SLL2: (0, 20)}[linktype]
+        if n < off:
+            return None
+        ethertype = _be16(frame, type_at)
+        tags = 0
+        if extended:
+            # 1. VLAN tags: skip 4 bytes while the type is a TPID and the tag is captured
+            while ethertype in VLAN_TPIDS and n - off >= 4:
+                ethertype = _be16(frame, off + 2)
+                off += 4
+                tags += 1
+        return ethertype, off, tags
+    if linktype == LINKTYPE_RAW or linktype in LINKTYPE_RAW_BSD:
+        if n < 1:
+            return None
+        version = frame[0] >> 4
+        return (ETHERTYPE_IPV4 if version == 4 else ETHERTYPE_IPV6 if version == 6 else 0), 0, 0
+    if linktype == LINKTYPE_IPV4:
+        return ETHERTYPE_IPV4, 0, 0
+    if linktype == LINKTYPE_IPV6:
+        return ETHERTYPE_IPV6, 0, 0
+    if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
+        if n < 4:
+            return None
+        if linktype == LINKTYPE_NULL:  # the capturing host's byte order: either reading
+            families = {struct.unpack("<I", frame[:4])[0], struct.unpack(">I", frame[:4])[0]}
+        else:  # LOOP: big-endian
+            families = {struct.unpack(">I", frame[:4])[0]}
+        if 2 in families:
+            return ETHERTYPE_IPV4, 4, 0
+        if families & AF_INET6_FAMILIES:
+            return ETHERTYPE_IPV6, 4, 0
+        return 0, 4, 0
+    return None
+
+
+def _transport(payload: bytes, proto: int, p: dict) -> None:
+    """Spec section 2 step 5: ports (and TCP flags) when the transport header is all there."""
+    if proto == 6 and len(payload) >= 20:
+        p["src_port"], p["dst_port"] = _be16(payload, 0), _be16(payload, 2)
+        p["tcp_flags"] = _be16(payload, 12) & 0x3F
+        p["decoded"] |= DEC_PORTS
+    elif proto == 17 and len(payload) >= 8:
+        p["src_port"], p["dst_port"] = _be16(payload, 0), _be16(payload, 2)
+        p["decoded"] |= DEC_PORTS
+
+
+def _decode_ipv4_extended(ip: bytes, p: dict) -> None:
+    """Extended step 2: spec section 2 steps 3-5 plus the version check (4) and non-first
+    fragments (fragment offset != 0: protocol and addresses, no ports, no flags)."""
+    if len(ip) < 20 or ip[0] >> 4 != 4:
+        return
+    ihl = (ip[0] & 0x0F) * 4
+    if ihl < 20 or len(ip) < ihl:
+        return
+    p["ip_version"] = 4
+    p["ip_proto"] = ip[9]
+    p["src"] = ipaddress.IPv4Address(ip[12:16])
+    p["dst"] = ipaddress.IPv4Address(ip[16:20])
+    p["decoded"] |= DEC_IPV4
+    if _be16(ip, 6) & 0x1FFF:
+        p["fragment"] = True
+        p["decoded"] |= DEC_FRAGMENT
+        return
+    p["transport_offset"] = p["network_offset"] + ihl
+    _transport(ip[ihl:], ip[9], p)
+
+
+def _decode_ipv6(ip: bytes, p: dict) -> None:
+    """Extended step 3: the fixed header (all 40 bytes, version 6), then the extension
+    header walk, then the transport as in spec section 2 step 5.  The payload length field
+    is not checked (like IPv4's total length): the transport is read from the captured
+    bytes after the last extension header, link-layer padding included."""
+    if len(ip) < 40 or ip[0] >> 4 != 6:
+        return
+    p["ip_version"] = 6
+    p["src"] = ipaddress.IPv6Address(ip[8:24])
+    p["dst"] = ipaddress.IPv6Address(ip[24:40])
+    p["decoded"] |= DEC_IPV6
+    nh = ip[6]
+    off = 40
+    chain = []
+    while nh in IPV6_EXT_HEADERS:
+        rest = len(ip) - off
+        if nh == IPV6_FRAGMENT:
+            hlen = 8
+        elif rest < 2:
+            hlen = None  # its length byte is not even captured
+        elif nh == IPV6_AH:
+            hlen = (ip[off + 1] + 2) * 4
+        else:  # hop-by-hop, routing, destination options
+            hlen = (ip[off + 1] + 1) * 8
+        if hlen is None or rest < hlen:
+            # not all captured: the walk ends with protocol = this header's type
+            p["ip_proto"] = nh
+            p["ext_headers"] = tuple(chain)
+            p["ext_truncated"] = True
+            return
+        chain.append(nh)
+        if nh == IPV6_FRAGMENT and _be16(ip, off + 2) >> 3:
+            # a non-first fragment: protocol = its next header, no ports
+            p["ip_proto"] = ip[off]
+            p["ext_headers"] = tuple(chain)
+            p["fragment"] = True
+            p["decoded"] |= DEC_FRAGMENT
+            return
+        nh = ip[off]
+        off += hlen
+    p["ip_proto"] = nh
+    p["ext_headers"] = tuple(chain)
+    p["transport_offset"] = p["network_offset"] + off
+    _transport(ip[off:], nh, p)
+
+
+def decode_packet(frame: bytes, linktype: int, extended: bool) -> dict:
+    """The decode of one frame, in either mode, as a dict:
+
+    * ``size`` (captured length), ``linktype``, ``decoded`` (DEC_* bits);
+    * ``ethertype`` (see ``link_layer``; None when the link header is not there),
+      ``vlan_tags`` (how many were skipped), ``network_offset`` (where the network layer
+      starts, after the link header and tags; None without a link header);
+    * ``ip_version`` (4, 6 or None), ``src``/``dst`` (``ipaddress`` objects or None),
+      ``ip_proto`` (IPv4 protocol / the IPv6 walk's last next header, or None);
+    * ``transport_offset`` (where the transport header is read, after the IP header and the
+      extension headers walked; None when the decode did not get there: no IP, a non-first
+      fragment, a truncated extension header);
+    * ``src_port``/``dst_port``/``tcp_flags`` (None unless decoded; flags only for TCP);
+    * ``fragment`` (a non-first fragment), ``ext_headers`` (the IPv6 extension headers
+      walked, all captured) and ``ext_truncated`` (the walk ended on a header not all
+      captured).
+
+    With ``extended`` False this is the reference decode (``decode_frame``): no tags, the
+    version nibble not checked (``ip_version`` 4 means "decoded as IPv4"), no IPv6, no
+    fragment awareness."""
+    frame = bytes(frame)
+    p = {"size": len(frame), "linktype": linktype, "decoded": 0, "ethertype": None, "vlan_tags": 0,
+         "network_offset": None, "transport_offset": None, "ip_version": None, "src": None, "dst": None,
+         "ip_proto": None, "src_port": None, "dst_port": None, "tcp_flags": None, "fragment": False,
+         "ext_headers": (), "ext_truncated": False}
+    link = link_layer(frame, linktype, extended)
+    if link is None:
+        return p
+    ethertype, off, tags = link
+    p.update(ethertype=ethertype, vlan_tags=tags, network_offset=off, decoded=DEC_LINK)
+    if not extended:
+        d = decode_frame(frame, linktype)
+        if "src_ip" in d:
+            p["transport_offset"] = off + (frame[off] & 0x0F) * 4
+            p["ip_version"] = 4
+            p["ip_proto"] = d["ip_proto"]
+            p["src"] = ipaddress.IPv4Address(d["src_ip"])
+            p["dst"] = ipaddress.IPv4Address(d["dst_ip"])
+            p["decoded"] |= DEC_IPV4
+        if "src_port" in d:
+            p["src_port"], p["dst_port"] = d["src_port"], d["dst_port"]
+            p["tcp_flags"] = d.get("tcp_flags")
+            p["decoded"] |= DEC_PORTS
+        return p
+    net = frame[off:]
+    if ethertype == ETHERTYPE_IPV4:
+        _decode_ipv4_extended(net, p)
+    elif ethertype == ETHERTYPE_IPV6:
+        _decode_ipv6(net, p)
+    return p
+
+
+def parse_host_ips(host_ips) -> frozenset:
+    """``host_ips`` (strings or ``ipaddress`` objects, IPv4 or IPv6) -> a set of
+    ``(version, packed)`` keys.  An address that does not parse is a ValueError."""
+    if isinstance(host_ips, (str, bytes)):
+        raise TypeError("host_ips must be a list of addresses, not a single string")
+    keys = set()
+    for h in host_ips:
+        a = h if isinstance(h, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(h)
+        keys.add((a.version, a.packed))
+    return frozenset(keys)
+
+
+def _addr_key(a) -> tuple:
+    return (a.version, a.packed)
+
+
+def packet_contribution(p: dict) -> dict:
+    """``decode_packet``'s result in the form ``accumulate`` takes: "ip_proto", "src_ip",
+    "dst_ip" (``(version, packed)`` keys: IPv4 and IPv6 addresses are distinct), ports and
+    flags, present only when decoded."""
+    d = {"size": p["size"]}
+    if p["ip_version"] is not None:
+        d["ip_proto"] = p["ip_proto"]
+        d["src_ip"] = _addr_key(p["src"])
+        d["dst_ip"] = _addr_key(p["dst"])
+    if p["src_port"] is not None:
+        d["src_port"], d["dst_port"] = p["src_port"], p["dst_port"]
+    if p["tcp_flags"] is not None:
+        d["tcp_flags"] = p["tcp_flags"]
+    return d
+
+
 def new_bucket() -> dict:
     return {
         "pkts_in": 0,
@@ -280,10 +524,15 @@ def new_bucket() -> dict:
     }
 
 
-def accumulate(bucket: dict, d: dict, bridge_ip: str) -> None:
-    """Spec section 3: one packet's contribution to its bucket."""
-    size = d["size"]
-    if "src_ip" in d and d["src_ip"] == bridge_ip:
+def accumulate(bucket: dict, d: dict, bridge_ip: str, *, size: int | None = None, out: bool | None = None) -> None:
+    """Spec section 3: one packet's contribution to its bucket.  ``size`` overrides
+    ``d["size"]`` (wire sizes), ``out`` the direction rule ``src_ip == bridge_ip`` (host
+    addresses)."""
+    if size is None:
+        size = d["size"]
+    if out is None:
+        out = "src_ip" in d and d["src_ip"] == bridge_ip
+    if out:
         bucket["pkts_out"] += 1
         bucket["bytes_out"] += size
     else:
@@ -423,7 +672,7 @@ def decompress(kind: str, raw: bytes):
 
 
 def walk_pcap(data: bytes, result: OracleResult):
-    """Yield ``(packet_number, header_offset, t_ns, frame, linktype)`` for every complete
+    """Yield ``(packet_number, header_offset, t_ns, frame, linktype, orig_len)`` for every complete
     record (spec section 1).  Sets ``result.truncated_tail`` / raises OracleError."""
     # --- global header -----------------------------------------------------
     if len(data) < GLOBAL_HEADER_SIZE:
@@ -446,7 +695,7 @@ def walk_pcap(data: bytes, result: OracleResult):
         if len(data) - pos < RECORD_HEADER_SIZE:
             result.truncated_tail = True  # partial record header
             return
-        ts_sec, ts_frac, incl_len, _orig_len = struct.unpack(
+        ts_sec, ts_frac, incl_len, orig_len = struct.unpack(
             bo + "IIII", data[pos : pos + RECORD_HEADER_SIZE]
         )
         if incl_len > limit:
@@ -459,7 +708,7 @@ def walk_pcap(data: bytes, result: OracleResult):
             return
         number += 1
         t_ns = ts_sec * 1_000_000_000 + ts_frac * frac_mult
-        yield number, pos, t_ns, data[start : start + incl_len], linktype
+        yield number, pos, t_ns, data[start : start + incl_len], linktype, orig_len
         pos = start + incl_len
 
 
@@ -514,8 +763,8 @@ def block_limit(interfaces: list[Interface]) -> int:
 
 
 def walk_pcapng(data: bytes, result: OracleResult):
-    """Yield ``(packet_number, block_offset, t_ns, frame, linktype)`` for every packet
-    block (EPB, SPB, obsolete PB) of a pcapng file.  Checks that need only the block's
+    """Yield ``(packet_number, block_offset, t_ns, frame, linktype, orig_len)`` for every
+    packet block (EPB, SPB, obsolete PB) of a pcapng file.  Checks that need only the block's
     type and length (and, for an SHB, its byte-order magic) are made as soon as those
     bytes are there; the rest once the whole block is.  A block cut short ends the walk
     (``truncated_tail`` unless it is the first SHB)."""
@@ -583,10 +832,10 @@ def walk_pcapng(data: bytes, result: OracleResult):
             result.linktypes.append(iface.linktype)
         elif btype in PACKET_BLOCKS:
             if btype == BT_EPB:
-                iface_id, ts_hi, ts_lo, caplen, _orig = struct.unpack(bo + "IIIII", body[:20])
+                iface_id, ts_hi, ts_lo, caplen, orig = struct.unpack(bo + "IIIII", body[:20])
                 holds = len(body) - 20
             elif btype == BT_PB:
-                iface_id, _drops, ts_hi, ts_lo, caplen, _orig = struct.unpack(bo + "HHIIII", body[:20])
+                iface_id, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack(bo + "HHIIII", body[:20])
                 holds = len(body) - 20
             else:  # SPB
                 iface_id = 0
@@ -612,7 +861,7 @@ def walk_pcapng(data: bytes, result: OracleResult):
                 err(f"pcapng: {name} captured length {caplen} exceeds the maximum {lmax} "
                     f"for link type {iface.linktype}")
             number += 1
-            yield number, pos, t_ns, frame, iface.linktype
+            yield number, pos, t_ns, frame, iface.linktype, orig
         # anything else (NRB, ISB, DSB, custom, unknown): skipped by its length
         pos += length
 
@@ -625,6 +874,40 @@ def walk_pcapng(data: bytes, result: OracleResult):
 def walk(data: bytes, result: OracleResult):
     """Yield ``(packet_number, offset, t_ns, frame, linktype)`` from a classic pcap or a
     pcapng file (already decompressed), setting ``result.format``."""
+    for number, offset, t_ns, frame, linktype, _orig_len in walk_records(data, result):
+        yield number, offset, t_ns, frame, linktype
+
+
+@dataclass
+class Record:
+    """One packet of a capture, as the record walk finds it."""
+
+    number: int  # 1-based, as tshark's frame.number
+    offset: int  # record header / packet block (decompressed bytes)
+    t_ns: int
+    frame: bytes  # the captured bytes
+    linktype: int
+    orig_len: int  # the original (wire) length field: classic orig_len, EPB/PB/SPB original length
+
+
+def capture_records(data: bytes) -> list[Record]:
+    """Every packet of a capture (compressed or not, classic pcap or pcapng), in file order.
+    Raises OracleError like ``oracle``; a partial tail or truncated stream ends the list."""
+    result = OracleResult()
+    data = bytes(data)
+    kind = detect_compression(data)
+    problem = None
+    if kind is not None:
+        data, _truncated, problem = decompress(kind, data)
+    records = [Record(*t) for t in walk_records(data, result)]
+    if problem is not None:
+        raise OracleError(len(data), f"corrupt {kind} data: {problem}")
+    return records
+
+
+def walk_records(data: bytes, result: OracleResult):
+    """``walk`` with the original length: yield ``(packet_number, offset, t_ns, frame,
+    linktype, orig_len)``."""
     data = bytes(data)
     if not data:
         return
@@ -653,8 +936,16 @@ def oracle(
     bridge_ip: str = "10.200.0.1",
     t_mono_origin_ns: int = 0,
     max_gap_s: int | float | None = 3600,
+    decode: str = "reference",
+    host_ips: list[str] | None = None,
+    size: str = "captured",
 ) -> OracleResult:
     """Bucketize a whole capture held in memory, per the contract.
+
+    ``decode="extended"`` applies data-model.md's "Extended decode (opt-in)" (see
+    ``decode_packet``); ``host_ips`` (IPv4 and/or IPv6 addresses) replaces ``bridge_ip``
+    for the direction (default: ``[bridge_ip]``); ``size="wire"`` counts the original
+    length in ``bytes_in``/``bytes_out``.  The defaults are the reference, unchanged.
 
     Decisions beyond the spec text:
 
@@ -688,11 +979,52 @@ def oracle(
     * max_gap_s: None (or +inf) = no cap; otherwise exact ns, floored; negative/NaN ->
       ValueError.  A gap is a jump of at least one empty bucket; a jump with zero empty
       buckets is never "cut".
+
+    Decisions for the extended decode, host addresses and wire sizes (where the doc is
+    silent):
+
+    * VLAN tags (0x8100, 0x88A8, 0x9100, any order and mix) are skipped only after the
+      Ethernet, SLL and SLL2 headers; a tag type with fewer than 4 bytes after it stays the
+      ethertype (size only).  Nothing else is walked (MPLS, PPPoE, LLC/SNAP: size only).
+    * IPv4 (ethertype 0x0800, RAW version 4, IPV4 link type, NULL/LOOP AF_INET) needs
+      version nibble 4 -- also on link type IPV4 (228), whose other packets count by size
+      only.  IPv6 comes only from ethertype 0x86DD, RAW version 6, link type IPV6, and
+      NULL (either byte order) / LOOP (big-endian) families 10, 24, 28, 30; an IPv6 packet
+      behind an "IPv4" link (or the reverse) fails the version check: size only.
+    * IPv6 payload length (like IPv4 total length) is not checked: the transport header is
+      read from every captured byte after the last extension header, padding included.  The
+      fragment header must be all 8 bytes captured before its offset is read; a fragment
+      header with offset 0 (an atomic or first fragment) is skipped like any other.
+    * A truncated extension header, or a non-first fragment, still counts its destination
+      address in unique_dst_ips (DEC_IPV6 is set) and its protocol in tcp/udp_count.
+    * unique_dst_ips keys are (IP version, address bytes): 10.0.0.1 and ::ffff:10.0.0.1
+      are two addresses.  host_ips match by family and value (ipaddress parsing, so
+      "FD00:0::1" is fd00::1); an IPv4-mapped IPv6 host matches only IPv6 sources.
+      Unparseable host addresses (or, in extended mode without host_ips, an unparseable
+      bridge_ip) raise ValueError.  ``host_ips=[]`` makes every packet "in".
+    * With decode="reference", host_ips changes only the direction: out iff the decoded
+      IPv4 source is one of the IPv4 hosts (IPv6 hosts never match: no IPv6 is decoded).
+      Without host_ips the reference's string comparison with bridge_ip is kept.
+    * size="wire" takes each record's original-length field as written (classic
+      orig_len; EPB/PB original length; SPB original length), even when it is smaller
+      than the captured length.
     """
     if isinstance(bucket_ms, bool) or not isinstance(bucket_ms, int) or bucket_ms <= 0:
         raise ValueError(f"bucket_ms must be a positive integer, got {bucket_ms!r}")
     bucket_ns = bucket_ms * 1_000_000
     max_gap_ns = max_gap_to_ns(max_gap_s)
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    extended = decode == "extended"
+    wire = size == "wire"
+    if host_ips is not None:
+        hosts = parse_host_ips(host_ips)
+    elif extended:
+        hosts = parse_host_ips([bridge_ip])
+    else:
+        hosts = None  # the reference's rule: the dotted source string equals bridge_ip
 
     result = OracleResult()
 
@@ -717,9 +1049,17 @@ def oracle(
     def emit(idx: int, bucket: dict) -> None:
         result.rows.append(make_row(bucket, origin + idx * bucket_ns, bucket_ns, t_mono_origin_ns))
 
-    for number, offset, t_ns, frame, linktype in walk(data, result):
+    for number, offset, t_ns, frame, linktype, orig_len in walk_records(data, result):
         result.packets += 1
-        d = decode_frame(frame, linktype)
+        if extended:
+            d = packet_contribution(decode_packet(frame, linktype, True))
+            out = "src_ip" in d and d["src_ip"] in hosts
+        else:
+            d = decode_frame(frame, linktype)
+            if hosts is None:
+                out = None  # accumulate's own rule
+            else:
+                out = "src_ip" in d and (4, bytes(map(int, d["src_ip"].split(".")))) in hosts
         if linktype not in DECODED_LINKTYPES:
             result.undecoded[linktype] = result.undecoded.get(linktype, 0) + 1
 
@@ -747,7 +1087,7 @@ def oracle(
                 open_idx = idx
                 open_bucket = new_bucket()
 
-        accumulate(open_bucket, d, bridge_ip)
+        accumulate(open_bucket, d, bridge_ip, size=orig_len if wire else None, out=out)
 
     if pending_error is not None:
         raise pending_error

@@ -27,9 +27,18 @@ Conventions
   are given in the interface's units; ``ts_units(t_ns, tsresol=, tsoffset=)`` converts.
 * ``compress(data, kind)`` for kind in COMPRESSIONS (zstandard/lz4 imported lazily).
 
+* Extended decode: ``vlan_tags(payload, tags=[(tpid, vid), ...], linktype=1|113|276)``
+  stacks 0..n VLAN tags (``qinq()`` is the two-tag shortcut, ``tag_stack()`` the raw
+  bytes); ``ipv6_ext(kind, payload, next_header=, length=, offset=, more=)`` builds one
+  IPv6 extension header (hop-by-hop, routing, destination options, fragment, AH) and
+  ``ipv6_exts(payload, [kind | (kind, kwargs), ...], next_header=)`` a chain;
+  ``icmpv6()`` an ICMPv6 message.
+
 Hypothesis strategies (hypothesis is imported lazily, on first use):
 ``frames()``, ``records(max_size=...)``, ``captures()``, ``linktype_frames(linktype)``,
-``pcapng_twins()``, ``pcapng_captures()``, ``compressed(strategy)``.
+``pcapng_twins()``, ``pcapng_captures()``, ``compressed(strategy)``; for the extended
+decode ``extended_frames()``, ``extended_linktype_frames(linktype)`` and
+``extended_captures()``.
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS",
     "BRIDGE_IP", "MAGIC_USEC", "MAGIC_NSEC",
     "mac", "eth", "vlan", "ipv4", "ipv6", "tcp", "udp", "dns_query", "arp",
+    "TPID_8021Q", "TPID_8021AD", "TPID_QINQ_OLD", "VLAN_TPIDS", "tag_stack", "vlan_tags", "qinq",
+    "IPV6_EXT_KINDS", "ipv6_ext", "ipv6_exts", "icmpv6",
     "Rec", "global_header", "record_bytes", "pcap",
     "AF_INET", "AF_INET6_FAMILIES", "LINK_HEADER_LEN", "DECODED_LINKTYPES", "sll", "sll2", "null", "loop", "link",
     "SHB_TYPE", "BYTE_ORDER_MAGIC", "BT_IDB", "BT_PB", "BT_SPB", "BT_NRB", "BT_ISB", "BT_EPB", "BT_DSB",
@@ -51,6 +62,7 @@ __all__ = [
     "pcapng", "pcapng_file", "units_per_second", "ts_units", "tsresol_option", "tsoffset_option",
     "COMPRESSIONS", "compress",
     "frames", "records", "captures", "linktype_frames", "pcapng_twins", "pcapng_captures", "compressed",
+    "extended_frames", "extended_linktype_frames", "extended_captures", "EXT_LINKTYPES", "HOST_IP_POOL",
 ]
 
 FIN, SYN, RST, PSH, ACK, URG = 1, 2, 4, 8, 16, 32
@@ -180,6 +192,147 @@ def ipv6(payload: bytes = b"", *, src="fd00::2", dst="fd00::1", next_header: int
     )
 
 
+# --- VLAN / QinQ tag stacks and IPv6 extension headers (extended decode) -------------
+
+TPID_8021Q, TPID_8021AD, TPID_QINQ_OLD = 0x8100, 0x88A8, 0x9100
+VLAN_TPIDS = (TPID_8021Q, TPID_8021AD, TPID_QINQ_OLD)
+
+
+def tag_stack(tags: Iterable = ((TPID_8021Q, 1),), inner_ethertype: int = 0x0800) -> tuple[int, bytes]:
+    """A stack of VLAN tags, outermost first, each ``(tpid, vid)`` or ``(tpid, vid, pcp,
+    dei)``.  Returns ``(outer_type, tag_bytes)``: the type the link header must carry (the
+    first TPID, or ``inner_ethertype`` when there are no tags) and the 4 bytes per tag (TCI,
+    then the next TPID or ``inner_ethertype``) that go between the link header and the
+    network layer."""
+    tags = [tuple(t) for t in tags]
+    out = b""
+    for i, t in enumerate(tags):
+        tpid, vid, pcp, dei = (tuple(t) + (0, 0))[:4]
+        nxt = tags[i + 1][0] if i + 1 < len(tags) else inner_ethertype
+        out += struct.pack(">HH", ((pcp & 7) << 13) | ((dei & 1) << 12) | (vid & 0x0FFF), nxt & 0xFFFF)
+    return (tags[0][0] if tags else inner_ethertype) & 0xFFFF, out
+
+
+def vlan_tags(
+    payload: bytes = b"",
+    *,
+    tags: Iterable = ((TPID_8021AD, 100), (TPID_8021Q, 200)),
+    inner_ethertype: int = 0x0800,
+    linktype: int = 1,
+    dst: bytes = mac(1),
+    src: bytes = mac(2),
+) -> bytes:
+    """A frame with 0..n stacked VLAN tags (outermost first, see ``tag_stack``) before
+    ``payload``, behind an Ethernet (1), LINUX_SLL (113) or LINUX_SLL2 (276) header."""
+    outer, tag_bytes = tag_stack(tags, inner_ethertype)
+    body = tag_bytes + bytes(payload)
+    if linktype == 1:
+        return eth(body, ethertype=outer, dst=dst, src=src)
+    if linktype == 113:
+        return sll(body, protocol=outer, addr=src)
+    if linktype == 276:
+        return sll2(body, protocol=outer, addr=src)
+    raise ValueError(f"VLAN tags only behind Ethernet, SLL or SLL2, not link type {linktype}")
+
+
+def qinq(
+    payload: bytes = b"",
+    *,
+    outer_vid: int = 100,
+    inner_vid: int = 200,
+    outer_tpid: int = TPID_8021AD,
+    inner_tpid: int = TPID_8021Q,
+    inner_ethertype: int = 0x0800,
+    dst: bytes = mac(1),
+    src: bytes = mac(2),
+) -> bytes:
+    """A QinQ Ethernet frame: outer tag (802.1ad by default), inner 802.1Q tag, payload."""
+    return vlan_tags(payload, tags=((outer_tpid, outer_vid), (inner_tpid, inner_vid)),
+                     inner_ethertype=inner_ethertype, dst=dst, src=src)
+
+
+IPV6_EXT_KINDS = {"hopopts": 0, "hbh": 0, "routing": 43, "fragment": 44, "ah": 51, "dstopts": 60}
+
+
+def _ext_kind(kind) -> int:
+    if isinstance(kind, int):
+        if kind not in IPV6_EXT_KINDS.values():
+            raise ValueError(f"not an IPv6 extension header the decode walks: {kind}")
+        return kind
+    return IPV6_EXT_KINDS[kind]
+
+
+def ipv6_ext(
+    kind,
+    payload: bytes = b"",
+    *,
+    next_header: int = 6,
+    length: int | None = None,
+    offset: int = 0,
+    more: bool = False,
+    ident: int = 0x12345678,
+    routing_type: int = 0,
+    segments_left: int = 0,
+    spi: int = 0x100,
+    seq: int = 1,
+    body: bytes | None = None,
+) -> bytes:
+    """One IPv6 extension header followed by ``payload``.  ``kind``: "hopopts" (or "hbh",
+    0), "routing" (43), "dstopts" (60), "fragment" (44), "ah" (51).  ``length`` is the raw
+    byte 1 of the header:
+
+    * hop-by-hop / routing / destination options: the header is ``(length + 1) * 8`` bytes
+      (default 0: 8 bytes); options are one PadN filling the header, the routing header has
+      ``routing_type``/``segments_left`` and zeros;
+    * AH: ``(length + 2) * 4`` bytes (default 1: 12 bytes: SPI, sequence, no ICV; more is a
+      zero ICV);
+    * fragment: always 8 bytes; ``length`` is written in its reserved byte (default 0);
+      ``offset`` in 8-byte units (13 bits), ``more`` the M flag.
+
+    ``body`` (not for fragment headers): the bytes after the next-header and length bytes,
+    exactly as given -- a header whose length byte says more (or less) than it holds.  Cut
+    the packet to truncate a header."""
+    k = _ext_kind(kind)
+    nh = next_header & 0xFF
+    if body is not None and k != 44:
+        ln = (1 if k == 51 else 0) if length is None else length
+        return bytes([nh, ln & 0xFF]) + bytes(body) + bytes(payload)
+    if k == 44:
+        hdr = struct.pack(">BBHI", nh, (length or 0) & 0xFF, ((offset & 0x1FFF) << 3) | (1 if more else 0),
+                          ident & _U32)
+    elif k == 51:
+        ln = 1 if length is None else length
+        size = (ln + 2) * 4
+        hdr = struct.pack(">BBHII", nh, ln & 0xFF, 0, spi & _U32, seq & _U32)
+        hdr = (hdr + b"\0" * max(0, size - 12))[: max(size, 2)]
+    else:
+        ln = 0 if length is None else length
+        size = (ln + 1) * 8
+        if k == 43:
+            body = bytes([routing_type & 0xFF, segments_left & 0xFF]) + b"\0" * (size - 4)
+        else:  # PadN options (Pad1 for a last single byte) filling the header
+            body, left = b"", size - 2
+            while left:
+                chunk = min(left, 257) if left != 258 else 256
+                body += b"\0" if chunk == 1 else bytes([1, chunk - 2]) + b"\0" * (chunk - 2)
+                left -= chunk
+        hdr = bytes([nh, ln & 0xFF]) + body
+    return hdr + bytes(payload)
+
+
+def ipv6_exts(payload: bytes = b"", headers: Iterable = (), *, next_header: int = 6) -> tuple[int, bytes]:
+    """A chain of extension headers, outermost first: each ``kind`` or ``(kind, kwargs)``
+    for ``ipv6_ext``.  Returns ``(first_next_header, bytes)``: the value for the IPv6
+    header's next-header field and the chain followed by ``payload`` (whose protocol is
+    ``next_header``)."""
+    items = [(h, {}) if not isinstance(h, tuple) else h for h in headers]
+    data, nh = bytes(payload), next_header
+    for kind, kw in reversed(items):
+        data = ipv6_ext(kind, data, next_header=nh, **kw)
+        nh = _ext_kind(kind)
+    return nh, data
+
+
 def tcp(
     sport: int = 40000,
     dport: int = 80,
@@ -205,6 +358,11 @@ def tcp(
 def udp(sport: int = 40000, dport: int = 53, *, payload: bytes = b"") -> bytes:
     """UDP datagram (length field filled in, checksum 0)."""
     return struct.pack(">HHHH", sport, dport, (8 + len(payload)) & 0xFFFF, 0) + bytes(payload)
+
+
+def icmpv6(type_: int = 128, code: int = 0, *, payload: bytes = b"\x00\x01\x00\x01") -> bytes:
+    """ICMPv6 message (checksum 0): type (128 echo request), code, then ``payload``."""
+    return struct.pack(">BBH", type_ & 0xFF, code & 0xFF, 0) + bytes(payload)
 
 
 def dns_query(name: str = "example.com", *, qtype: int = 1, ident: int = 0x1234) -> bytes:
@@ -1398,3 +1556,260 @@ def compressed(data_strategy, *, truncate: bool = True, multi: bool = False, cor
     byte of the compressed data changed (the error offset then depends on how far the
     decoder got: the oracle feeds it byte by byte around the fault)."""
     return _hyp()["compressed"](data_strategy, truncate=truncate, multi=multi, corrupt=corrupt)
+
+
+# ---------------------------------------------------------------------------
+# Hypothesis strategies for the extended decode (data-model.md "Extended decode")
+# ---------------------------------------------------------------------------
+
+EXT_LINKTYPES = (1, 113, 276, 101, 229, 0)  # the link types extended_captures() draws from
+V4_POOL = ["10.200.0.1", "10.200.0.2", "8.8.8.8", "192.168.1.10", "0.0.0.1"]
+V6_POOL = ["fd00::1", "fd00::2", "2001:db8::1", "::ffff:10.200.0.1", "::1", "fe80::1", "::"]
+# host_ips candidates: the bridge, two IPv6 hosts, a second IPv4 host, a mapped address and
+# a non-canonical spelling of fd00::1
+HOST_IP_POOL = ["10.200.0.1", "fd00::1", "10.200.0.2", "fd00::2", "::ffff:10.200.0.1", "FD00:0::1"]
+
+_EXT_CACHE: dict = {}
+
+
+def _hyp_ext():
+    """Build (once) and return the extended strategies; imports hypothesis lazily."""
+    if _EXT_CACHE:
+        return _EXT_CACHE
+    from hypothesis import strategies as st
+
+    base = _hyp()
+    records_ = base["records"]
+
+    def weighted(draw, choices):
+        flat = [v for w, v in choices for _ in range(w)]
+        return draw(st.sampled_from(flat))
+
+    def port(draw):
+        return draw(st.sampled_from(PORT_POOL)) if draw(st.integers(0, 4)) else draw(st.integers(0, 65535))
+
+    def flags(draw):
+        return draw(st.sampled_from(FLAG_POOL)) if draw(st.integers(0, 4)) else draw(st.integers(0, 0xFFF))
+
+    def transport(draw, proto):
+        """A transport payload for ``proto``; sometimes cut short of its header."""
+        if proto == 6:
+            seg = tcp(port(draw), port(draw), flags=flags(draw), payload=draw(st.binary(max_size=12)))
+            short = 20
+        elif proto == 17:
+            dport = weighted(draw, [(3, 53), (1, 0), (3, "any")])
+            seg = udp(port(draw), port(draw) if dport == "any" else dport, payload=draw(st.binary(max_size=12)))
+            short = 8
+        elif proto == 58:
+            return icmpv6(draw(st.sampled_from([128, 129, 135, 1])), payload=draw(st.binary(max_size=12)))
+        else:
+            return draw(st.binary(max_size=24))
+        if weighted(draw, [(8, False), (1, True)]):
+            seg = seg[: draw(st.integers(0, short - 1))]
+        return seg
+
+    def v4(draw):
+        return draw(st.sampled_from(V4_POOL)) if draw(st.integers(0, 5)) else draw(st.binary(min_size=4, max_size=4))
+
+    def v6(draw):
+        return draw(st.sampled_from(V6_POOL)) if draw(st.integers(0, 5)) else draw(st.binary(min_size=16, max_size=16))
+
+    def net_ipv4(draw):
+        proto = weighted(draw, [(4, 6), (3, 17), (1, 1), (1, 47), (1, 4), (1, 41), (1, 50)])
+        kind = weighted(draw, [(10, "plain"), (3, "bad_version"), (2, "first_frag"), (3, "frag"),
+                               (1, "options"), (1, "bad_ihl")])
+        kw = dict(src=v4(draw), dst=v4(draw), proto=proto, ident=draw(st.integers(0, 0xFFFF)))
+        body = transport(draw, proto)
+        if kind == "bad_version":
+            kw["version"] = draw(st.integers(0, 15).filter(lambda v: v != 4))
+        elif kind == "first_frag":
+            kw["more_fragments"] = True
+        elif kind == "frag":  # non-first: often looks like a TCP/UDP header with SYN, port 53...
+            kw["frag_offset"] = draw(st.sampled_from([1, 185, 0x1FFF, draw(st.integers(1, 0x1FFF))]))
+            kw["more_fragments"] = draw(st.booleans())
+        elif kind == "options":
+            kw["options"] = draw(st.binary(min_size=1, max_size=40))
+        elif kind == "bad_ihl":
+            kw["ihl"] = draw(st.sampled_from([0, 4, 15]))
+        if draw(st.integers(0, 5)) == 0:
+            kw["dont_fragment"] = True
+        return 0x0800, ipv4(body, **kw)
+
+    EXT_CHOICES = [(3, "hopopts"), (2, "routing"), (3, "dstopts"), (3, "fragment"), (2, "ah")]
+
+    def net_ipv6(draw):
+        proto = weighted(draw, [(4, 6), (3, 17), (2, 58), (1, 59), (1, 50), (1, 4), (1, 41)])
+        payload = transport(draw, proto)
+        n = weighted(draw, [(3, 0), (3, 1), (2, 2), (1, 3), (1, 4)])
+        headers = []
+        for _ in range(n):
+            kind = weighted(draw, EXT_CHOICES)
+            kw = {}
+            if kind == "fragment":
+                kw["offset"] = weighted(draw, [(2, 0), (2, "any")])
+                if kw["offset"] == "any":
+                    kw["offset"] = draw(st.integers(1, 0x1FFF))
+                kw["more"] = draw(st.booleans())
+                kw["ident"] = draw(st.integers(0, _U32))
+            elif kind == "ah":
+                kw["length"] = weighted(draw, [(3, 1), (2, 4), (1, "any")])
+                if kw["length"] == "any":
+                    kw["length"] = draw(st.integers(0, 255))
+            else:
+                kw["length"] = weighted(draw, [(3, 0), (2, 1), (1, "any")])
+                if kw["length"] == "any":
+                    kw["length"] = draw(st.integers(0, 255))
+            headers.append((kind, kw))
+        first, body = ipv6_exts(payload, headers, next_header=proto)
+        pkt = ipv6(body, src=v6(draw), dst=v6(draw), next_header=first, hop_limit=draw(st.integers(0, 255)))
+        kind = weighted(draw, [(10, "plain"), (3, "cut_in_chain"), (1, "bad_version"), (1, "short")])
+        if kind == "cut_in_chain":  # truncated inside (or just after) the extension headers
+            pkt = pkt[: draw(st.integers(40, max(40, len(pkt) - len(payload))))]
+        elif kind == "bad_version":
+            pkt = bytes([(draw(st.sampled_from([0, 4, 5, 15])) << 4) | (pkt[0] & 0x0F)]) + pkt[1:]
+        elif kind == "short":
+            pkt = pkt[: draw(st.integers(0, 39))]
+        elif draw(st.integers(0, 7)) == 0:  # a lying payload length
+            pkt = pkt[:4] + struct.pack(">H", draw(st.integers(0, 0xFFFF))) + pkt[6:]
+        return 0x86DD, pkt
+
+    def net_other(draw):
+        kind = weighted(draw, [(2, "arp"), (1, "random"), (1, "v4_as_v6"), (1, "v6_as_v4")])
+        if kind == "arp":
+            return 0x0806, arp()
+        if kind == "random":
+            return draw(st.sampled_from([0x0800, 0x86DD, 0x88CC, 0x8847])), draw(st.binary(max_size=60))
+        if kind == "v4_as_v6":  # an IPv4 packet where the link says IPv6
+            return 0x86DD, net_ipv4(draw)[1]
+        return 0x0800, net_ipv6(draw)[1]  # an IPv6 packet where the link says IPv4
+
+    def network(draw):
+        return weighted(draw, [(8, net_ipv4), (8, net_ipv6), (1, net_other)])(draw)
+
+    def tags(draw):
+        n = weighted(draw, [(6, 0), (3, 1), (3, 2), (1, 3)])
+        return [(draw(st.sampled_from(VLAN_TPIDS)), draw(st.integers(0, 4095))) for _ in range(n)]
+
+    def maybe_cut(draw, frame):
+        kind = weighted(draw, [(14, "none"), (3, "pad"), (2, "cut")])
+        if kind == "pad":
+            return frame.ljust(60, b"\0") if draw(st.booleans()) else frame + draw(st.binary(min_size=1, max_size=16))
+        if kind == "cut":
+            return frame[: draw(st.integers(0, len(frame)))]
+        return frame
+
+    @st.composite
+    def extended_frames_(draw):
+        ethertype, net = network(draw)
+        return maybe_cut(draw, vlan_tags(net, tags=tags(draw), inner_ethertype=ethertype))
+
+    @st.composite
+    def extended_linktype_frames_(draw, linktype):
+        ethertype, net = network(draw)
+        if linktype in (1, 113, 276):
+            return maybe_cut(draw, vlan_tags(net, tags=tags(draw), inner_ethertype=ethertype, linktype=linktype))
+        if linktype in (101, 12, 14, 228, 229):
+            return maybe_cut(draw, net)
+        if linktype in (0, 108):
+            if ethertype == 0x0800:
+                family = 2
+            elif ethertype == 0x86DD:
+                family = draw(st.sampled_from(AF_INET6_FAMILIES))
+            else:
+                family = draw(st.sampled_from([0, 7, 17, 0xFFFF]))
+            if linktype == 0:
+                return maybe_cut(draw, null(net, family=family, byteorder=draw(st.sampled_from(["little", "big"]))))
+            return maybe_cut(draw, loop(net, family=family))
+        raise ValueError(f"no extended frames for link type {linktype}")
+
+    def host_ips(draw):
+        kind = weighted(draw, [(1, None), (1, "empty"), (3, "v4"), (3, "v6"), (4, "both")])
+        if kind is None:
+            return None
+        if kind == "empty":
+            return []
+        pool = {"v4": [h for h in HOST_IP_POOL if "." in h and ":" not in h],
+                "v6": [h for h in HOST_IP_POOL if ":" in h],
+                "both": HOST_IP_POOL}[kind]
+        chosen = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
+        if kind == "both" and not any(":" in h for h in chosen):
+            chosen.append("fd00::1")
+        if kind == "both" and all(":" in h for h in chosen):
+            chosen.append("10.200.0.1")
+        return chosen
+
+    @st.composite
+    def extended_captures_(draw, max_records=20, linktypes=EXT_LINKTYPES):
+        kw = {
+            "bucket_ms": weighted(draw, [(6, 100), (2, 1), (2, 1000)]),
+            "bridge_ip": weighted(draw, [(4, BRIDGE_IP), (1, "10.200.0.2")]),
+            "max_gap_s": draw(st.sampled_from([None, 0, 5, 3600])),
+            "decode": "extended",
+            "host_ips": host_ips(draw),
+            "size": draw(st.sampled_from(["captured", "wire"])),
+        }
+        if kw["host_ips"] is None:
+            del kw["host_ips"]
+        pool = list(linktypes)
+        container = draw(st.sampled_from(["pcap", "pcapng"]))
+        lts = [draw(st.sampled_from(pool))]
+        if container == "pcapng" and draw(st.booleans()):
+            lts.append(draw(st.sampled_from(pool)))
+        nsec = container == "pcapng" or draw(st.booleans())
+        recs = draw(records_(max_size=max_records, nsec=nsec, bucket_ms=kw["bucket_ms"],
+                             allow_huge=kw["max_gap_s"] is not None, frames=st.just(b"")))
+        ifaces = []
+        for r in recs:
+            k = draw(st.integers(0, len(lts) - 1))
+            ifaces.append(k)
+            r.frame = draw(extended_linktype_frames_(lts[k]))
+            orig = weighted(draw, [(6, "same"), (3, "more"), (1, "less")])
+            r.orig_len = (None if orig == "same" else len(r.frame) + draw(st.integers(1, 9000)) if orig == "more"
+                          else draw(st.integers(0, len(r.frame))))
+        if container == "pcap":
+            data = pcap(recs, byteorder=draw(st.sampled_from(["little", "big"])), nsec=nsec, linktype=lts[0])
+        else:
+            bo = draw(st.sampled_from(["little", "big"]))
+            blocks = [shb(byteorder=bo)] + [idb(lt, tsresol=9, byteorder=bo) for lt in lts]
+            for r, k in zip(recs, ifaces):
+                ts = ts_units(r.t_ns, tsresol=9)
+                if draw(st.integers(0, 4)):
+                    blocks.append(epb(k, ts, r.frame, orig_len=r.orig_len, byteorder=bo))
+                else:
+                    blocks.append(opb(k, ts, r.frame, orig_len=r.orig_len, byteorder=bo))
+            data = pcapng(blocks)
+        return data, kw
+
+    _EXT_CACHE.update(extended_frames=extended_frames_, extended_linktype_frames=extended_linktype_frames_,
+                      extended_captures=extended_captures_)
+    return _EXT_CACHE
+
+
+def extended_frames():
+    """Strategy: Ethernet frames for the extended decode: 0-3 stacked VLAN tags (0x8100,
+    0x88A8, 0x9100) before IPv4 (good, bad version nibbles, first and non-first fragments,
+    options, bad IHL, short transport headers) or IPv6 (random chains of hop-by-hop,
+    routing, destination options, fragment (offset 0 or not) and AH headers of random
+    lengths, sometimes cut inside the chain, bad version nibbles, short headers, lying
+    payload lengths) carrying TCP, UDP (often port 53), ICMPv6 or other protocols, plus
+    ARP, garbage and cross-family packets; sometimes padded or truncated anywhere.
+    Addresses come from small pools (V4_POOL, V6_POOL) holding the host addresses
+    10.200.0.1 and fd00::1."""
+    return _hyp_ext()["extended_frames"]()
+
+
+def extended_linktype_frames(linktype: int):
+    """Strategy: ``extended_frames()``'s packets behind the link header of ``linktype``
+    (1, 113, 276 with VLAN tags; 101/12/14/228/229 bare; 0/108 with AF_INET, an IPv6 family
+    or another one)."""
+    return _hyp_ext()["extended_linktype_frames"](linktype)
+
+
+def extended_captures(max_records: int = 20, *, linktypes=EXT_LINKTYPES):
+    """Strategy: ``(file_bytes, oracle_kwargs)`` with ``decode="extended"``, a random
+    ``host_ips`` list (IPv4 only, IPv6 only, both, empty, or absent: the bridge IP) and
+    ``size`` "captured" or "wire"; classic pcap (either byte order, µs or ns) with one link
+    type, or pcapng with one or two interfaces (EPB and obsolete PB), link types from
+    ``linktypes`` (default 1, 113, 276, 101, 229, 0), original lengths equal to, above or
+    below the captured length."""
+    return _hyp_ext()["extended_captures"](max_records=max_records, linktypes=tuple(linktypes))

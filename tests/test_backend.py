@@ -45,10 +45,14 @@ def test_twin_dtype_equals_the_struct_derived_dtype() -> None:
     assert compiled.PACKET_DTYPE == _pure.PACKET_DTYPE
     assert compiled.PACKET_DTYPE.itemsize == _pure.PACKET_DTYPE.itemsize == 48
     assert compiled.PACKET_DTYPE.fields == _pure.PACKET_DTYPE.fields
+    assert compiled.PACKET6_DTYPE == _pure.PACKET6_DTYPE
+    assert compiled.PACKET6_DTYPE.itemsize == _pure.PACKET6_DTYPE.itemsize == 80
+    assert compiled.PACKET6_DTYPE.fields == _pure.PACKET6_DTYPE.fields
 
 
-@pytest.mark.parametrize("name", ["DEC_LINK", "DEC_IPV4", "DEC_PORTS", "WALK_OK",
-                                  "WALK_BAD_CAPLEN", "LINKTYPE_ETHERNET", "DECODED_LINKTYPES"])
+@pytest.mark.parametrize("name", ["DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT", "WALK_OK",
+                                  "WALK_BAD_CAPLEN", "WALK_BLOCK", "WALK_BAD_BLOCK", "WALK_BAD_INTERFACE",
+                                  "LINKTYPE_ETHERNET", "DECODED_LINKTYPES"])
 def test_constants_are_twins(name: str) -> None:
     assert getattr(_backend.IMPLEMENTATIONS["cython"], name) == getattr(_pure, name)
 

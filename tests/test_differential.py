@@ -34,30 +34,12 @@ PURE = _backend.IMPLEMENTATIONS["python"]
 BOTH = pytest.mark.skipif(COMPILED is None, reason="the compiled core is not built")
 
 
-def walk_all(impl, data: bytes, chunk: int, block: int):
-    """Every packet ``impl`` walks out of ``data`` through a PcapReader, and how it ended."""
-    previous = _backend.impl
-    _backend.impl = impl
-    chunks: list[np.ndarray] = []
-    reader = None
-    try:
-        reader = PcapReader(io.BytesIO(data), chunk_packets=chunk, block_size=block)
-        chunks.extend(reader)
-        error = None
-    except fastpcap.CaptureError as exc:
-        error = (exc.offset, exc.problem)
-    finally:
-        _backend.impl = previous
-    packets = concatenate(chunks, impl.PACKET_DTYPE).tobytes()
-    return packets, error, reader and (reader.packets, reader.end_offset, reader.tail_bytes)
-
-
 @BOTH
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(case=captures(errors=True), chunk=st.integers(1, 40), block=st.sampled_from([16, 17, 64, 1000, 1 << 20]))
 def test_compiled_and_twin_walk_identically(case, chunk: int, block: int) -> None:
     data, _ = case
-    assert walk_all(COMPILED, data, chunk, block) == walk_all(PURE, data, chunk, block)
+    assert read_all(COMPILED, data, chunk, block) == read_all(PURE, data, chunk, block)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

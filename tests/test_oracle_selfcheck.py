@@ -18,7 +18,18 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from oracle import OracleError, oracle, oracle_jsonl
+from oracle import (
+    DEC_FRAGMENT,
+    DEC_IPV4,
+    DEC_IPV6,
+    DEC_LINK,
+    DEC_PORTS,
+    OracleError,
+    capture_records,
+    decode_packet,
+    oracle,
+    oracle_jsonl,
+)
 from pcapgen import (
     ACK,
     BT_EPB,
@@ -32,6 +43,7 @@ from pcapgen import (
     Rec,
     arp,
     block,
+    captures,
     compress,
     compressed,
     custom_block,
@@ -39,9 +51,13 @@ from pcapgen import (
     dsb,
     epb,
     eth,
+    extended_captures,
+    extended_frames,
+    icmpv6,
     idb,
     ipv4,
     ipv6,
+    ipv6_exts,
     isb,
     link,
     loop,
@@ -55,6 +71,7 @@ from pcapgen import (
     pcapng_captures,
     pcapng_file,
     pcapng_twins,
+    qinq,
     shb,
     sll,
     sll2,
@@ -63,6 +80,7 @@ from pcapgen import (
     tsresol_option,
     udp,
     vlan,
+    vlan_tags,
 )
 
 pytestmark = pytest.mark.once
@@ -817,6 +835,314 @@ def test_untruncated_compression_changes_nothing(case):
     if raw is not None:
         assert oracle(raw(data), **kw).jsonl == r.jsonl
     assert not r.truncated_stream
+
+
+# =========================================================================== extended decode
+# docs/data-model.md, "Extended decode (opt-in)": hand-computed rows, both decodes side by side.
+
+EXT = {"decode": "extended"}
+
+
+def ext_rows(frames, **kw):
+    """Both decodes' rows of ``frames`` (one bucket, 1 ms apart): (reference, extended)."""
+    data = pcap([(T + i * MS, f) for i, f in enumerate(frames)])
+    return oracle(data, **kw).rows, oracle(data, decode="extended", **kw).rows
+
+
+def eth6(packet):
+    return eth(packet, ethertype=0x86DD)
+
+
+def test_qinq_frame_is_found_as_ipv4():
+    f = qinq(ipv4(tcp(40000, 80, flags=SYN), src="10.200.0.2", dst="8.8.8.8"))
+    assert len(f) == 14 + 8 + 20 + 20 == 62
+    ref, ext = ext_rows([f])
+    assert ref == [row(T, pkts_in=1, bytes_in=62)]  # the reference: 0x88A8 is not IPv4
+    assert ext == [row(T, pkts_in=1, bytes_in=62, syn_count=1, tcp_count=1, unique_dst_ips=1,
+                       unique_dst_ports=1, tcp_new_flows=1)]
+    p = decode_packet(f, 1, True)
+    assert (p["ethertype"], p["vlan_tags"], p["ip_version"], str(p["src"]), str(p["dst"])) == (
+        0x0800, 2, 4, "10.200.0.2", "8.8.8.8")
+    assert (p["ip_proto"], p["src_port"], p["dst_port"], p["tcp_flags"]) == (6, 40000, 80, SYN)
+    assert p["decoded"] == DEC_LINK | DEC_IPV4 | DEC_PORTS
+    q = decode_packet(f, 1, False)
+    assert (q["ethertype"], q["vlan_tags"], q["ip_version"], q["decoded"]) == (0x88A8, 0, None, DEC_LINK)
+
+
+def test_vlan_tag_stacks_on_ethernet_sll_and_sll2():
+    pkt = ipv4(udp(5000, 53), src="10.200.0.1", dst="10.200.0.9", proto=17)
+    three = [(0x9100, 1), (0x88A8, 2), (0x8100, 3)]
+    for lt, hdr in ((1, 14), (113, 16), (276, 20)):
+        f = vlan_tags(pkt, tags=three, linktype=lt)
+        assert len(f) == hdr + 12 + 28
+        p = decode_packet(f, lt, True)
+        assert (p["vlan_tags"], p["ethertype"], p["dst_port"]) == (3, 0x0800, 53)
+        r = oracle(pcap([(T, f)], linktype=lt), **EXT)
+        assert r.rows == [row(T, pkts_out=1, bytes_out=len(f), udp_count=1, dns_query_count=1,
+                              unique_dst_ips=1, unique_dst_ports=1)]
+        # without the extended decode: size only, "in"
+        assert oracle(pcap([(T, f)], linktype=lt)).rows == [row(T, pkts_in=1, bytes_in=len(f))]
+    # a tag type with fewer than 4 bytes after it stays the ethertype: size only
+    cut = vlan(b"", inner_ethertype=0x0800)[:17]
+    p = decode_packet(cut, 1, True)
+    assert (p["ethertype"], p["vlan_tags"], p["ip_version"]) == (0x8100, 0, None)
+    # only the tag is captured: the inner type is IPv4 but no header follows
+    p = decode_packet(vlan(b""), 1, True)
+    assert (p["ethertype"], p["vlan_tags"], p["ip_version"]) == (0x0800, 1, None)
+    # tags are walked only after Ethernet, SLL and SLL2 headers: behind NULL's AF_INET the
+    # tag's bytes are where the IPv4 header should be (version nibble 8): size only
+    p = decode_packet(null(vlan(pkt)[12:]), 0, True)
+    assert (p["ethertype"], p["vlan_tags"], p["ip_version"]) == (0x0800, 0, None)
+
+
+def test_bad_version_nibble_is_size_only_in_extended_but_decoded_in_reference():
+    f = eth(ipv4(tcp(40000, 80, flags=SYN), src="10.200.0.1", dst="8.8.8.8", version=6))
+    ref, ext = ext_rows([f])
+    assert ref == [row(T, pkts_out=1, bytes_out=54, syn_count=1, tcp_count=1, unique_dst_ips=1,
+                       unique_dst_ports=1, tcp_new_flows=1)]
+    assert ext == [row(T, pkts_in=1, bytes_in=54)]  # no source address: "in"
+    assert decode_packet(f, 1, True)["decoded"] == DEC_LINK
+    # also on the link types that carry IPv4 without a protocol field
+    assert decode_packet(f[14:], 228, True)["ip_version"] is None
+    assert decode_packet(f[14:], 228, False)["ip_version"] == 4
+    # an IPv4 packet behind an IPv6 ethertype, and an IPv6 one behind IPv4: size only
+    good4 = ipv4(tcp(), dst="8.8.8.8")
+    good6 = ipv6(tcp(), next_header=6)
+    assert decode_packet(eth6(good4), 1, True)["ip_version"] is None
+    assert decode_packet(eth(good6), 1, True)["ip_version"] is None
+    assert decode_packet(good4, 229, True)["ip_version"] is None
+
+
+def test_non_first_ipv4_fragment_counts_as_tcp_without_syn_or_ports():
+    # the fragment's payload happens to look like a TCP SYN to port 80
+    frag = eth(ipv4(tcp(40000, 80, flags=SYN), dst="8.8.8.8", frag_offset=185, more_fragments=True))
+    first = eth(ipv4(tcp(40001, 443, flags=SYN), dst="8.8.4.4", more_fragments=True))  # offset 0: decoded
+    udp_frag = eth(ipv4(udp(5000, 53), proto=17, dst="8.8.8.8", frag_offset=1))  # no port: not DNS
+    ref, ext = ext_rows([frag, first, udp_frag])
+    assert ref == [row(T, pkts_in=3, bytes_in=54 + 54 + 42, syn_count=2, tcp_count=2, udp_count=1,
+                       dns_query_count=1, unique_dst_ips=2, unique_dst_ports=3, tcp_new_flows=2)]
+    assert ext == [row(T, pkts_in=3, bytes_in=54 + 54 + 42, syn_count=1, tcp_count=2, udp_count=1,
+                       unique_dst_ips=2, unique_dst_ports=1, tcp_new_flows=1)]
+    p = decode_packet(frag, 1, True)
+    assert (p["ip_proto"], p["fragment"], p["src_port"], p["tcp_flags"]) == (6, True, None, None)
+    assert p["decoded"] == DEC_LINK | DEC_IPV4 | DEC_FRAGMENT
+    assert decode_packet(first, 1, True)["fragment"] is False
+
+
+def test_ipv6_udp_to_port_53_is_a_dns_query():
+    f = eth6(ipv6(udp(5000, 53, payload=dns_query()), src="fd00::2", dst="fd00::53", next_header=17))
+    n = 14 + 40 + 8 + len(dns_query())
+    ref, ext = ext_rows([f])
+    assert ref == [row(T, pkts_in=1, bytes_in=n)]
+    assert ext == [row(T, pkts_in=1, bytes_in=n, udp_count=1, dns_query_count=1, unique_dst_ips=1,
+                       unique_dst_ports=1)]
+    p = decode_packet(f, 1, True)
+    assert (p["ip_version"], str(p["src"]), str(p["dst"]), p["ip_proto"], p["dst_port"]) == (
+        6, "fd00::2", "fd00::53", 17, 53)
+    assert p["decoded"] == DEC_LINK | DEC_IPV6 | DEC_PORTS
+
+
+def test_ipv6_hop_by_hop_and_first_fragment_then_tcp_syn_is_a_new_flow():
+    nh, chain = ipv6_exts(tcp(40000, 443, flags=SYN), ["hopopts", ("fragment", {"offset": 0, "more": True})],
+                          next_header=6)
+    assert nh == 0 and len(chain) == 8 + 8 + 20
+    f = eth6(ipv6(chain, dst="2001:db8::1", next_header=nh))
+    assert len(f) == 90
+    ref, ext = ext_rows([f])
+    assert ref == [row(T, pkts_in=1, bytes_in=90)]
+    assert ext == [row(T, pkts_in=1, bytes_in=90, syn_count=1, tcp_count=1, unique_dst_ips=1,
+                       unique_dst_ports=1, tcp_new_flows=1)]
+    p = decode_packet(f, 1, True)
+    assert (p["ext_headers"], p["ip_proto"], p["dst_port"], p["tcp_flags"], p["fragment"]) == (
+        (0, 44), 6, 443, SYN, False)
+
+
+def test_ipv6_non_first_fragment_has_no_ports():
+    nh, chain = ipv6_exts(tcp(40000, 443, flags=SYN), [("fragment", {"offset": 1})], next_header=6)
+    f = eth6(ipv6(chain, next_header=nh))
+    ref, ext = ext_rows([f])
+    assert ext == [row(T, pkts_in=1, bytes_in=len(f), tcp_count=1, unique_dst_ips=1)]
+    p = decode_packet(f, 1, True)
+    assert (p["ip_proto"], p["fragment"], p["src_port"], p["tcp_flags"]) == (6, True, None, None)
+    assert p["decoded"] == DEC_LINK | DEC_IPV6 | DEC_FRAGMENT
+    # the walk ends at the fragment: what follows is not walked (its next header is the protocol)
+    nh, chain = ipv6_exts(udp(1, 53), [("fragment", {"offset": 8}), "dstopts"], next_header=17)
+    p = decode_packet(eth6(ipv6(chain, next_header=nh)), 1, True)
+    assert (p["ip_proto"], p["ext_headers"], p["dst_port"]) == (60, (44,), None)
+
+
+def test_truncated_extension_header_is_not_tcp():
+    # destination options claiming 24 bytes of which 10 are captured, then (would be) TCP
+    nh, chain = ipv6_exts(tcp(flags=SYN), [("dstopts", {"length": 2})], next_header=6)
+    whole = eth6(ipv6(chain, next_header=nh))
+    cut = whole[: 14 + 40 + 10]
+    ref, ext = ext_rows([cut])
+    assert ext == [row(T, pkts_in=1, bytes_in=64, unique_dst_ips=1)]  # protocol 60: no counter
+    p = decode_packet(cut, 1, True)
+    assert (p["ip_proto"], p["ext_truncated"], p["src_port"]) == (60, True, None)
+    assert p["decoded"] == DEC_LINK | DEC_IPV6
+    # hop-by-hop whose length byte is not captured; a fragment header of 6 bytes; AH cut short
+    for headers, proto in ((["hopopts"], 0), (["fragment"], 44), ([("ah", {"length": 4})], 51)):
+        nh, chain = ipv6_exts(tcp(), headers, next_header=6)
+        keep = {0: 1, 44: 6, 51: 20}[proto]
+        p = decode_packet(eth6(ipv6(chain, next_header=nh))[: 54 + keep], 1, True)
+        assert (p["ip_proto"], p["ext_truncated"]) == (proto, True)
+    # a second header truncated after a complete first one
+    nh, chain = ipv6_exts(tcp(), ["hopopts", ("routing", {"length": 1})], next_header=6)
+    p = decode_packet(eth6(ipv6(chain, next_header=nh))[: 54 + 8 + 15], 1, True)
+    assert (p["ip_proto"], p["ext_headers"], p["ext_truncated"]) == (43, (0,), True)
+    # the same headers all captured: TCP
+    p = decode_packet(eth6(ipv6(chain, next_header=nh)), 1, True)
+    assert (p["ip_proto"], p["ext_headers"], p["tcp_flags"]) == (6, (0, 43), SYN)
+
+
+def test_ipv6_ah_routing_and_lengths():
+    # AH of (4 + 2) * 4 = 24 bytes, routing of (2 + 1) * 8 = 24 bytes, then UDP to 53
+    nh, chain = ipv6_exts(udp(1234, 53), [("ah", {"length": 4}), ("routing", {"length": 2})], next_header=17)
+    assert nh == 51 and len(chain) == 24 + 24 + 8
+    p = decode_packet(ipv6(chain, next_header=nh), 229, True)
+    assert (p["ext_headers"], p["ip_proto"], p["src_port"], p["dst_port"]) == ((51, 43), 17, 1234, 53)
+    # ESP (50) and "no next header" (59) end the walk as protocols
+    assert decode_packet(ipv6(b"\0" * 16, next_header=50), 229, True)["ip_proto"] == 50
+    nh, chain = ipv6_exts(b"", ["dstopts"], next_header=59)
+    assert decode_packet(ipv6(chain, next_header=nh), 229, True)["ip_proto"] == 59
+    # ICMPv6: the address, nothing else
+    f = eth6(ipv6(icmpv6(), dst="fd00::9", next_header=58))
+    assert oracle(pcap([(T, f)]), **EXT).rows == [row(T, pkts_in=1, bytes_in=len(f), unique_dst_ips=1)]
+
+
+def test_ipv6_on_the_other_link_types():
+    pkt = ipv6(tcp(flags=SYN), src="fd00::1", next_header=6)
+    cases = [(101, pkt), (12, pkt), (229, pkt), (0, null(pkt, family=24)), (0, null(pkt, family=30, byteorder="big")),
+             (0, null(pkt, family=10)), (108, loop(pkt, family=28)), (113, sll(pkt, protocol=0x86DD)),
+             (276, sll2(pkt, protocol=0x86DD))]
+    for lt, f in cases:
+        p = decode_packet(f, lt, True)
+        assert (p["ethertype"], p["ip_version"], p["tcp_flags"]) == (0x86DD, 6, SYN), lt
+        assert decode_packet(f, lt, False)["ip_version"] is None
+    # LOOP is big-endian only; IPV4 (228) never carries IPv6
+    assert decode_packet(null(pkt, family=24), 108, True)["ip_version"] is None
+    assert decode_packet(pkt, 228, True)["ip_version"] is None
+    # a 39-byte IPv6 header is not decoded
+    assert decode_packet(pkt[:39], 229, True)["decoded"] == DEC_LINK
+
+
+def test_host_ips_with_an_ipv6_address():
+    from6 = eth6(ipv6(udp(5000, 53), src="fd00::1", dst="2001:db8::1", next_header=17))  # 62
+    from4 = eth(ipv4(udp(5000, 53), src="10.200.0.1", dst="8.8.8.8", proto=17))  # 42
+    frames = [from6, from4]
+    common = dict(udp_count=2, dns_query_count=2, unique_dst_ips=2, unique_dst_ports=1)
+    data = pcap([(T + i * MS, f) for i, f in enumerate(frames)])
+    assert oracle(data, host_ips=["fd00::1"], **EXT).rows == [
+        row(T, pkts_in=1, pkts_out=1, bytes_in=42, bytes_out=62, **common)]
+    assert oracle(data, host_ips=["FD00:0::1", "10.200.0.1"], **EXT).rows == [
+        row(T, pkts_out=2, bytes_out=104, **common)]
+    assert oracle(data, **EXT).rows == [row(T, pkts_in=1, pkts_out=1, bytes_in=62, bytes_out=42, **common)]
+    assert oracle(data, bridge_ip="fd00::1", **EXT).rows == oracle(data, host_ips=["fd00::1"], **EXT).rows
+    # host_ips replaces bridge_ip; an IPv4-mapped IPv6 host is not the IPv4 address
+    assert oracle(data, host_ips=["::ffff:10.200.0.1"], bridge_ip="10.200.0.1", **EXT).rows == [
+        row(T, pkts_in=2, bytes_in=104, **common)]
+    assert oracle(data, host_ips=[], **EXT).rows == [row(T, pkts_in=2, bytes_in=104, **common)]
+    # the reference decode with host_ips: the IPv4 sources only
+    assert oracle(data, host_ips=["fd00::1", "10.200.0.1"]).rows == [
+        row(T, pkts_in=1, pkts_out=1, bytes_in=62, bytes_out=42, udp_count=1, dns_query_count=1,
+            unique_dst_ips=1, unique_dst_ports=1)]
+    with pytest.raises(ValueError):
+        oracle(data, host_ips=["not-an-address"], **EXT)
+    with pytest.raises(ValueError):
+        oracle(data, decode="full")
+    with pytest.raises(ValueError):
+        oracle(data, size="orig")
+
+
+def test_unique_dst_ips_counts_ipv4_and_ipv6_together():
+    frames = [
+        eth(ipv4(tcp(), dst="8.8.8.8")),
+        eth(ipv4(udp(), proto=17, dst="8.8.8.8")),  # same address
+        eth6(ipv6(tcp(), dst="fd00::2", next_header=6)),
+        eth6(ipv6(udp(), dst="FD00::0:2", next_header=17)),  # the same IPv6 address
+        eth6(ipv6(icmpv6(), dst="2001:db8::1", next_header=58)),
+        eth6(ipv6(b"", dst="::1", next_header=59)),
+        eth(ipv4(b"", proto=1, dst="0.0.0.1")),  # same 32-bit value as ::1's low bits: distinct
+        eth6(ipv6(b"", dst="::ffff:8.8.8.8", next_header=59)),  # mapped: distinct from 8.8.8.8
+    ]
+    ref, ext = ext_rows(frames)
+    assert ext[0]["unique_dst_ips"] == 6
+    assert ref[0]["unique_dst_ips"] == 2
+    # ports are shared by both families: 80 (IPv4 TCP), 53 (IPv4 UDP), 80 (IPv6), 53 (IPv6)
+    assert ext[0]["unique_dst_ports"] == 2 and ext[0]["tcp_count"] == 2 and ext[0]["udp_count"] == 2
+
+
+def test_size_wire_counts_the_original_length():
+    f_out = eth(ipv4(tcp(flags=ACK), src="10.200.0.1", dst="8.8.8.8"))  # 54 captured
+    f_in = eth6(ipv6(udp(), next_header=17))  # 62 captured
+    recs = [Rec(T, f_out, orig_len=1514), Rec(T + MS, f_in, orig_len=9000), Rec(T + 2 * MS, f_in)]
+    for data in (pcap(recs), pcap(recs, byteorder="big", nsec=True), pcapng_file(recs)):
+        common = dict(tcp_count=1, unique_dst_ips=1, unique_dst_ports=1)
+        assert oracle(data, size="wire").rows == [
+            row(T, pkts_in=2, pkts_out=1, bytes_in=9000 + 62, bytes_out=1514, **common)]
+        assert oracle(data, size="captured").rows == oracle(data).rows == [
+            row(T, pkts_in=2, pkts_out=1, bytes_in=124, bytes_out=54, **common)]
+        assert oracle(data, size="wire", **EXT).rows == [
+            row(T, pkts_in=2, pkts_out=1, bytes_in=9062, bytes_out=1514, udp_count=2, dns_query_count=2,
+                tcp_count=1, unique_dst_ips=2, unique_dst_ports=2)]
+    # an original length below the captured length is taken as written; SPB's original length too
+    assert oracle(pcap([Rec(T, f_out, orig_len=10)]), size="wire").rows[0]["bytes_out"] == 10
+    data = pcapng([shb(), idb(1), spb(f_out, orig_len=1000)])
+    assert oracle(data, size="wire").rows[0]["bytes_out"] == 1000
+    assert oracle(data).rows[0]["bytes_out"] == 56  # SPB: min(original, bytes held = 54 padded to 56)
+
+
+def test_capture_records_give_the_original_length():
+    recs = capture_records(compress(pcapng_file([Rec(T, b"\x01" * 20, orig_len=99)], linktype=101), "gzip"))
+    assert [(r.number, r.t_ns, r.frame, r.linktype, r.orig_len) for r in recs] == [(1, T, b"\x01" * 20, 101, 99)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=extended_captures())
+def test_extended_captures_totals(case):
+    """Every packet is counted once, by the size mode's length; counters stay within the
+    packets; and the reference decode of the same file still works."""
+    data, kw = case
+    r = oracle(data, **kw)
+    recs = capture_records(data)
+    assert r.packets == len(recs)
+    assert sum(x["pkts_in"] + x["pkts_out"] for x in r.rows) == len(recs)
+    size = (lambda rec: rec.orig_len) if kw["size"] == "wire" else (lambda rec: len(rec.frame))
+    assert sum(x["bytes_in"] + x["bytes_out"] for x in r.rows) == sum(size(rec) for rec in recs)
+    decoded = [decode_packet(rec.frame, rec.linktype, True) for rec in recs]
+    assert sum(x["tcp_count"] for x in r.rows) == sum(p["ip_proto"] == 6 for p in decoded)
+    assert sum(x["udp_count"] for x in r.rows) == sum(p["ip_proto"] == 17 for p in decoded)
+    assert sum(x["syn_count"] for x in r.rows) == sum(bool((p["tcp_flags"] or 0) & SYN) for p in decoded)
+    for p in decoded:
+        assert (p["src_port"] is None) == (p["dst_port"] is None)
+        assert p["tcp_flags"] is None or p["ip_proto"] == 6
+        assert not (p["fragment"] and p["src_port"] is not None)
+        assert (p["ip_version"] is None) == (p["src"] is None)
+    ref = {k: v for k, v in kw.items() if k not in ("decode", "host_ips")}
+    assert oracle(data, **ref).packets == r.packets
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=extended_frames())
+def test_extended_decode_only_adds_to_the_reference(frame):
+    """Where the reference decodes an untagged IPv4 packet with version 4 that is not a
+    non-first fragment, the extended decode finds exactly the same fields."""
+    ref, ext = decode_packet(frame, 1, False), decode_packet(frame, 1, True)
+    if ref["ip_version"] == 4 and frame[14] >> 4 == 4 and not (frame[20] << 8 | frame[21]) & 0x1FFF:
+        assert ext == ref
+    if ext["vlan_tags"] == 0 and ext["ip_version"] == 4 and not ext["fragment"]:
+        assert ext == ref
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=captures(linktypes=(1, 113, 101, 0)))
+def test_explicit_defaults_change_nothing(case):
+    data, kw = case
+    base = oracle(data, **kw).jsonl
+    assert oracle(data, decode="reference", size="captured", **kw).jsonl == base
+    assert oracle(data, host_ips=[kw["bridge_ip"]], **kw).jsonl == base
+
 
 
 # =========================================================================== corpus

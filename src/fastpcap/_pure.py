@@ -24,9 +24,24 @@ PACKET_DTYPE = np.dtype(
     }
 )
 
+PACKET6_DTYPE = np.dtype(
+    {
+        "names": [
+            "t_ns", "offset", "caplen", "wirelen", "src_ip", "dst_ip", "src_port", "dst_port",
+            "ethertype", "linktype", "ip_proto", "tcp_flags", "decoded", "src_ip6", "dst_ip6",
+        ],
+        "formats": ["<i8", "<i8", "<u4", "<u4", "<u4", "<u4", "<u2", "<u2", "<u2", "<u2", "u1", "u1", "u1",
+                    ("u1", (16,)), ("u1", (16,))],
+        "offsets": [0, 8, 16, 20, 24, 28, 32, 34, 36, 38, 40, 41, 42, 43, 59],
+        "itemsize": 80,
+    }
+)
+
 DEC_LINK = 1
 DEC_IPV4 = 2
 DEC_PORTS = 4
+DEC_IPV6 = 8
+DEC_FRAGMENT = 16
 
 WALK_OK = 0
 WALK_BAD_CAPLEN = 1
@@ -49,8 +64,8 @@ def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: 
     size = len(buf)
     if start < 0 or end > size or start > end:
         raise ValueError(f"bad block range [{start}, {end}) for a buffer of {size} bytes")
-    if out.dtype != PACKET_DTYPE or not out.flags.c_contiguous:
-        raise ValueError("out must be a C-contiguous array of PACKET_DTYPE")
+    if out.dtype not in (PACKET_DTYPE, PACKET6_DTYPE) or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous array of PACKET_DTYPE or PACKET6_DTYPE")
     # The one sequential part: each record's length says where the next one starts.
     incl_at = (_U32_BE if swapped else _U32_LE).unpack_from
     cap = len(out)
@@ -83,9 +98,7 @@ def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: 
     rec["caplen"] = h[:, 2]
     rec["wirelen"] = h[:, 3]
     rec["linktype"] = linktype & 0xFFFF
-    for name in ("src_ip", "dst_ip", "src_port", "dst_port", "ethertype", "ip_proto",
-                 "tcp_flags", "decoded"):
-        rec[name] = 0
+    _clear_decode(rec)
     decode_frames(b, off + 16, h[:, 2], linktype, rec)
     return pos, n, status
 
@@ -122,8 +135,8 @@ def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, sw
     nif = len(if_linktype)
     if not (len(if_snaplen) == len(if_maxcap) == len(if_tsmode) == len(if_tsfactor) == len(if_tsoffset) == nif):
         raise ValueError("the interface arrays must have the same length")
-    if out.dtype != PACKET_DTYPE or not out.flags.c_contiguous:
-        raise ValueError("out must be a C-contiguous array of PACKET_DTYPE")
+    if out.dtype not in (PACKET_DTYPE, PACKET6_DTYPE) or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous array of PACKET_DTYPE or PACKET6_DTYPE")
     u32 = (_U32_BE if swapped else _U32_LE).unpack_from
     u16 = struct.Struct(">H" if swapped else "<H").unpack_from
     pair = (_U32x2_BE if swapped else _U32x2_LE).unpack_from
@@ -186,28 +199,53 @@ def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, sw
     rec["wirelen"] = f[:, 3]
     linktype = np.asarray(if_linktype, dtype=np.int64)[f[:, 4]]
     rec["linktype"] = linktype & 0xFFFF
-    for name in ("src_ip", "dst_ip", "src_port", "dst_port", "ethertype", "ip_proto",
-                 "tcp_flags", "decoded"):
-        rec[name] = 0
+    _clear_decode(rec)
     decode_frames(np.frombuffer(buf, dtype=np.uint8, count=end), f[:, 1], f[:, 2], linktype, rec)
     return pos, n, status
 
 
+def _clear_decode(rec: np.ndarray) -> None:
+    """Zero what the decode fills (the walk may be given a reused array)."""
+    for name in rec.dtype.names or ():
+        if name not in ("t_ns", "offset", "caplen", "wirelen", "linktype"):
+            rec[name] = 0
+
+
 def decode_frames(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray,
                   linktype: int | np.ndarray, rec: np.ndarray) -> None:
-    """The link header by link type (docs/data-model.md, "Link types"), then IPv4, for every
-    frame at once: ``frame`` holds the frames' offsets in ``b``; ``linktype`` is one link type
-    or one per frame.  ``rec``'s decode fields must be zero."""
-    ip_at = np.full(len(frame), -1, dtype=np.int64)  # where each IPv4 header starts in b
+    """The link header by link type (docs/data-model.md, "Link types"), then the network
+    layer, for every frame at once: ``frame`` holds the frames' offsets in ``b``; ``linktype``
+    is one link type or one per frame.  ``rec``'s decode fields must be zero; rows of
+    ``PACKET6_DTYPE`` get the extended decode."""
+    n = len(frame)
+    net_at = np.full(n, -1, dtype=np.int64)  # where the network layer starts in b
+    net_type = np.zeros(n, dtype=np.int64)  # its protocol type (Ethernet type values)
+    tagged = np.zeros(n, dtype=bool)  # links whose type may be a VLAN tag's
     if isinstance(linktype, (int, np.integer)):
-        groups = [(int(linktype), np.arange(len(frame)))]
+        groups = [(int(linktype), np.arange(n))]
     else:
         groups = [(int(lt), np.flatnonzero(linktype == lt)) for lt in np.unique(linktype)]
     for lt, idx in groups:
         link = _LINKS.get(lt)
         if link is not None:
-            link(b, frame[idx], caplen[idx], idx, rec, ip_at)
-    _decode_ipv4(b, ip_at, frame + caplen, rec)
+            link(b, frame[idx], caplen[idx], idx, rec, net_at, net_type, tagged)
+    end = frame + caplen
+    extended = rec.dtype.names is not None and "dst_ip6" in rec.dtype.names
+    if extended:  # strip VLAN tags while 4 more bytes are there
+        while True:
+            tag = np.flatnonzero(tagged & np.isin(net_type, _VLAN_TYPES) & (end - net_at >= 4))
+            if not len(tag):
+                break
+            net_type[tag] = _be16(b, net_at[tag] + 2)
+            net_at[tag] += 4
+    known = net_at >= 0
+    rec["ethertype"][known] = net_type[known]
+    _decode_ipv4(b, np.where(known & (net_type == 0x0800), net_at, -1), end, rec, extended)
+    if extended:
+        _decode_ipv6(b, np.where(known & (net_type == 0x86DD), net_at, -1), end, rec)
+
+
+_VLAN_TYPES = [0x8100, 0x88A8, 0x9100]
 
 
 def _be16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -226,37 +264,36 @@ def _le32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
 def _typed_link(header: int, type_at: int):
     """A link with a fixed header whose big-endian u16 at ``type_at`` is an Ethernet type."""
 
-    def decode(b, frame, caplen, idx, rec, ip_at) -> None:
+    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
         ok = caplen >= header
         frame, idx = frame[ok], idx[ok]
-        ethertype = _be16(b, frame + type_at)
-        rec["ethertype"][idx] = ethertype
         rec["decoded"][idx] = DEC_LINK
-        ip4 = ethertype == 0x0800
-        ip_at[idx[ip4]] = frame[ip4] + header
+        net_type[idx] = _be16(b, frame + type_at)
+        net_at[idx] = frame + header
+        tagged[idx] = True
 
     return decode
 
 
-def _raw(b, frame, caplen, idx, rec, ip_at) -> None:
+def _raw(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
     ok = caplen >= 1
     frame, idx = frame[ok], idx[ok]
     version = b[frame] >> 4
     rec["decoded"][idx] = DEC_LINK
-    rec["ethertype"][idx[version == 6]] = 0x86DD
-    rec["ethertype"][idx[version == 4]] = 0x0800
-    ip_at[idx[version == 4]] = frame[version == 4]
+    for v, kind in ((4, 0x0800), (6, 0x86DD)):
+        net_type[idx[version == v]] = kind
+        net_at[idx[version == v]] = frame[version == v]
 
 
-def _ipv4(b, frame, caplen, idx, rec, ip_at) -> None:
-    rec["decoded"][idx] = DEC_LINK
-    rec["ethertype"][idx] = 0x0800
-    ip_at[idx] = frame
+def _fixed(kind: int):
+    """A link type that is the network layer itself (IPV4, IPV6)."""
 
+    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
+        rec["decoded"][idx] = DEC_LINK
+        net_type[idx] = kind
+        net_at[idx] = frame
 
-def _ipv6(b, frame, caplen, idx, rec, ip_at) -> None:
-    rec["decoded"][idx] = DEC_LINK
-    rec["ethertype"][idx] = 0x86DD
+    return decode
 
 
 _INET6 = [10, 24, 28, 30]  # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, macOS
@@ -265,7 +302,7 @@ _INET6 = [10, 24, 28, 30]  # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, macOS
 def _family_link(either_order: bool):
     """NULL (address family in the writer's byte order) or LOOP (big-endian)."""
 
-    def decode(b, frame, caplen, idx, rec, ip_at) -> None:
+    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
         ok = caplen >= 4
         frame, idx = frame[ok], idx[ok]
         be = _be32(b, frame)
@@ -273,9 +310,9 @@ def _family_link(either_order: bool):
         rec["decoded"][idx] = DEC_LINK
         ip4 = (le == 2) | (be == 2)
         ip6 = ~ip4 & (np.isin(le, _INET6) | np.isin(be, _INET6))
-        rec["ethertype"][idx[ip6]] = 0x86DD
-        rec["ethertype"][idx[ip4]] = 0x0800
-        ip_at[idx[ip4]] = frame[ip4] + 4
+        for sel, kind in ((ip4, 0x0800), (ip6, 0x86DD)):
+            net_type[idx[sel]] = kind
+            net_at[idx[sel]] = frame[sel] + 4
 
     return decode
 
@@ -285,8 +322,8 @@ _LINKS = {
     113: _typed_link(16, 14),   # LINUX_SLL
     276: _typed_link(20, 0),    # LINUX_SLL2
     101: _raw, 12: _raw, 14: _raw,
-    228: _ipv4,
-    229: _ipv6,
+    228: _fixed(0x0800),        # IPV4
+    229: _fixed(0x86DD),        # IPV6
     0: _family_link(True),      # NULL
     108: _family_link(False),   # LOOP
 }
@@ -294,38 +331,102 @@ _LINKS = {
 DECODED_LINKTYPES = frozenset(_LINKS)
 
 
-def _decode_ipv4(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: np.ndarray) -> None:
-    """Spec section 2, steps 3-5, for every packet with an IPv4 header at ``ip_at`` >= 0."""
-
-    def u8(at: np.ndarray) -> np.ndarray:
-        return b[at].astype(np.int64)
-
-    # Step 3: an IPv4 header that fits, with a sane IHL.
-    cand = np.flatnonzero(ip_at >= 0)
-    ip = ip_at[cand]
-    iplen = frame_end[cand] - ip
-    fits = iplen >= 20
-    cand, ip, iplen = cand[fits], ip[fits], iplen[fits]
-    ihl = (u8(ip) & 0x0F) * 4
-    ok = (ihl >= 20) & (iplen >= ihl)
-    idx, ip, ihl, iplen = cand[ok], ip[ok], ihl[ok], iplen[ok]
-
-    # Step 4: protocol and addresses.
-    proto = u8(ip + 9)
-    rec["ip_proto"][idx] = proto
-    rec["src_ip"][idx] = _be32(b, ip + 12)
-    rec["dst_ip"][idx] = _be32(b, ip + 16)
-    rec["decoded"][idx] |= DEC_IPV4
-
-    # Step 5: TCP/UDP ports and TCP flags when the header fits.
-    pl = ip + ihl
-    plen = iplen - ihl
+def _decode_ports(b: np.ndarray, idx: np.ndarray, pl: np.ndarray, plen: np.ndarray, proto: np.ndarray,
+                  rec: np.ndarray) -> None:
+    """Spec section 2, step 5: ports of TCP (>= 20 bytes) and UDP (>= 8), TCP flags."""
     tcp = (proto == 6) & (plen >= 20)
     l4 = tcp | ((proto == 17) & (plen >= 8))
     rec["src_port"][idx[l4]] = _be16(b, pl[l4])
     rec["dst_port"][idx[l4]] = _be16(b, pl[l4] + 2)
     rec["decoded"][idx[l4]] |= DEC_PORTS
     rec["tcp_flags"][idx[tcp]] = _be16(b, pl[tcp] + 12) & 0x3F
+
+
+def _decode_ipv4(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: np.ndarray,
+                 extended: bool = False) -> None:
+    """Spec section 2, steps 3-5, for every packet with an IPv4 header at ``ip_at`` >= 0 (the
+    extended decode also checks the version and gives non-first fragments no ports)."""
+    # Step 3: an IPv4 header that fits, with a sane IHL.
+    cand = np.flatnonzero(ip_at >= 0)
+    ip = ip_at[cand]
+    iplen = frame_end[cand] - ip
+    fits = iplen >= 20
+    cand, ip, iplen = cand[fits], ip[fits], iplen[fits]
+    if extended:
+        v4 = (b[ip] >> 4) == 4
+        cand, ip, iplen = cand[v4], ip[v4], iplen[v4]
+    ihl = (b[ip].astype(np.int64) & 0x0F) * 4
+    ok = (ihl >= 20) & (iplen >= ihl)
+    idx, ip, ihl, iplen = cand[ok], ip[ok], ihl[ok], iplen[ok]
+
+    # Step 4: protocol and addresses.
+    proto = b[ip + 9].astype(np.int64)
+    rec["ip_proto"][idx] = proto
+    rec["src_ip"][idx] = _be32(b, ip + 12)
+    rec["dst_ip"][idx] = _be32(b, ip + 16)
+    rec["decoded"][idx] |= DEC_IPV4
+    if extended:
+        frag = (_be16(b, ip + 6) & 0x1FFF) != 0
+        rec["decoded"][idx[frag]] |= DEC_FRAGMENT
+        whole = ~frag
+        idx, ip, ihl, iplen, proto = idx[whole], ip[whole], ihl[whole], iplen[whole], proto[whole]
+
+    # Step 5: TCP/UDP ports and TCP flags when the header fits.
+    _decode_ports(b, idx, ip + ihl, iplen - ihl, proto, rec)
+
+
+_EXTENSIONS = [0, 43, 60, 44, 51]  # hop-by-hop, routing, destination options, fragment, AH
+
+
+def _decode_ipv6(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: np.ndarray) -> None:
+    """The extended decode's IPv6 header and extension headers, for every packet at once."""
+    cand = np.flatnonzero(ip_at >= 0)
+    ip = ip_at[cand]
+    iplen = frame_end[cand] - ip
+    ok = iplen >= 40
+    cand, ip, iplen = cand[ok], ip[ok], iplen[ok]
+    ok = (b[ip] >> 4) == 6
+    idx, ip, iplen = cand[ok], ip[ok], iplen[ok]
+    span = np.arange(16)
+    rec["src_ip6"][idx] = b[ip[:, None] + 8 + span]
+    rec["dst_ip6"][idx] = b[ip[:, None] + 24 + span]
+    rec["decoded"][idx] |= DEC_IPV6
+    nh = b[ip + 6].astype(np.int64)
+    at = np.full(len(idx), 40, dtype=np.int64)
+    walking = np.ones(len(idx), dtype=bool)  # still following extension headers
+    fragment = np.zeros(len(idx), dtype=bool)
+    while True:
+        k = np.flatnonzero(walking & np.isin(nh, _EXTENSIONS))
+        if not len(k):
+            break
+        left = iplen[k] - at[k]
+        is_frag = nh[k] == 44
+        # fragment header: 8 bytes; a non-zero offset ends the walk
+        f = k[is_frag & (left >= 8)]
+        offset = _be16(b, ip[f] + at[f] + 2) >> 3
+        nxt = b[ip[f] + at[f]].astype(np.int64)
+        later = offset != 0
+        fragment[f[later]] = True
+        walking[f[later]] = False
+        nh[f] = nxt
+        at[f[~later]] += 8
+        walking[k[is_frag & (left < 8)]] = False
+        # the others: their size is in their second byte
+        o = k[~is_frag]
+        short = iplen[o] - at[o] < 2
+        walking[o[short]] = False
+        o = o[~short]
+        second = b[ip[o] + at[o] + 1].astype(np.int64)
+        size = np.where(nh[o] == 51, (second + 2) * 4, (second + 1) * 8)
+        fits = iplen[o] - at[o] >= size
+        walking[o[~fits]] = False
+        o, size = o[fits], size[fits]
+        nh[o] = b[ip[o] + at[o]].astype(np.int64)
+        at[o] += size
+    rec["ip_proto"][idx] = nh
+    rec["decoded"][idx[fragment]] |= DEC_FRAGMENT
+    done = ~fragment & ~np.isin(nh, _EXTENSIONS)
+    _decode_ports(b, idx[done], ip[done] + at[done], iplen[done] - at[done], nh[done], rec)
 
 
 class DistinctCounter:

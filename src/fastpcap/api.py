@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import BinaryIO, Union, cast
 
 import numpy as np
@@ -14,7 +14,7 @@ from .buckets import ROW_DTYPE, Bucketer
 from .errors import GapWarning, LinkTypeWarning
 from .jsonl import write_rows
 from .parallel import bucketize_parallel, splits_worthwhile, usable_jobs
-from .reader import CaptureReader, concatenate, is_stream, linktype_name, open_capture
+from .reader import DECODES, CaptureReader, concatenate, is_stream, linktype_name, open_capture
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: A capture path or open binary stream, an array of packets (``PACKET_DTYPE``), or an
@@ -31,6 +31,9 @@ def iter_rows(
     max_gap_s: int | float | str | None = 3600,
     jobs: int | None = 1,
     progress: Callable[[int], object] | None = None,
+    decode: str = "reference",
+    host_ips: Sequence[str] | None = None,
+    size: str = "captured",
 ) -> Generator[np.ndarray, None, None]:
     """Bucketize ``source`` into rows (``ROW_DTYPE``), streamed as arrays of rows.
 
@@ -42,11 +45,18 @@ def iter_rows(
     :class:`~fastpcap.GapWarning` if the gap cap cut anything and one
     :class:`~fastpcap.LinkTypeWarning` if frames were counted by size only.  ``progress``, if
     given, is called with the number of bytes read each time it reads.
+
+    ``decode="extended"`` decodes VLAN tags, IPv6 and fragments (docs/data-model.md: it
+    changes rows of captures the reference reads); ``host_ips`` lists the addresses whose
+    packets are "out" (IPv4 or IPv6; default: ``bridge_ip``); ``size="wire"`` counts original
+    lengths instead of captured ones.
     """
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
     bucketer = Bucketer(bucket_ms=bucket_ms, bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns,
-                        max_gap_s=max_gap_s)  # checks the arguments before anything is opened
+                        max_gap_s=max_gap_s, host_ips=host_ips, size=size)  # checked before opening
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
-        reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress)
+        reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress, decode=decode)
         if splits_worthwhile(reader, usable_jobs(jobs)):
             blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
         else:
@@ -98,10 +108,14 @@ def bucket_rows(
     t_mono_origin_ns: int = 0,
     max_gap_s: int | float | str | None = 3600,
     jobs: int | None = 1,
+    decode: str = "reference",
+    host_ips: Sequence[str] | None = None,
+    size: str = "captured",
 ) -> np.ndarray:
     """All rows of ``source`` in one array of ``ROW_DTYPE`` (see :func:`iter_rows`)."""
     blocks = list(iter_rows(source, bucket_ms=bucket_ms, bridge_ip=bridge_ip, jobs=jobs,
-                            t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s))
+                            t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s,
+                            decode=decode, host_ips=host_ips, size=size))
     return concatenate(blocks, ROW_DTYPE)
 
 
@@ -116,15 +130,20 @@ def write_jsonl(
     max_gap_s: int | float | str | None = 3600,
     jobs: int | None = 1,
     progress: Callable[[int], object] | None = None,
+    decode: str = "reference",
+    host_ips: Sequence[str] | None = None,
+    size: str = "captured",
 ) -> int:
     """Bucketize ``source`` and write its rows as JSONL; returns the number of rows written.
 
-    ``output`` ``None`` or ``"-"`` is stdout; ``jobs`` as in :func:`iter_rows`.  Without ``append`` the file is replaced
+    ``output`` ``None`` or ``"-"`` is stdout; ``jobs``, ``decode``, ``host_ips`` and ``size``
+    as in :func:`iter_rows`.  Without ``append`` the file is replaced
     atomically at the end of a successful run; with it, rows are appended and a failed run
     truncates the file back.  Either way a failed run leaves the previous contents intact.
     """
     rows = iter_rows(source, bucket_ms=bucket_ms, bridge_ip=bridge_ip, jobs=jobs,
-                     t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s, progress=progress)
+                     t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s, progress=progress,
+                     decode=decode, host_ips=host_ips, size=size)
     try:
         with open_output(output, append=append) as out:
             return write_rows(rows, out)

@@ -14,14 +14,14 @@ buckets between them, unless the gap is longer than the gap cap.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
 from . import _backend
-from ._pure import DEC_IPV4, DEC_PORTS
+from ._pure import DEC_IPV4, DEC_IPV6, DEC_PORTS
 
 #: Row fields, in the order of the JSONL keys (without the two constant keys).
 ROW_FIELDS = (
@@ -81,6 +81,31 @@ def check_bucket_ms(bucket_ms: int) -> int:
 
 
 _EMPTY = np.zeros(0, dtype=np.uint32)
+#: How bytes are counted: the captured length (the spec) or the original length.
+SIZES = ("captured", "wire")
+
+
+def parse_hosts(addresses: Sequence[str]) -> tuple[list[int], list[tuple[int, int]]]:
+    """Host addresses, IPv4 as integers and IPv6 as two 64-bit halves (none: all is "in")."""
+    hosts4: list[int] = []
+    hosts6: list[tuple[int, int]] = []
+    if isinstance(addresses, str):
+        raise ValueError("host_ips must be a list of IPv4 or IPv6 addresses, not a string")
+    for address in addresses:
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(f"not an IPv4 or IPv6 address: {address!r}") from None
+        if parsed.version == 4:
+            hosts4.append(int(parsed))
+        else:
+            hosts6.append((int(parsed) >> 64, int(parsed) & ((1 << 64) - 1)))
+    return hosts4, hosts6
+
+
+def _halves(addresses: np.ndarray) -> np.ndarray:
+    """(n, 16) address bytes as (n, 2) big-endian 64-bit halves."""
+    return np.ascontiguousarray(addresses).view(">u8").reshape(len(addresses), 2).astype(np.uint64)
 
 
 def _union(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -106,14 +131,25 @@ class Bucketer:
 
     def __init__(self, *, bucket_ms: int = 100, bridge_ip: str = "10.200.0.1",
                  t_mono_origin_ns: int = 0, max_gap_s: int | float | str | None = 3600,
+                 host_ips: Sequence[str] | None = None, size: str = "captured",
                  first_t_ns: int | None = None, track_sets: bool = False) -> None:
-        """``first_t_ns``: the capture's first timestamp, when the packets fed are not the
+        """``host_ips``: the addresses whose packets are "out" (IPv4 or IPv6; default: the
+        bridge IP).  ``size``: "captured" (the spec) or "wire" (original lengths).
+        ``first_t_ns``: the capture's first timestamp, when the packets fed are not the
         capture's first (a byte range of it); it fixes the buckets' origin.  ``track_sets``:
-        also keep the first bucket's distinct values (``first_sets``), for :meth:`splice`."""
+        also keep the first bucket's distinct values (``first_sets``), for :meth:`splice`.
+        Packets of ``PACKET6_DTYPE`` (the extended decode) count IPv6 too."""
         self.bucket_ms = check_bucket_ms(bucket_ms)
         self.bucket_ns = self.bucket_ms * 1_000_000
         self.bridge_ip = bridge_ip
         self.bridge = parse_ipv4(bridge_ip)
+        self.host_ips = None if host_ips is None else list(host_ips)
+        hosts4, hosts6 = parse_hosts(self.host_ips) if self.host_ips is not None else ([self.bridge], [])
+        self._hosts4 = np.array(hosts4, dtype=np.uint32)
+        self._hosts6 = np.array(hosts6, dtype=np.uint64).reshape(-1, 2)  # each as two big-endian halves
+        if size not in SIZES:
+            raise ValueError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
+        self.size = size
         self.t_mono_origin_ns = int(t_mono_origin_ns)
         self.max_gap_s = max_gap_s
         self.max_gap_ns = gap_cap_ns(max_gap_s)
@@ -132,6 +168,8 @@ class Bucketer:
         # Distinct destinations per bucket; they remember the open bucket's values.
         self._ips = _backend.impl.DistinctCounter()
         self._ports = _backend.impl.DistinctCounter()
+        self._ips6 = _backend.impl.DistinctCounter()  # IPv6 destinations, as dense ids
+        self._ids6: dict[bytes, int] = {}  # IPv6 address -> its dense id
         self._track = track_sets
         self.first_sets: tuple[np.ndarray, np.ndarray] | None = None  # the first bucket's
 
@@ -282,12 +320,23 @@ class Bucketer:
         ip = (dec & DEC_IPV4) != 0
         ports = (dec & DEC_PORTS) != 0
         proto = packets["ip_proto"]
-        tcp = ip & (proto == 6)
-        udp = ip & (proto == 17)
+        extended = "dst_ip6" in packets.dtype.names  # type: ignore[operator]
+        ip6 = (dec & DEC_IPV6) != 0 if extended else None
+        any_ip = ip | ip6 if ip6 is not None else ip
+        tcp = any_ip & (proto == 6)
+        udp = any_ip & (proto == 17)
         flags = packets["tcp_flags"]  # 0 unless TCP with ports decoded (PACKET_DTYPE's contract)
         syn = tcp & ((flags & 0x02) != 0)
-        size = packets["caplen"].astype(np.int64)
-        out = ip & (packets["src_ip"] == self.bridge)
+        size = packets["wirelen" if self.size == "wire" else "caplen"].astype(np.int64)
+        if len(self._hosts4) == 1:
+            out = ip & (packets["src_ip"] == self._hosts4[0])
+        elif not len(self._hosts4):
+            out = np.zeros(len(packets), dtype=bool)
+        else:
+            out = ip & np.isin(packets["src_ip"], self._hosts4)
+        if ip6 is not None and len(self._hosts6):
+            src6 = _halves(packets["src_ip6"])
+            out |= ip6 & (src6[:, None, :] == self._hosts6[None, :, :]).all(axis=2).any(axis=1)
 
         pkts_out = total(out)
         bytes_out = total(size * out)
@@ -306,9 +355,23 @@ class Bucketer:
         new = np.empty(len(packets), dtype=np.uint8)
         self._ips.first_in_bucket(packets["dst_ip"], idx, ip.view(np.uint8), new)
         rows[:, _C["unique_dst_ips"]] = total(new)
+        if ip6 is not None and ip6.any():
+            self._ips6.first_in_bucket(self._dense6(packets["dst_ip6"], ip6), idx, ip6.view(np.uint8), new)
+            rows[:, _C["unique_dst_ips"]] += total(new)
         self._ports.first_in_bucket(packets["dst_port"], idx, ports.view(np.uint8), new)
         rows[:, _C["unique_dst_ports"]] = total(new)
         return rows
+
+    def _dense6(self, addresses: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """IPv6 addresses as dense uint32 ids (the same address, the same id, for the run)."""
+        ids = np.zeros(len(addresses), dtype=np.uint32)
+        at = np.flatnonzero(valid)
+        rows = np.ascontiguousarray(addresses[at])
+        distinct, inverse = np.unique(rows.view("V16").ravel(), return_inverse=True)
+        table = self._ids6
+        dense = np.array([table.setdefault(bytes(a), len(table)) for a in distinct], dtype=np.uint32)
+        ids[at] = dense[inverse.ravel()]
+        return ids
 
     # -- output --------------------------------------------------------------------------
     def _write(self, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,

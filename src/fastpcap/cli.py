@@ -61,6 +61,16 @@ def _max_gap(text: str) -> str | None:
     return None if text.strip().lower() == "none" else text
 
 
+def _host_ip(text: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 or IPv6 address: {text!r}") from None
+    return text
+
+
 def _ipv4(text: str) -> str:
     try:
         parse_ipv4(text)
@@ -117,6 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="the gap cap: a run of empty buckets longer than this many seconds between two "
              "packets is not written (one warning says how many were cut); 'none' writes "
              "every empty bucket, as the reference does (default: 3600)",
+    )
+    bucketize.add_argument(
+        "--decode", choices=("reference", "extended"), default="reference",
+        help="'reference' (the default) decodes exactly what the reference collector does; "
+             "'extended' also strips VLAN/QinQ tags, decodes IPv6 and its extension headers, "
+             "gives non-first fragments no ports, and checks the IPv4 version: it changes rows "
+             "of captures the reference reads (docs/data-model.md)",
+    )
+    bucketize.add_argument(
+        "--host-ip", type=_host_ip, action="append", dest="host_ips", metavar="IP",
+        help="an address (IPv4, or IPv6 with --decode extended) whose packets count as 'out'; "
+             "repeat it for several (default: --bridge-ip)",
+    )
+    bucketize.add_argument(
+        "--size", choices=("captured", "wire"), default="captured",
+        help="count bytes as captured (the default, as the reference) or as on the wire "
+             "(the records' original lengths)",
     )
     bucketize.add_argument(
         "--append", action="store_true",
@@ -199,7 +226,8 @@ def _bucketize(args: argparse.Namespace) -> int:
         write_jsonl(
             source, args.output, append=args.append, bucket_ms=args.bucket_ms,
             bridge_ip=args.bridge_ip, t_mono_origin_ns=args.t_mono_origin_ns,
-            max_gap_s=args.max_gap, jobs=args.jobs, progress=progress,
+            max_gap_s=args.max_gap, jobs=args.jobs, progress=progress, decode=args.decode,
+            host_ips=args.host_ips, size=args.size,
         )
     return 0
 

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._pure import DEC_IPV4
+from ._pure import DEC_IPV4, DEC_IPV6
 from .errors import CaptureError
 from .reader import PcapReader, linktype_name, open_capture
 
@@ -29,9 +29,11 @@ def capture_info(source: str | os.PathLike[str] | BinaryIO,
     A capture that turns out to be corrupt part-way is summarised up to the corrupt record
     and its ``error`` says where and why; one that cannot be opened raises
     :class:`~fastpcap.CaptureError`.  ``first_ns``/``last_ns`` are the earliest and latest
-    timestamps (``None`` without packets); ``tcp``/``udp``/``icmp`` count IPv4 packets.
+    timestamps (``None`` without packets).  The protocol mix comes from the extended decode
+    (VLAN tags stripped, IPv6 decoded): ``tcp``/``udp``/``icmp`` count IPv4 and IPv6 packets
+    (ICMP and ICMPv6).
     """
-    reader = open_capture(source, progress=progress)
+    reader = open_capture(source, progress=progress, decode="extended")
     info: dict[str, Any] = dict.fromkeys(FIELDS, 0)
     info.update(path=reader.path, format=reader.format, compression=reader.compression,
                 first_ns=None, last_ns=None, error=None)
@@ -51,14 +53,17 @@ def capture_info(source: str | os.PathLike[str] | BinaryIO,
             info["bytes"] += int(chunk["caplen"].sum(dtype=np.int64))
             info["wire_bytes"] += int(chunk["wirelen"].sum(dtype=np.int64))
             ethertype = chunk["ethertype"]
-            ipv4 = (chunk["decoded"] & DEC_IPV4) != 0
+            decoded = chunk["decoded"]
+            ipv4 = (decoded & DEC_IPV4) != 0
+            ipv6 = (decoded & DEC_IPV6) != 0
             info["ipv4"] += int(ipv4.sum())
-            info["ipv6"] += int((ethertype == 0x86DD).sum())
+            info["ipv6"] += int((ipv6 | (~ipv4 & (ethertype == 0x86DD))).sum())
             info["arp"] += int((ethertype == 0x0806).sum())
-            proto = chunk["ip_proto"][ipv4]
-            info["tcp"] += int((proto == 6).sum())
-            info["udp"] += int((proto == 17).sum())
-            info["icmp"] += int((proto == 1).sum())
+            proto = chunk["ip_proto"]
+            ip = ipv4 | ipv6
+            info["tcp"] += int((ip & (proto == 6)).sum())
+            info["udp"] += int((ip & (proto == 17)).sum())
+            info["icmp"] += int((ipv4 & (proto == 1) | ipv6 & (proto == 58)).sum())
     except CaptureError as exc:
         info["error"] = str(exc)
     finally:
@@ -129,7 +134,7 @@ def to_text(info: dict[str, Any]) -> str:
         ("Packet rate", "n/a" if info["packets_per_s"] is None else f"{info['packets_per_s']:,.1f} packets/s"),
         ("Out of order", f"{info['out_of_order']:,} packets earlier than one before them"),
         ("Network", f"IPv4 {info['ipv4']:,}, IPv6 {info['ipv6']:,}, ARP {info['arp']:,}, other {info['other']:,}"),
-        ("IPv4 transport", f"TCP {info['tcp']:,}, UDP {info['udp']:,}, ICMP {info['icmp']:,}"),
+        ("Transport", f"TCP {info['tcp']:,}, UDP {info['udp']:,}, ICMP/ICMPv6 {info['icmp']:,}"),
         ("Tail", f"{info['tail_bytes']:,} bytes after the last complete record (still being written?)"
          if info["tail_bytes"] else "complete"),
     ]

@@ -196,8 +196,8 @@ def splits_worthwhile(reader: CaptureReader, jobs: int) -> bool:
     """Whether the capture behind ``reader`` is a seekable file large enough to split: a
     classic pcap, not compressed (pcapng blocks and compressed streams cannot be split)."""
     if (jobs < 2 or not isinstance(reader, PcapReader) or reader.header is None
-            or not reader._owned or reader.compression is not None):
-        return False
+            or not reader._owned or reader.compression is not None or reader.decode != "reference"):
+        return False  # (the extended decode's IPv6 destinations are per-process ids)
     try:
         size = os.path.getsize(reader.path)
     except OSError:
@@ -223,7 +223,8 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
     stats = reader.split_stats = {"ranges": len(starts) - 1, "spliced": 0, "walked_here": 0,
                                   "crashed": 0}
     bucket_kw = dict(bucket_ms=bucketer.bucket_ms, bridge_ip=bucketer.bridge_ip,
-                     t_mono_origin_ns=bucketer.t_mono_origin_ns, max_gap_s=bucketer.max_gap_s)
+                     t_mono_origin_ns=bucketer.t_mono_origin_ns, max_gap_s=bucketer.max_gap_s,
+                     host_ips=bucketer.host_ips, size=bucketer.size)
     import multiprocessing  # here, not at the top: one-process runs need not import it
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"

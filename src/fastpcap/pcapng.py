@@ -114,7 +114,7 @@ class PcapngReader(CaptureReader):
                     status = impl.WALK_BLOCK
                     n = 0
                 else:
-                    out = np.zeros(self.chunk_packets, dtype=impl.PACKET_DTYPE)
+                    out = np.zeros(self.chunk_packets, dtype=self.dtype)
                     pos, n, status = impl.walk_pcapng(win.buf, win.pos, win.filled, out, win.base,
                                                       byteorder == "big", *arrays, max_block)
                     win.pos = pos

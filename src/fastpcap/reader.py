@@ -46,6 +46,8 @@ _MAGICS: dict[bytes, tuple[Literal["little", "big"], bool]] = {
     bytes.fromhex("a1b23c4d"): ("big", True),
 }
 
+#: The decodes: the spec's, and the extended one (docs/data-model.md).
+DECODES = ("reference", "extended")
 #: Link types whose header the walker decodes; frames of any other one count by size only.
 DECODED_LINKTYPES = _pure.DECODED_LINKTYPES
 
@@ -144,7 +146,10 @@ class CaptureReader:
         progress: Callable[[int], object] | None = None,
         name: str | None = None,
         compression: str | None = None,
+        decode: str = "reference",
     ) -> None:
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
         if chunk_packets < 1:
             raise ValueError("chunk_packets must be at least 1")
         if block_size < RECORD_HEADER_SIZE:
@@ -152,6 +157,9 @@ class CaptureReader:
         self.chunk_packets = chunk_packets
         self.block_size = block_size
         self._progress = progress
+        #: "reference" (the spec's decode) or "extended" (docs/data-model.md).
+        self.decode = decode
+        self._extended = decode == "extended"
         #: The compression the capture was read through (``None``: none).
         self.compression = compression
         #: Complete records walked so far.
@@ -187,6 +195,12 @@ class CaptureReader:
     def _start(self) -> None:
         """Read and check the file header."""
         raise NotImplementedError
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the packet rows: ``PACKET_DTYPE``, or ``PACKET6_DTYPE`` when extended."""
+        impl = _backend.impl
+        return impl.PACKET6_DTYPE if self._extended else impl.PACKET_DTYPE
 
     @property
     def linktypes(self) -> list[int]:
@@ -380,7 +394,7 @@ class PcapReader(CaptureReader):
         try:
             win = _Window(self, start, end)
             while True:
-                out = np.zeros(self.chunk_packets, dtype=impl.PACKET_DTYPE)
+                out = np.zeros(self.chunk_packets, dtype=self.dtype)
                 pos, n, status = impl.walk(win.buf, win.pos, win.filled, out, win.base, header.swapped,
                                            header.nsec, header.linktype, limit)
                 win.pos = pos
@@ -422,13 +436,15 @@ def open_capture(
     chunk_packets: int = DEFAULT_CHUNK_PACKETS,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: Callable[[int], object] | None = None,
+    decode: str = "reference",
 ) -> CaptureReader:
     """Open any capture fastpcap reads: classic pcap or pcapng, plain or compressed (gzip,
     zstd, xz, bzip2, lz4), told apart by their first bytes.
 
     ``source`` is a path or an open binary stream.  Raises :class:`~fastpcap.CaptureError`
     for what is not a capture or cannot be read.  ``progress``, if given, is called with the
-    number of bytes of the file read each time it reads.
+    number of bytes of the file read each time it reads.  ``decode="extended"`` gives rows of
+    ``PACKET6_DTYPE`` with the extended decode (docs/data-model.md).
     """
     from .compression import SNIFF, detect, open_decompressed, started_compression
     from .pcapng import MAGIC as PCAPNG_MAGIC
@@ -462,7 +478,7 @@ def open_capture(
         else:
             kind = PcapReader
         reader = kind(stream, chunk_packets=chunk_packets, block_size=block_size,  # type: ignore[arg-type]
-                      name=name, compression=compression)
+                      name=name, compression=compression, decode=decode)
     except BaseException:
         if owned:
             raw.close()
@@ -530,6 +546,7 @@ def iter_packets(
     *,
     chunk_packets: int = DEFAULT_CHUNK_PACKETS,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    decode: str = "reference",
 ) -> Iterator[np.ndarray]:
     """Yield the packets of a capture as chunks of rows of ``PACKET_DTYPE``.
 
@@ -540,17 +557,19 @@ def iter_packets(
     Raises :class:`~fastpcap.CaptureError` for a file that is not a capture, a corrupt
     record, or an unreadable path.  See ``docs/data-model.md`` for the fields.
     """
-    with open_capture(path, chunk_packets=chunk_packets, block_size=block_size) as reader:
+    with open_capture(path, chunk_packets=chunk_packets, block_size=block_size, decode=decode) as reader:
         yield from reader
 
 
-def read_packets(path: str | os.PathLike[str] | BinaryIO) -> np.ndarray:
+def read_packets(path: str | os.PathLike[str] | BinaryIO, *, decode: str = "reference") -> np.ndarray:
     """All packets of a capture in one array of ``PACKET_DTYPE``.
 
     Holds the whole capture in memory (48 bytes per packet); use :func:`iter_packets` to
     stream a large one.
     """
-    return concatenate(list(iter_packets(path)), _backend.impl.PACKET_DTYPE)
+    impl = _backend.impl
+    dtype = impl.PACKET6_DTYPE if decode == "extended" else impl.PACKET_DTYPE
+    return concatenate(list(iter_packets(path, decode=decode)), dtype)
 
 
 def concatenate(chunks: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
