@@ -112,3 +112,12 @@ def test_big_endian_files(name: str) -> None:
         warnings.simplefilter("ignore", fastpcap.LinkTypeWarning)
         rows = fastpcap.bucket_rows(CORPUS / name)
     assert len(rows) and rows["pkts_in"].sum() + rows["pkts_out"].sum() == int(MANIFEST[name]["packets"])
+
+
+@pytest.mark.parametrize("name", EVERYTHING)
+def test_every_corpus_file_matches_the_oracle_extended(name: str) -> None:
+    # The extended decode, with hosts of both families and wire sizes; the oracle's extended
+    # decode is itself checked against tshark (test_tshark_extended.py).
+    path = CORPUS / name
+    kw = dict(decode="extended", host_ips=["10.0.0.1", "192.168.1.1", "2001:db8::1"], size="wire")
+    assert rows_or_error(path, **kw) == oracle_or_error(path.read_bytes(), **kw)
