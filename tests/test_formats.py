@@ -245,6 +245,19 @@ def test_compressed_captures_give_the_same_rows(tmp_path: Path, kind: str) -> No
         assert (reader.compression, reader.format) == (kind, "pcap")
 
 
+def test_gzip_without_isal_gives_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    from fastpcap import compression
+
+    packed = compress(SAMPLE.read_bytes(), "gzip", members=2)
+    with_isal = rows_of(packed, tmp_path)
+    monkeypatch.setattr(compression, "_zlib", lambda: zlib)
+    assert rows_of(packed, tmp_path) == with_isal == rows_of(SAMPLE.read_bytes(), tmp_path)
+    cut = packed[: len(packed) // 2]
+    assert rows_of(cut, tmp_path) == expected(cut)
+
+
 @pytest.mark.parametrize("kind", ["gzip", "zstd", "xz", "bzip2", "lz4"])
 def test_truncated_compressed_capture_is_not_an_error(tmp_path: Path, kind: str) -> None:
     packed = compress(SAMPLE.read_bytes(), kind)

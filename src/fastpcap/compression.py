@@ -1,7 +1,7 @@
 """Compressed captures: detected by their first bytes, decompressed as a stream.
 
-gzip, xz and bzip2 come with Python; zstd and lz4 with the ``zstandard`` and ``lz4``
-packages.  Each is read through an incremental decompressor whose output is bounded per call,
+gzip, xz and bzip2 come with Python (gzip through ``isal``'s faster inflate where it is
+installed); zstd and lz4 with the ``zstandard`` and ``lz4`` packages.  Each is read through an incremental decompressor whose output is bounded per call,
 so memory stays flat however well the data compresses.  A stream that ends early (a capture
 still being written through a compressor) simply ends, keeping everything that decompressed;
 concatenated members, streams or frames are read one after another; bytes after the last one
@@ -153,11 +153,21 @@ class _Zstd(_Stream):
             raise CorruptStream(f"zstd data is corrupt: {exc}") from None
 
 
-def _decompressor(kind: str) -> Any:
-    if kind == "gzip":
+def _zlib() -> Any:
+    """Intel ISA-L's zlib-compatible inflate when ``isal`` is installed (2-3x faster), else zlib."""
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib
+    except ImportError:  # pragma: no cover - isal has wheels for the common platforms
         import zlib
 
-        return zlib.decompressobj(wbits=31)
+        return zlib
+
+
+def _decompressor(kind: str) -> Any:
+    if kind == "gzip":
+        return _zlib().decompressobj(wbits=31)
     if kind == "xz":
         import lzma
 
@@ -177,7 +187,7 @@ def _errors(kind: str) -> tuple[type[BaseException], ...]:
     if kind == "gzip":
         import zlib
 
-        return (zlib.error,)
+        return (zlib.error, _zlib().error)
     if kind == "xz":
         import lzma
 
