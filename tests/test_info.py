@@ -120,3 +120,12 @@ def test_info_command_prints_every_file(cli, tmp_path: Path) -> None:
     assert out.count("File:") == 2 and "Packets:        0" in out and "First packet:   n/a" in out
     with fastpcap.open_capture(a) as reader:
         assert reader.format == "pcap"
+
+
+@pytest.mark.parametrize(("data", "fmt"), [(b"", ""), (b"\x0a\x0d", ""), (b"\xd4\xc3\xb2", ""),
+                                           (bytes.fromhex("0a0d0d0a"), "pcapng"), (pcap([])[:10], "pcap")])
+def test_format_of_files_too_short_to_tell(tmp_path: Path, data: bytes, fmt: str) -> None:
+    path = tmp_path / "short"
+    path.write_bytes(data)
+    info = capture_info(path)
+    assert (info["format"], info["packets"], info["error"]) == (fmt, 0, None)

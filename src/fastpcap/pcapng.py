@@ -74,6 +74,8 @@ class PcapngReader(CaptureReader):
         self.interfaces: list[Interface] = []
         self.byteorders: list[str] = []
         self._head = self._read(12)
+        if len(self._head) < 4:
+            self.format = ""  # too short to tell
         if len(self._head) < 12:
             if not is_prefix(self._head):
                 raise self.error(0, f"not a capture (starts with {self._head.hex()})")

@@ -134,7 +134,7 @@ class CaptureReader:
     record (a capture still being written) ends the walk without error.
     """
 
-    #: "pcap" or "pcapng"
+    #: "pcap" or "pcapng" ("" for a file too short to tell)
     format = ""
 
     def __init__(
@@ -347,6 +347,8 @@ class PcapReader(CaptureReader):
         self.end_offset = GLOBAL_HEADER_SIZE
         head = self._read(GLOBAL_HEADER_SIZE)
         self.header = parse_header(head, self.path)
+        if len(head) < 4:
+            self.format = ""  # too short to tell
         if self.header is None:
             self.end_offset = 0
             self.tail_bytes = len(head)
@@ -473,7 +475,7 @@ def open_capture(
             stream = _Sniffer(open_decompressed(stream, compression), name, None)  # type: ignore[arg-type]
         head = stream.peek(4)
         kind: type[CaptureReader]
-        if head[:4] == PCAPNG_MAGIC[: len(head)] and (len(head) == 4 or pcapng_prefix(head)):
+        if head and head[:4] == PCAPNG_MAGIC[: len(head)] and (len(head) == 4 or pcapng_prefix(head)):
             kind = PcapngReader
         else:
             kind = PcapReader
