@@ -1,8 +1,9 @@
 """Compressed captures: detected by their first bytes, decompressed as a stream.
 
 gzip, xz and bzip2 come with Python (gzip through ``isal``'s faster inflate where it is
-installed); zstd and lz4 with the ``zstandard`` and ``lz4`` packages.  Each is read through an incremental decompressor whose output is bounded per call,
-so memory stays flat however well the data compresses.  A stream that ends early (a capture
+installed); zstd and lz4 with the ``zstandard`` and ``lz4`` packages.  Each is read through
+an incremental decompressor whose output is bounded per call, so memory stays flat however
+well the data compresses.  A stream that ends early (a capture
 still being written through a compressor) simply ends, keeping everything that decompressed;
 concatenated members, streams or frames are read one after another; bytes after the last one
 that do not start another are ignored (zstd: an error).
