@@ -201,7 +201,7 @@ class Bucketer:
         merged = self._open is not None and buckets[0] == self._open
         if self._track and self.first_sets is None and (len(starts) > 1 or (
                 self._open is not None and not merged)):
-            self._keep_first_sets(packets, starts, buckets, merged)
+            self._keep_first_sets(packets, starts, merged)
         rows = self._reduce(packets, idx, starts)
         first_no = self.packets + starts + 1
         first_off = packets["offset"][starts]
@@ -236,8 +236,7 @@ class Bucketer:
             return _EMPTY, _EMPTY
         return self._ips.values_in(self._open), self._ports.values_in(self._open)
 
-    def _keep_first_sets(self, packets: np.ndarray, starts: np.ndarray, buckets: np.ndarray,
-                         merged: bool) -> None:
+    def _keep_first_sets(self, packets: np.ndarray, starts: np.ndarray, merged: bool) -> None:
         """Before the counters move past it, keep the first bucket's distinct values."""
         if self._open is not None and not merged:
             self.first_sets = self.open_sets()  # the first bucket was the open one

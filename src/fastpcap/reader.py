@@ -214,12 +214,13 @@ class CaptureReader:
     def _read(self, size: int) -> bytes:
         assert self._file is not None
         parts = []
-        while size > 0:
-            part = self._guarded(self._file.read, size)
+        got = 0
+        while got < size:
+            part = self._guarded(self._file.read, size - got, self._position + got)
             if not part:
                 break
             parts.append(part)
-            size -= len(part)
+            got += len(part)
         data = b"".join(parts)
         self._position += len(data)
         if self._progress is not None and data and self.compression is None:
@@ -227,12 +228,13 @@ class CaptureReader:
         return data
 
     def _fill(self, view: memoryview, offset: int) -> int:
-        """Read into ``view`` until it is full or the file ends; returns the bytes read."""
+        """Read into ``view`` (whose first byte is at ``offset`` of the capture) until it is
+        full or the file ends; returns the bytes read."""
         assert self._file is not None
         got = 0
         readinto = self._file.readinto  # type: ignore[attr-defined]
         while got < len(view):
-            n = self._guarded(readinto, view[got:])
+            n = self._guarded(readinto, view[got:], offset + got)
             if not n:
                 break
             got += n
@@ -241,13 +243,14 @@ class CaptureReader:
             self._progress(got)
         return got
 
-    def _guarded(self, read: Callable, arg: object):  # type: ignore[type-arg]
+    def _guarded(self, read: Callable, arg: object, offset: int):  # type: ignore[type-arg]
+        """``read(arg)``, its failures as errors at ``offset``, where the reading stopped."""
         try:
             return read(arg)
         except CorruptStream as exc:
-            raise self.error(self._position, str(exc)) from None
+            raise self.error(offset, str(exc)) from None
         except OSError as exc:
-            raise self.error(self._position, f"cannot read: {exc.strerror or exc}") from None
+            raise self.error(offset, f"cannot read: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         """Close the file, if the reader opened it (iteration stops)."""
