@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus"
@@ -20,14 +22,65 @@ def cli(backend: str):
 
     def run(*args: str | os.PathLike[str], input: bytes | None = None,
             check: bool = False) -> subprocess.CompletedProcess[bytes]:
-        env = dict(os.environ)
-        env.pop("FASTPCAP_NO_EXTENSIONS", None)
-        if backend == "python":
-            env["FASTPCAP_NO_EXTENSIONS"] = "1"
         proc = subprocess.run([sys.executable, "-m", "fastpcap", *map(str, args)], input=input,
-                              capture_output=True, env=env, timeout=600)
+                              capture_output=True, env=cli_env(backend), timeout=600)
         if check and proc.returncode != 0:
             raise AssertionError(f"fastpcap {args} exited {proc.returncode}: {proc.stderr.decode()}")
         return proc
 
     return run
+
+
+def require_root(what: str) -> None:
+    """Skip a test that needs root (mknod, mount), or fail when CI demands it
+    (FASTPCAP_REQUIRE_ROOT=1: .ci/run runs as root, so these checks must run there)."""
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("FASTPCAP_REQUIRE_ROOT") == "1":
+        pytest.fail(f"{what} needs root, and FASTPCAP_REQUIRE_ROOT=1 forbids skipping it", pytrace=False)
+    pytest.skip(f"{what} needs root")
+
+
+def cli_env(backend: str) -> dict[str, str]:
+    """The environment that runs ``python -m fastpcap`` on ``backend``."""
+    env = dict(os.environ)
+    env.pop("FASTPCAP_NO_EXTENSIONS", None)
+    if backend == "python":
+        env["FASTPCAP_NO_EXTENSIONS"] = "1"
+    return env
+
+
+T0 = 1_700_000_000_000_000_000
+MS = 1_000_000
+SAMPLE = REPO / "examples" / "sample.pcap"
+
+
+def episode(n: int = 50, gap_s: int = 0) -> bytes:
+    """A small sandbox-like classic pcap: DNS queries to the bridge and SYN/ACKs from it,
+    13 ms apart (``gap_s`` seconds of silence half-way)."""
+    recs = []
+    for i in range(n):
+        t = T0 + i * 13 * MS + (gap_s * 10**9 if i >= n // 2 else 0)
+        if i % 4 == 0:
+            frame = eth(ipv4(udp(40000 + i, 53), src="10.200.0.2", dst="10.200.0.1", proto=17))
+        else:
+            frame = eth(ipv4(tcp(8080, 40000 + i, flags=SYN | ACK), src="10.200.0.1",
+                             dst=f"10.200.0.{2 + i % 3}"))
+        recs.append(Rec(t, frame))
+    return pcap(recs)
+
+
+def one_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """The one error line of a run that must fail with status 2 and no traceback."""
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fastpcap: error: ")
+    return lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden files (temporary outputs) left in ``folder``."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))

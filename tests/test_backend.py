@@ -67,3 +67,16 @@ def test_walk_rejects_a_bad_range(backend: str) -> None:
 def test_use_rejects_unknown_backend() -> None:
     with pytest.raises(ValueError, match="not available"):
         _backend.use("rust")
+
+
+def test_package_exports_and_stays_light() -> None:
+    """Every name in ``__all__`` resolves; ``import fastpcap`` alone loads neither numpy nor
+    the core (the command line checks its arguments, and handles Ctrl-C, before they load)."""
+    code = ("import sys, fastpcap; heavy = sorted(m for m in ('numpy', 'fastpcap._fastpcap', 'fastpcap.api') "
+            "if m in sys.modules); print(heavy); [getattr(fastpcap, n) for n in fastpcap.__all__]; "
+            "print(fastpcap.__version__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "[]"
+    from importlib.metadata import version
+
+    assert out[1] == fastpcap.__version__ == version("fastpcap")

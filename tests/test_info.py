@@ -129,3 +129,13 @@ def test_format_of_files_too_short_to_tell(tmp_path: Path, data: bytes, fmt: str
     path.write_bytes(data)
     info = capture_info(path)
     assert (info["format"], info["packets"], info["error"]) == (fmt, 0, None)
+
+
+def test_info_reads_stdin(cli, tmp_path: Path) -> None:
+    data = pcap([Rec(T0 + i * MS, eth(ipv4(tcp(flags=2)))) for i in range(5)])
+    path = tmp_path / "c.pcap"
+    path.write_bytes(data)
+    from_stdin = json.loads(cli("info", "--json", "-", input=data, check=True).stdout)
+    from_file = json.loads(cli("info", "--json", path, check=True).stdout)
+    assert from_stdin["path"] == "<stdin>" and from_stdin["packets"] == 5
+    assert {k: v for k, v in from_stdin.items() if k != "path"} == {k: v for k, v in from_file.items() if k != "path"}

@@ -2,43 +2,72 @@
 
 The record walk and decode run in a compiled core (``fastpcap._fastpcap``) or, where it is
 not built, in a pure-Python twin with identical results; :data:`BACKEND` says which.
+
+The names below are imported when first used (``import fastpcap`` itself loads neither
+numpy nor the core), so that the command line starts fast and Ctrl-C during start-up is
+handled like at any other moment.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import _backend
-from .api import bucket_rows, bucketize, iter_rows, write_jsonl
-from .buckets import ROW_DTYPE, ROW_FIELDS, Bucketer
-from .errors import CaptureError, FastpcapWarning, GapWarning, LinkTypeWarning
-from .jsonl import format_rows
-from .pcapng import PcapngReader
-from .reader import CaptureReader, PcapHeader, PcapReader, iter_packets, open_capture, read_packets
+from ._version import __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .api import bucket_rows, bucketize, iter_rows, write_jsonl
+    from .buckets import ROW_DTYPE, ROW_FIELDS, Bucketer
+    from .errors import CaptureError, FastpcapWarning, GapWarning, LinkTypeWarning
+    from .jsonl import format_rows
+    from .options import BucketSpec
+    from .pcapng import PcapngReader
+    from .reader import CaptureReader, PcapHeader, PcapReader, iter_packets, open_capture, read_packets
 
-#: Packet rows produced by the record walk; see docs/data-model.md.
-PACKET_DTYPE = _backend.impl.PACKET_DTYPE
-#: Packet rows of the extended decode (PACKET_DTYPE's fields, then IPv6 addresses).
-PACKET6_DTYPE = _backend.impl.PACKET6_DTYPE
-#: Bits of the packets' ``decoded`` field.
-DEC_LINK = _backend.impl.DEC_LINK
-DEC_IPV4 = _backend.impl.DEC_IPV4
-DEC_PORTS = _backend.impl.DEC_PORTS
-DEC_IPV6 = _backend.impl.DEC_IPV6
-DEC_FRAGMENT = _backend.impl.DEC_FRAGMENT
+#: Where each public name lives.
+_HOMES = {
+    "bucket_rows": "api", "bucketize": "api", "iter_rows": "api", "write_jsonl": "api",
+    "ROW_DTYPE": "buckets", "ROW_FIELDS": "buckets", "Bucketer": "buckets",
+    "CaptureError": "errors", "FastpcapWarning": "errors", "GapWarning": "errors", "LinkTypeWarning": "errors",
+    "format_rows": "jsonl",
+    "BucketSpec": "options",
+    "PcapngReader": "pcapng",
+    "CaptureReader": "reader", "PcapHeader": "reader", "PcapReader": "reader", "iter_packets": "reader",
+    "open_capture": "reader", "read_packets": "reader",
+}
+#: Submodules reachable as attributes (``fastpcap.api``), as after an eager import.
+_SUBMODULES = frozenset({"api", "buckets", "cli", "compression", "errors", "info", "jsonl", "options",
+                         "parallel", "pcapng", "reader"})
+#: Names whose value comes from the core (the same in both backends).
+_CORE = ("PACKET_DTYPE", "PACKET6_DTYPE", "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT")
 
 __all__ = [
     "BACKEND", "PACKET_DTYPE", "PACKET6_DTYPE", "ROW_DTYPE", "ROW_FIELDS", "DEC_LINK", "DEC_IPV4",
     "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
-    "Bucketer", "CaptureError", "CaptureReader", "FastpcapWarning", "GapWarning", "LinkTypeWarning",
-    "PcapHeader", "PcapReader", "PcapngReader", "bucket_rows", "bucketize", "format_rows",
+    "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "FastpcapWarning", "GapWarning",
+    "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "bucket_rows", "bucketize", "format_rows",
     "iter_packets", "iter_rows", "open_capture", "read_packets", "write_jsonl", "__version__",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "BACKEND":  # always the backend the functions above would use right now
+    if name == "BACKEND":  # always the backend the functions would use right now
+        from . import _backend
+
         return _backend.name()
-    raise AttributeError(f"module 'fastpcap' has no attribute {name!r}")
+    if name in _CORE:
+        from . import _backend
+
+        value = getattr(_backend.impl, name)
+    elif name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    elif name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module 'fastpcap' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

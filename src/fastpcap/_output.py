@@ -1,17 +1,62 @@
-"""Output files that are never left half-written.
+"""Where rows are written, without ever destroying what the user pointed at.
 
-A new output goes to a temporary file beside the target and is renamed over it only when
-the run succeeds, so a failed or interrupted run leaves the previous file as it was.  An
-appended output is truncated back to its previous length if the run fails.
+* A regular file (new or existing) is replaced atomically: the rows go to a temporary file
+  beside it, renamed over it only when the run succeeds, keeping its permissions.  A
+  symlink to a regular file stays a symlink: the replace happens on the file it leads to.
+* Anything else that can take bytes — a character device (``/dev/null``), a FIFO, a socket,
+  ``/dev/stdout`` — is written *through*: opened and streamed to, never replaced.  A block
+  device or a directory is refused.
+* An output that is the capture being read (the same file, however it is spelled or linked,
+  or the file behind stdin/stdout) is refused before anything is read.
+* With ``append``, rows are added to the file in place; if the run fails for any reason (a
+  full disk during the last write included), the file is truncated back to its length
+  before the run, or removed if the run created it.
+
+Every write goes straight to the file descriptor (no buffer left to flush at close), so a
+failure surfaces inside the ``with`` block, where it can be undone.  Errors are
+:class:`OSError` whose ``filename`` is the output the user named, never a temporary file.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: A link leading here is a view of an open file descriptor (``/dev/stdout`` and friends).
+_FD_LINK = re.compile(r"^/(?:proc/(?:self|thread-self|\d+)/fd|dev/fd)/(\d+)$")
+_MAX_LINKS = 40  # as the kernel's limit on symlinks followed in one lookup
+
+
+class OutputError(OSError):
+    """An output that fastpcap refuses or cannot write; ``filename`` is the output named."""
+
+
+class RawWriter:
+    """``write`` straight to a file descriptor, looping over short writes (no buffering)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return size
+
+    def flush(self) -> None:
+        """Nothing is ever buffered."""
+
+    def fileno(self) -> int:
+        return self.fd
 
 
 def _default_mode() -> int:
@@ -20,62 +65,215 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-@contextmanager
-def open_output(path: str | os.PathLike[str] | None, *, append: bool = False) -> Iterator[BinaryIO]:
-    """A binary file to write rows to: stdout for ``None`` or ``"-"``.
+def resolve(path: PathLike) -> tuple[str, int | None]:
+    """Follow the symlinks of ``path``'s last component: ``(final path, fd)`` where ``fd`` is
+    set when the chain leads to a view of one of this process's descriptors (/dev/stdout)."""
+    current = os.fspath(path)
+    for _ in range(_MAX_LINKS):
+        match = _FD_LINK.match(current)
+        if match and (current.startswith(("/dev/fd/", "/proc/self/", "/proc/thread-self/"))
+                      or current.startswith(f"/proc/{os.getpid()}/")):
+            return current, int(match.group(1))
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a link (or nothing there): the end of the chain
+            return current, None
+        current = os.path.join(os.path.dirname(current), target)
+    raise OutputError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
 
-    Parent folders are created.  Without ``append`` the file is replaced atomically when the
-    block ends without an exception; with ``append`` the rows are added to it in place.
-    """
+
+def _identity(source: object) -> tuple[int, int] | None:
+    """(device, inode) of a capture source: a path, or a stream with a file descriptor."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            st = os.stat(source)
+        elif hasattr(source, "fileno"):
+            st = os.fstat(source.fileno())
+        else:
+            return None
+    except (OSError, ValueError):  # a missing input is the reader's error to report
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None  # a pipe or a device is not a file an output could overwrite
+    return st.st_dev, st.st_ino
+
+
+def check_not_input(output: PathLike | None, inputs: Iterable[object]) -> None:
+    """Refuse an output that is one of the captures being read (by device and inode)."""
+    if output is None or os.fspath(output) == "-":
+        name = "<stdout>"
+        out = _identity(sys.stdout) if sys.stdout is not None else None
+    else:
+        name = os.fspath(output)
+        out = _identity(name)
+    if out is None:
+        return
+    for source in inputs:
+        if _identity(source) == out:
+            raise OutputError(errno.EINVAL, "it is the capture being read (fastpcap never overwrites its input)",
+                              name)
+
+
+@contextmanager
+def open_output(path: PathLike | None, *, append: bool = False,
+                inputs: Iterable[object] = ()) -> Iterator[BinaryIO]:
+    """A binary file to write rows to: stdout for ``None`` or ``"-"``; see the module's
+    docstring for what each kind of ``path`` gets.  ``inputs`` are the captures being read:
+    an output that is one of them is refused."""
+    check_not_input(path, inputs)
     if path is None or os.fspath(path) == "-":
+        if sys.stdout is None:  # started with stdout closed (`>&-`)
+            raise OutputError(errno.EBADF, "stdout is closed", "<stdout>")
         out = sys.stdout.buffer
         yield out
         out.flush()
         return
-    target = os.fspath(path)
-    folder = os.path.dirname(target) or "."
-    os.makedirs(folder, exist_ok=True)
-    if append:
-        existed = os.path.exists(target)
-        with open(target, "ab") as out:
-            size = out.tell()
-            try:
-                yield out
-                out.flush()
-            except BaseException:
-                if existed:
-                    out.truncate(size)
-                else:
-                    _unlink(target)
-                raise
-        return
-    fd, tmp = _create_beside(target, folder)
+    name = os.fspath(path)
+    target, fd_view = resolve(name)
     try:
-        with os.fdopen(fd, "wb") as out:
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror, name) from None
+    if fd_view is not None or (st is not None and not stat.S_ISREG(st.st_mode)):
+        with _through(name, target, fd_view, st) as out:
             yield out
-            out.flush()
-            os.fsync(out.fileno())
+        return
+    folder = os.path.dirname(target) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror, name) from None
+    manager = _appended(name, target, st) if append else _replaced(name, target, folder, st)
+    with manager as out:
+        yield out
+
+
+@contextmanager
+def _through(name: str, target: str, fd_view: int | None, st: os.stat_result | None) -> Iterator[BinaryIO]:
+    """Stream into what is not a regular file: a device, a FIFO, a socket, a descriptor."""
+    mode = st.st_mode if st is not None else 0
+    if stat.S_ISDIR(mode):
+        raise OutputError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    if stat.S_ISBLK(mode):
+        raise OutputError(errno.EINVAL, "is a block device (fastpcap writes rows to files, character "
+                                        "devices, FIFOs and sockets only)", name)
+    sock = None
+    try:
+        if fd_view is not None:
+            fd = os.dup(fd_view)  # shares the offset (and O_APPEND) of the descriptor it views
+        elif stat.S_ISSOCK(mode):
+            import socket
+
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(target)
+            fd = os.dup(sock.fileno())
+        else:
+            fd = os.open(target, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror, name) from None
+    finally:
+        if sock is not None:
+            sock.close()
+    try:
+        yield _named(RawWriter(fd), name)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _appended(name: str, target: str, st: os.stat_result | None) -> Iterator[BinaryIO]:
+    """Append in place; on any failure, truncate back (or remove what this run created)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(target, flags, 0o666)
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror, name) from None
+    try:
+        size = os.fstat(fd).st_size
         try:
-            mode = os.stat(target).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = _default_mode()
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
+            yield _named(RawWriter(fd), name)
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise OutputError(exc.errno, exc.strerror, name) from None
+        except BaseException:
+            if st is None and size == 0:
+                _unlink(target)
+            else:
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _replaced(name: str, target: str, folder: str, st: os.stat_result | None) -> Iterator[BinaryIO]:
+    """Write a temporary file beside ``target`` and rename it over ``target`` at the end."""
+    if st is not None and not os.access(target, os.W_OK):
+        # The shell's `>` would refuse a file we may not write to; so do we.
+        raise OutputError(errno.EACCES, os.strerror(errno.EACCES), name)
+    fd, tmp = _create_beside(name, target, folder)
+    closed = False
+    try:
+        yield _named(RawWriter(fd), name)
+        try:
+            os.fsync(fd)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else _default_mode())
+            if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                try:  # keep the owner when root replaces someone's file
+                    os.fchown(fd, st.st_uid, st.st_gid)
+                except OSError:
+                    pass
+            closed = True
+            os.close(fd)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise OutputError(exc.errno, exc.strerror, name) from None
     except BaseException:
+        if not closed:
+            os.close(fd)
         _unlink(tmp)
         raise
 
 
-def _create_beside(target: str, folder: str) -> tuple[int, str]:
+def _named(writer: RawWriter, name: str) -> BinaryIO:
+    """The writer, whose errors name the output rather than a descriptor or temporary file."""
+    return _NamedWriter(writer, name)  # type: ignore[return-value]
+
+
+class _NamedWriter:
+    def __init__(self, writer: RawWriter, name: str) -> None:
+        self._writer = writer
+        self.name = name
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        try:
+            return self._writer.write(data)
+        except OSError as exc:
+            raise OutputError(exc.errno, exc.strerror, self.name) from None
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self._writer.fd
+
+
+def _create_beside(name: str, target: str, folder: str) -> tuple[int, str]:
     """A new, private file next to ``target`` (what ``tempfile.mkstemp`` does, without the
     cost of importing ``tempfile`` at every start)."""
     for _ in range(100):
         tmp = os.path.join(folder, f".{os.path.basename(target)}.{os.urandom(6).hex()}.part")
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), tmp
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+            return os.open(tmp, flags, 0o600), tmp
         except FileExistsError:
             continue
-    raise FileExistsError(f"no free temporary name beside {target}")
+        except OSError as exc:
+            raise OutputError(exc.errno, exc.strerror, name) from None
+    raise OutputError(errno.EEXIST, f"no free temporary name beside {target}", name)
 
 
 def _unlink(path: str) -> None:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from typing import BinaryIO, Union, cast
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Union, cast
 
 import numpy as np
 
-from ._output import open_output
+from ._output import check_not_input, open_output
 from .buckets import ROW_DTYPE, Bucketer
 from .errors import GapWarning, LinkTypeWarning
 from .jsonl import write_rows
+from .options import BucketSpec, Seconds
 from .parallel import bucketize_parallel, splits_worthwhile, usable_jobs
-from .reader import DECODES, CaptureReader, concatenate, is_stream, linktype_name, open_capture
+from .reader import CaptureReader, concatenate, is_stream, linktype_name, open_capture
+
+if TYPE_CHECKING:
+    from .options import BucketOptions, Unpack
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: A capture path or open binary stream, an array of packets (``PACKET_DTYPE``), or an
@@ -25,38 +29,30 @@ PacketSource = Union[PathLike, BinaryIO, np.ndarray, Iterable[np.ndarray]]
 def iter_rows(
     source: PacketSource,
     *,
-    bucket_ms: int = 100,
-    bridge_ip: str = "10.200.0.1",
-    t_mono_origin_ns: int = 0,
-    max_gap_s: int | float | str | None = 3600,
+    spec: BucketSpec | None = None,
     jobs: int | None = 1,
     progress: Callable[[int], object] | None = None,
-    decode: str = "reference",
-    host_ips: Sequence[str] | None = None,
-    size: str = "captured",
+    **options: Unpack[BucketOptions],
 ) -> Generator[np.ndarray, None, None]:
     """Bucketize ``source`` into rows (``ROW_DTYPE``), streamed as arrays of rows.
 
     ``source`` is a capture path or an open binary stream of one (read in chunks, so memory
     stays bounded), an array of packets, or an iterable of arrays of packets in capture order.
-    ``jobs`` processes share a large capture file (``None``: one per CPU); the rows are the
-    same as with one.  Arguments and the capture header are checked now; a corrupt record
-    raises :class:`~fastpcap.CaptureError` when the iteration reaches it.  At the end, one
-    :class:`~fastpcap.GapWarning` if the gap cap cut anything and one
-    :class:`~fastpcap.LinkTypeWarning` if frames were counted by size only.  ``progress``, if
-    given, is called with the number of bytes read each time it reads.
-
-    ``decode="extended"`` decodes VLAN tags, IPv6 and fragments (docs/data-model.md: it
-    changes rows of captures the reference reads); ``host_ips`` lists the addresses whose
-    packets are "out" (IPv4 or IPv6; default: ``bridge_ip``); ``size="wire"`` counts original
-    lengths instead of captured ones.
+    The bucket options (``bucket_ms``, ``bridge_ip``, ``t_mono_origin_ns``, ``max_gap_s``,
+    ``host_ips``, ``size``, ``decode``: see :class:`~fastpcap.BucketSpec`) are keywords, or a
+    ``spec`` (keywords then replace its values).  ``jobs`` processes share a large capture
+    file (``None``: one per CPU); the rows are the same as with one.  Arguments and the
+    capture header are checked now; a corrupt record raises :class:`~fastpcap.CaptureError`
+    when the iteration reaches it.  At the end, one :class:`~fastpcap.GapWarning` if the gap
+    cap cut anything and one :class:`~fastpcap.LinkTypeWarning` if frames were counted by
+    size only.  ``progress``, if given, is called with the number of bytes read each time it
+    reads.
     """
-    if decode not in DECODES:
-        raise ValueError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
-    bucketer = Bucketer(bucket_ms=bucket_ms, bridge_ip=bridge_ip, t_mono_origin_ns=t_mono_origin_ns,
-                        max_gap_s=max_gap_s, host_ips=host_ips, size=size)  # checked before opening
+    spec = BucketSpec.make(spec, **options)
+    _refuse_many(source)
+    bucketer = Bucketer(spec)
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
-        reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress, decode=decode)
+        reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress, decode=spec.decode)
         if splits_worthwhile(reader, usable_jobs(jobs)):
             blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
         else:
@@ -64,6 +60,14 @@ def iter_rows(
         return _rows(blocks, bucketer, reader.path, reader)
     chunks = (source,) if isinstance(source, np.ndarray) else cast("Iterable[np.ndarray]", source)
     return _rows(_feed(chunks, bucketer), bucketer, None, None)
+
+
+def _refuse_many(source: object) -> None:
+    """A list of paths is an archive's job, not one capture's."""
+    if isinstance(source, (list, tuple)) and source and all(
+            isinstance(s, (str, bytes, os.PathLike)) for s in source):
+        raise TypeError("source must be one capture (a path, a stream or packets), not a list of paths; "
+                        "fastpcap.bucketize_many() processes many captures")
 
 
 def _feed(chunks: Iterable[np.ndarray], bucketer: Bucketer) -> Iterator[np.ndarray]:
@@ -100,23 +104,10 @@ def _seconds(ns: int | None) -> str:
     return f"{whole}.{frac:09d}".rstrip("0").rstrip(".") if frac else str(whole)
 
 
-def bucket_rows(
-    source: PacketSource,
-    *,
-    bucket_ms: int = 100,
-    bridge_ip: str = "10.200.0.1",
-    t_mono_origin_ns: int = 0,
-    max_gap_s: int | float | str | None = 3600,
-    jobs: int | None = 1,
-    decode: str = "reference",
-    host_ips: Sequence[str] | None = None,
-    size: str = "captured",
-) -> np.ndarray:
+def bucket_rows(source: PacketSource, *, spec: BucketSpec | None = None, jobs: int | None = 1,
+                **options: Unpack[BucketOptions]) -> np.ndarray:
     """All rows of ``source`` in one array of ``ROW_DTYPE`` (see :func:`iter_rows`)."""
-    blocks = list(iter_rows(source, bucket_ms=bucket_ms, bridge_ip=bridge_ip, jobs=jobs,
-                            t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s,
-                            decode=decode, host_ips=host_ips, size=size))
-    return concatenate(blocks, ROW_DTYPE)
+    return concatenate(list(iter_rows(source, spec=spec, jobs=jobs, **options)), ROW_DTYPE)
 
 
 def write_jsonl(
@@ -124,28 +115,26 @@ def write_jsonl(
     output: PathLike | None,
     *,
     append: bool = False,
-    bucket_ms: int = 100,
-    bridge_ip: str = "10.200.0.1",
-    t_mono_origin_ns: int = 0,
-    max_gap_s: int | float | str | None = 3600,
+    spec: BucketSpec | None = None,
     jobs: int | None = 1,
     progress: Callable[[int], object] | None = None,
-    decode: str = "reference",
-    host_ips: Sequence[str] | None = None,
-    size: str = "captured",
+    **options: Unpack[BucketOptions],
 ) -> int:
     """Bucketize ``source`` and write its rows as JSONL; returns the number of rows written.
 
-    ``output`` ``None`` or ``"-"`` is stdout; ``jobs``, ``decode``, ``host_ips`` and ``size``
-    as in :func:`iter_rows`.  Without ``append`` the file is replaced
-    atomically at the end of a successful run; with it, rows are appended and a failed run
-    truncates the file back.  Either way a failed run leaves the previous contents intact.
+    ``output`` ``None`` or ``"-"`` is stdout; the bucket options, ``spec``, ``jobs`` and
+    ``progress`` as in :func:`iter_rows`.  Without ``append`` a file is replaced atomically
+    at the end of a successful run; with it, rows are appended and a failed run truncates
+    the file back.  Either way a failed run leaves the previous contents intact.  A
+    character device, FIFO or socket is written through, never replaced; an output that is
+    the capture being read is refused (``OSError``) before anything is read.
     """
-    rows = iter_rows(source, bucket_ms=bucket_ms, bridge_ip=bridge_ip, jobs=jobs,
-                     t_mono_origin_ns=t_mono_origin_ns, max_gap_s=max_gap_s, progress=progress,
-                     decode=decode, host_ips=host_ips, size=size)
+    spec = BucketSpec.make(spec, **options)
+    inputs = [source] if isinstance(source, (str, os.PathLike)) or is_stream(source) else []
+    check_not_input(output, inputs)
+    rows = iter_rows(source, spec=spec, jobs=jobs, progress=progress)
     try:
-        with open_output(output, append=append) as out:
+        with open_output(output, append=append, inputs=inputs) as out:
             return write_rows(rows, out)
     finally:
         rows.close()
@@ -155,12 +144,12 @@ def bucketize(
     pcap_path: PathLike,
     netflow_path: PathLike,
     *,
-    bucket_ms: int = 100,
-    t_mono_origin_ns: int = 0,
-    bridge_ip: str = "10.200.0.1",
-    max_gap_s: int | float | None = 3600,
+    bucket_ms: int = BucketSpec.bucket_ms,
+    t_mono_origin_ns: int = BucketSpec.t_mono_origin_ns,
+    bridge_ip: str = BucketSpec.bridge_ip,
+    max_gap_s: Seconds = BucketSpec.max_gap_s,
 ) -> int:
-    """Drop-in replacement for the reference collector's ``bucketize`` (spec section 6).
+    """Drop-in replacement for the reference collector's ``bucketize`` (docs/data-model.md).
 
     Reads the capture at ``pcap_path`` and **appends** one JSONL row per ``bucket_ms`` bucket
     to ``netflow_path``, creating its parent folders; returns the number of rows written.  A

@@ -13,15 +13,18 @@ buckets between them, unless the gap is longer than the gap cap.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _backend
 from ._pure import DEC_IPV4, DEC_IPV6, DEC_PORTS
+from .options import BucketSpec
+
+if TYPE_CHECKING:
+    from .options import BucketOptions, Unpack
 
 #: Row fields, in the order of the JSONL keys (without the two constant keys).
 ROW_FIELDS = (
@@ -35,72 +38,9 @@ ROW_DTYPE = np.dtype([(name, "<i8") for name in ROW_FIELDS])
 
 _NFIELDS = len(ROW_FIELDS)
 _C = {name: i for i, name in enumerate(ROW_FIELDS)}  # column of each field in a row
-_FIRST_COUNTER = _C["pkts_in"]
-_INT64_MAX = np.iinfo(np.int64).max
-#: Largest ``bucket_ms`` accepted: keeps every bucket index product inside int64.
-MAX_BUCKET_MS = 1 << 40
 #: Rows per array yielded (gaps without a cap can hold billions of empty rows).
 ROWS_PER_BLOCK = 1 << 16
-
-
-def gap_cap_ns(max_gap_s: int | float | str | Decimal | None) -> int | None:
-    """The gap cap in whole nanoseconds, exactly (no float rounding); ``None`` (or ``"none"``,
-    or infinity) means no cap."""
-    if max_gap_s is None:
-        return None
-    if isinstance(max_gap_s, str) and max_gap_s.strip().lower() == "none":
-        return None
-    if isinstance(max_gap_s, bool):
-        raise TypeError("max_gap_s must be a number of seconds or None")
-    try:
-        seconds = Decimal(str(max_gap_s).strip())
-    except InvalidOperation:
-        raise ValueError(f"max_gap_s must be a number of seconds or None, not {max_gap_s!r}") from None
-    if seconds.is_infinite() and seconds > 0:
-        return None
-    if not seconds.is_finite() or seconds < 0:
-        raise ValueError(f"max_gap_s must be a non-negative number of seconds, not {max_gap_s!r}")
-    return min(int(seconds * 1_000_000_000), _INT64_MAX)
-
-
-def parse_ipv4(address: str) -> int:
-    """A dotted-quad IPv4 address as the integer ``src_ip``/``dst_ip`` hold."""
-    try:
-        return int(ipaddress.IPv4Address(address))
-    except (ipaddress.AddressValueError, ValueError):
-        raise ValueError(f"not an IPv4 address: {address!r}") from None
-
-
-def check_bucket_ms(bucket_ms: int) -> int:
-    """Validate ``bucket_ms``: a positive integer (of a sane size)."""
-    if isinstance(bucket_ms, bool) or not isinstance(bucket_ms, (int, np.integer)):
-        raise TypeError(f"bucket_ms must be a positive integer, not {bucket_ms!r}")
-    if not 1 <= bucket_ms <= MAX_BUCKET_MS:
-        raise ValueError(f"bucket_ms must be between 1 and {MAX_BUCKET_MS}, not {bucket_ms}")
-    return int(bucket_ms)
-
-
 _EMPTY = np.zeros(0, dtype=np.uint32)
-#: How bytes are counted: the captured length (the spec) or the original length.
-SIZES = ("captured", "wire")
-
-
-def parse_hosts(addresses: Sequence[str]) -> tuple[list[int], list[tuple[int, int]]]:
-    """Host addresses, IPv4 as integers and IPv6 as two 64-bit halves (none: all is "in")."""
-    hosts4: list[int] = []
-    hosts6: list[tuple[int, int]] = []
-    if isinstance(addresses, str):
-        raise ValueError("host_ips must be a list of IPv4 or IPv6 addresses, not a string")
-    for address in addresses:
-        try:
-            parsed = ipaddress.ip_address(address)
-        except ValueError:
-            raise ValueError(f"not an IPv4 or IPv6 address: {address!r}") from None
-        if parsed.version == 4:
-            hosts4.append(int(parsed))
-        else:
-            hosts6.append((int(parsed) >> 64, int(parsed) & ((1 << 64) - 1)))
-    return hosts4, hosts6
 
 
 def _halves(addresses: np.ndarray) -> np.ndarray:
@@ -129,30 +69,23 @@ class Bucketer:
     yielded has ``ROW_DTYPE`` and at most ``ROWS_PER_BLOCK`` rows.
     """
 
-    def __init__(self, *, bucket_ms: int = 100, bridge_ip: str = "10.200.0.1",
-                 t_mono_origin_ns: int = 0, max_gap_s: int | float | str | None = 3600,
-                 host_ips: Sequence[str] | None = None, size: str = "captured",
-                 first_t_ns: int | None = None, track_sets: bool = False) -> None:
-        """``host_ips``: the addresses whose packets are "out" (IPv4 or IPv6; default: the
-        bridge IP).  ``size``: "captured" (the spec) or "wire" (original lengths).
-        ``first_t_ns``: the capture's first timestamp, when the packets fed are not the
-        capture's first (a byte range of it); it fixes the buckets' origin.  ``track_sets``:
-        also keep the first bucket's distinct values (``first_sets``), for :meth:`splice`.
-        Packets of ``PACKET6_DTYPE`` (the extended decode) count IPv6 too."""
-        self.bucket_ms = check_bucket_ms(bucket_ms)
-        self.bucket_ns = self.bucket_ms * 1_000_000
-        self.bridge_ip = bridge_ip
-        self.bridge = parse_ipv4(bridge_ip)
-        self.host_ips = None if host_ips is None else list(host_ips)
-        hosts4, hosts6 = parse_hosts(self.host_ips) if self.host_ips is not None else ([self.bridge], [])
+    def __init__(self, spec: BucketSpec | None = None, /, *, first_t_ns: int | None = None,
+                 track_sets: bool = False, **options: Unpack[BucketOptions]) -> None:
+        """``spec`` (or the bucket options as keywords, see :class:`~fastpcap.BucketSpec`)
+        says how packets make rows.  ``first_t_ns``: the capture's first timestamp, when the
+        packets fed are not the capture's first (a byte range of it); it fixes the buckets'
+        origin.  ``track_sets``: also keep the first bucket's distinct values
+        (``first_sets``), for :meth:`splice`.  Packets of ``PACKET6_DTYPE`` (the extended
+        decode) count IPv6 too."""
+        self.spec = spec = BucketSpec.make(spec, **options)
+        self.bucket_ms = spec.bucket_ms
+        self.bucket_ns = spec.bucket_ns
+        hosts4, hosts6 = spec.hosts()
         self._hosts4 = np.array(hosts4, dtype=np.uint32)
         self._hosts6 = np.array(hosts6, dtype=np.uint64).reshape(-1, 2)  # each as two big-endian halves
-        if size not in SIZES:
-            raise ValueError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
-        self.size = size
-        self.t_mono_origin_ns = int(t_mono_origin_ns)
-        self.max_gap_s = max_gap_s
-        self.max_gap_ns = gap_cap_ns(max_gap_s)
+        self._wire = spec.size == "wire"
+        self.t_mono_origin_ns = spec.t_mono_origin_ns
+        self.max_gap_ns = spec.max_gap_ns
         self.gaps = GapStats()
         self.packets = 0  # packets fed so far
         self.rows = 0  # rows yielded so far
@@ -326,7 +259,7 @@ class Bucketer:
         udp = any_ip & (proto == 17)
         flags = packets["tcp_flags"]  # 0 unless TCP with ports decoded (PACKET_DTYPE's contract)
         syn = tcp & ((flags & 0x02) != 0)
-        size = packets["wirelen" if self.size == "wire" else "caplen"].astype(np.int64)
+        size = packets["wirelen" if self._wire else "caplen"].astype(np.int64)
         if len(self._hosts4) == 1:
             out = ip & (packets["src_ip"] == self._hosts4[0])
         elif not len(self._hosts4):

@@ -29,6 +29,7 @@ import numpy as np
 from . import _backend
 from .buckets import Bucketer
 from .errors import CaptureError
+from .options import BucketSpec
 from .reader import GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, CaptureReader, PcapHeader, PcapReader, max_caplen
 
 #: Ranges smaller than this are not worth a process of their own.
@@ -80,8 +81,8 @@ class Segment:
 class _CollectingBucketer(Bucketer):
     """A bucketer that keeps its non-empty buckets instead of writing rows."""
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, spec: BucketSpec, first_t_ns: int) -> None:
+        super().__init__(spec, first_t_ns=first_t_ns, track_sets=True)
         self.collected: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def _write(self, buckets, rows, first_no, first_off):  # type: ignore[override]
@@ -149,7 +150,7 @@ def _worker(conn, *args: object) -> None:
 
 
 def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, stop: int,
-             end: int, bucket_kw: dict) -> Segment:
+             end: int, spec: BucketSpec) -> Segment:
     _backend.use(backend)
     with PcapReader(path) as reader:
         if first:
@@ -158,7 +159,7 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
             begin = find_record_start(reader, start, stop, end, first_t_ns // 1_000_000_000)
         if begin is None:
             return Segment(start=None)
-        bucketer = _CollectingBucketer(first_t_ns=first_t_ns, track_sets=True, **bucket_kw)
+        bucketer = _CollectingBucketer(spec, first_t_ns)
         try:
             for chunk in reader.walk(begin, stop=stop, end=end):
                 for _ in bucketer.feed(chunk):
@@ -222,9 +223,6 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
     starts = plan(size, jobs)
     stats = reader.split_stats = {"ranges": len(starts) - 1, "spliced": 0, "walked_here": 0,
                                   "crashed": 0}
-    bucket_kw = dict(bucket_ms=bucketer.bucket_ms, bridge_ip=bucketer.bridge_ip,
-                     t_mono_origin_ns=bucketer.t_mono_origin_ns, max_gap_s=bucketer.max_gap_s,
-                     host_ips=bucketer.host_ips, size=bucketer.size)
     import multiprocessing  # here, not at the top: one-process runs need not import it
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -236,7 +234,7 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
             receive, send = context.Pipe(duplex=False)
             process = context.Process(target=_worker, daemon=True, args=(
                 send, reader.path, _backend.name(), k == 0, first_t_ns, starts[k], starts[k + 1],
-                size, bucket_kw))
+                size, bucketer.spec))
             process.start()
             send.close()
             workers.append((process, receive))

@@ -29,6 +29,7 @@ import numpy as np
 from . import _backend, _pure
 from .compression import CorruptStream
 from .errors import CaptureError
+from .options import DECODES
 
 #: Packets per chunk yielded by :func:`iter_packets` (the walk also stops at a block's end).
 DEFAULT_CHUNK_PACKETS = 1 << 14
@@ -46,8 +47,6 @@ _MAGICS: dict[bytes, tuple[Literal["little", "big"], bool]] = {
     bytes.fromhex("a1b23c4d"): ("big", True),
 }
 
-#: The decodes: the spec's, and the extended one (docs/data-model.md).
-DECODES = ("reference", "extended")
 #: Link types whose header the walker decodes; frames of any other one count by size only.
 DECODED_LINKTYPES = _pure.DECODED_LINKTYPES
 
