@@ -72,6 +72,7 @@ cdef enum:
     C_WALK_BLOCK = 2        # pcapng: a section header or interface block for the caller to read
     C_WALK_BAD_BLOCK = 3    # pcapng: a block whose length is impossible
     C_WALK_BAD_INTERFACE = 4  # pcapng: a packet block on an interface the section lacks
+    C_WALK_BAD_TIMESTAMP = 5  # pcapng: a packet block whose time does not fit int64 nanoseconds
     C_LINKTYPE_ETHERNET = 1
 
 DEC_LINK = C_DEC_LINK
@@ -84,6 +85,7 @@ WALK_BAD_CAPLEN = C_WALK_BAD_CAPLEN
 WALK_BLOCK = C_WALK_BLOCK
 WALK_BAD_BLOCK = C_WALK_BAD_BLOCK
 WALK_BAD_INTERFACE = C_WALK_BAD_INTERFACE
+WALK_BAD_TIMESTAMP = C_WALK_BAD_TIMESTAMP
 LINKTYPE_ETHERNET = C_LINKTYPE_ETHERNET
 #: Link types whose header decode_frame() decodes (the others count by size only).
 DECODED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
@@ -301,12 +303,44 @@ def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet_t[::1]
 
 cdef extern from *:
     """
-    static inline uint64_t fp_scale_binary(uint64_t ts, unsigned int shift) {
-        /* floor(ts * 10^9 / 2^shift), exact, kept to 64 bits */
-        return (uint64_t)(((unsigned __int128)ts * 1000000000u) >> shift);
+    /* A pcapng timestamp in nanoseconds, exactly (128-bit arithmetic, floor division), or 0
+       when it does not fit in an int64: mode 0 multiplies by factor, 1 divides (a factor of
+       0, too large for 64 bits, gives 0), 2 is binary (factor is the shift); then + offset_s
+       seconds.  The 64 bits are an unsigned count; when that does not fit but the same bits
+       read as a signed count do (a writer that stored a negative relative time), the signed
+       reading is used. */
+    static inline __int128 fp_scale_one(__int128 ts, int32_t mode, uint64_t factor, int64_t offset_s) {
+        __int128 ns;
+        if (mode == 0) {
+            ns = ts * (__int128)factor;
+        } else if (mode == 1) {
+            if (!factor)
+                ns = 0;
+            else {
+                ns = ts / (__int128)factor;
+                if (ts % (__int128)factor != 0 && ts < 0)
+                    ns -= 1;
+            }
+        } else {
+            ns = (ts * 1000000000) >> factor;  /* arithmetic: floors, as Python's >> */
+        }
+        return ns + (__int128)offset_s * 1000000000;
+    }
+    static inline int fp_fits(__int128 ns) {
+        return ns >= (__int128)INT64_MIN && ns <= (__int128)INT64_MAX;
+    }
+    static inline int fp_scale_ts(uint64_t ts, int32_t mode, uint64_t factor, int64_t offset_s,
+                                  int64_t *out) {
+        __int128 ns = fp_scale_one((__int128)ts, mode, factor, offset_s);
+        if (!fp_fits(ns) && (ts >> 63))
+            ns = fp_scale_one((__int128)(int64_t)ts, mode, factor, offset_s);
+        if (!fp_fits(ns))
+            return 0;
+        *out = (int64_t)ns;
+        return 1;
     }
     """
-    uint64_t fp_scale_binary(uint64_t ts, unsigned int shift) noexcept nogil
+    bint fp_scale_ts(uint64_t ts, int32_t mode, uint64_t factor, int64_t offset_s, int64_t* out) noexcept nogil
 
 
 cdef inline uint32_t rd32(const uint8_t* p, bint swapped) noexcept nogil:
@@ -315,18 +349,6 @@ cdef inline uint32_t rd32(const uint8_t* p, bint swapped) noexcept nogil:
 
 cdef inline uint16_t rd16(const uint8_t* p, bint swapped) noexcept nogil:
     return be16(p) if swapped else <uint16_t>(p[0] | (<uint16_t>p[1] << 8))
-
-
-cdef inline int64_t scale_ts(uint64_t ts, int32_t mode, uint64_t factor, int64_t offset_ns) noexcept nogil:
-    """Interface time units to ns: mode 0 multiplies, 1 divides (0: always 0), 2 is binary."""
-    cdef uint64_t ns
-    if mode == 0:
-        ns = ts * factor
-    elif mode == 1:
-        ns = ts // factor if factor else 0
-    else:
-        ns = fp_scale_binary(ts, <unsigned int>factor)
-    return <int64_t>(ns + <uint64_t>offset_ns)
 
 
 cdef inline uint32_t min_block_length(uint32_t btype) noexcept nogil:
@@ -350,7 +372,7 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
     Packet blocks (enhanced, simple, obsolete) are decoded; other blocks are skipped, but a
     section header or interface description stops the walk (``WALK_BLOCK``: the caller reads
     it and calls again).  ``if_*`` describe the section's interfaces: link type, snap length,
-    largest captured length, and how to turn timestamps into ns.  Returns ``(pos, n,
+    largest captured length, and how to turn timestamps into ns (``if_tsoffset`` in seconds).  Returns ``(pos, n,
     status)`` as :func:`walk` does; ``pos`` is the offset of the block the walk stopped at.
     """
     cdef Py_ssize_t pos = start
@@ -360,6 +382,7 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
     cdef int status = C_WALK_OK
     cdef uint32_t btype, blen, iface, caplen, orig, room
     cdef uint64_t ts
+    cdef int64_t t_ns
     cdef bint timed
     cdef const uint8_t* base
     cdef const uint8_t* p
@@ -403,6 +426,9 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
                     break
                 orig = rd32(p + 24, swapped)
                 ts = (<uint64_t>rd32(p + 12, swapped) << 32) | rd32(p + 16, swapped)
+                if not fp_scale_ts(ts, if_tsmode[iface], if_tsfactor[iface], if_tsoffset[iface], &t_ns):
+                    status = C_WALK_BAD_TIMESTAMP
+                    break
                 timed = True
                 frame = p + 28
             elif btype == 3:  # simple packet block: interface 0, no timestamp
@@ -425,7 +451,7 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
                 continue
             r = &out[n]
             memset(r, 0, sizeof(r[0]))
-            r.t_ns = scale_ts(ts, if_tsmode[iface], if_tsfactor[iface], if_tsoffset[iface]) if timed else 0
+            r.t_ns = t_ns if timed else 0
             r.offset = base_offset + pos
             r.caplen = caplen
             r.wirelen = orig

@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
+
+# No deadlines: speed is measured by the benchmarks, never by a timed test (a loaded machine
+# would make a deadline fail for nothing).
+settings.register_profile("fastpcap", deadline=None)
+settings.load_profile("fastpcap")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -187,8 +187,7 @@ def dotted(addr4: bytes) -> str:
     return ".".join(str(b) for b in addr4)
 
 
-def wrap_int64(x: int) -> int:
-    return ((x + (1 << 63)) % (1 << 64)) - (1 << 63)
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 # ---------------------------------------------------------------------------
@@ -751,8 +750,17 @@ def parse_idb(body: bytes, bo: str) -> Interface:
 
 
 def pcapng_t_ns(ts: int, iface: Interface) -> int:
-    """ts (in if_tsresol units) -> ns since the epoch, exactly, floored, wrapped to int64."""
-    return wrap_int64(ts * 1_000_000_000 // iface.units_per_s + iface.offset_s * 1_000_000_000)
+    """ts (in if_tsresol units) -> ns since the epoch, exactly, floored.  The 64 bits are an
+    unsigned count; if that gives a time int64 cannot hold and the top bit is set, the bits
+    are read as a signed count instead (data-model.md).  May still not fit: the caller
+    refuses that."""
+    def ns(units: int) -> int:
+        return units * 1_000_000_000 // iface.units_per_s + iface.offset_s * 1_000_000_000
+
+    t = ns(ts)
+    if not INT64_MIN <= t <= INT64_MAX and ts >= 1 << 63:
+        t = ns(ts - (1 << 64))
+    return t
 
 
 def block_limit(interfaces: list[Interface]) -> int:
@@ -856,6 +864,8 @@ def walk_pcapng(data: bytes, result: OracleResult):
                     err(f"pcapng: {name} captured length {caplen} is larger than the block holds ({holds})")
                 frame = body[20 : 20 + caplen]
                 t_ns = pcapng_t_ns(ts_hi << 32 | ts_lo, iface)
+                if not INT64_MIN <= t_ns <= INT64_MAX:
+                    err(f"pcapng: {name} timestamp {t_ns} ns does not fit in an int64")
             lmax = max_incl_len(iface.linktype)
             if caplen > lmax:
                 err(f"pcapng: {name} captured length {caplen} exceeds the maximum {lmax} "
@@ -1065,12 +1075,18 @@ def oracle(
 
         if origin is None:
             origin = t_ns - (t_ns % bucket_ns)
+            if origin < INT64_MIN or not INT64_MIN <= origin - t_mono_origin_ns <= INT64_MAX:
+                raise OracleError(offset, "the first bucket starts before int64 can hold")
             running_max = t_ns
             open_idx = 0
             open_bucket = new_bucket()
         else:
             running_max = max(running_max, t_ns)
+            if running_max - origin > INT64_MAX:
+                raise OracleError(offset, "more than 2**63 - 1 ns after the first bucket's start")
             idx = (running_max - origin) // bucket_ns
+            if origin + idx * bucket_ns - t_mono_origin_ns > INT64_MAX:
+                raise OracleError(offset, "t_mono_ns does not fit in an int64")
             if idx > open_idx:
                 emit(open_idx, open_bucket)
                 empties = idx - open_idx - 1

@@ -14,6 +14,7 @@ import pytest
 
 import fastpcap
 from fastpcap.info import FIELDS, capture_info, to_text
+from fastpcap.pcapng import Interface
 
 from conftest import CORPUS
 from pcapgen import Rec, compress, epb, eth, idb, ipv4, pcap, pcapng, shb, tcp, udp
@@ -87,25 +88,53 @@ def test_matches_capinfos(name: str) -> None:
                             capture_output=True, text=True, check=True).stdout.rstrip("\n").split("\t")
     _, packets, data_size, earliest, latest = fields
     info = capture_info(path)
-    assert info["packets"] == int(packets)
-    assert info["wire_bytes"] == int(data_size)  # capinfos's data size sums original lengths
+    if ".-" in earliest + latest:  # capinfos cannot print a fraction of a second >= 1 s
+        assert info["packets"] == int(packets) and info["error"] is None
+        return
     if earliest == "n/a":
-        assert info["first_ns"] is None
-    elif ".-" not in earliest + latest:  # capinfos cannot print a fraction of a second >= 1 s
-        first, last = _ns(earliest), _ns(latest)
-        if all(-(2**63) <= t < 2**63 for t in (first, last)):
-            assert (info["first_ns"], info["last_ns"]) == (first, last)
-        else:  # beyond int64 ns (year 2262), fastpcap's timestamps wrap (docs/data-model.md) and
-            # capinfos's earliest/latest are not comparable: compare with tshark packet by packet
-            times = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch"],
-                                   capture_output=True, text=True, check=True).stdout.split()
-            wrapped = [_wrap(_ns(t)) for t in times]
-            assert (info["first_ns"], info["last_ns"]) == (min(wrapped), max(wrapped))
-            assert list(fastpcap.read_packets(path)["t_ns"]) == wrapped
+        assert (info["packets"], info["first_ns"], info["error"]) == (int(packets), None, None)
+        return
+    first, last = _ns(earliest), _ns(latest)
+    if all(-(2**63) <= t < 2**63 for t in (first, last)):
+        assert (info["packets"], info["error"]) == (int(packets), None)
+        assert info["wire_bytes"] == int(data_size)  # capinfos's data size sums original lengths
+        assert (info["first_ns"], info["last_ns"]) == (first, last)
+        return
+    # Times beyond int64 ns (before 1677, after 2262): compare with tshark packet by packet.
+    expected, offending = _int64_times(path)
+    assert info["packets"] == len(expected)
+    assert (info["first_ns"], info["last_ns"]) == ((min(expected), max(expected)) if expected else (None, None))
+    if offending is None:
+        assert info["error"] is None and len(expected) == int(packets)
+        assert fastpcap.read_packets(path)["t_ns"].tolist() == expected
+    else:  # fastpcap stops with an error at the first packet int64 ns cannot hold either way
+        assert "outside what a signed 64-bit count of nanoseconds holds" in info["error"]
+        assert f"{offending} ns since the epoch" in info["error"]
 
 
-def _wrap(ns: int) -> int:
-    return (ns + 2**63) % 2**64 - 2**63
+def _int64_times(path: Path) -> tuple[list[int], int | None]:
+    """tshark's packet times as fastpcap reads them (docs/data-model.md, pcapng): the
+    unsigned count when its time fits int64 ns, else the same bits read as a signed count
+    (2**64 units earlier) when that fits; ``offending`` is the first time neither fits."""
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch",
+                          "-e", "frame.interface_id"], capture_output=True, text=True, check=True).stdout
+    with fastpcap.open_capture(path) as reader:
+        try:
+            for _ in reader:  # reads the interfaces' resolutions (fastpcap's IDB parse, tested elsewhere)
+                pass
+        except fastpcap.CaptureError:
+            pass
+        units = [Interface(0, 0, i.tsresol).ns(1 << 64) for i in reader.interfaces]  # type: ignore[attr-defined]
+    times: list[int] = []
+    for line in out.splitlines():
+        text, iface = line.split("\t")
+        t = _ns(text)
+        if not -(2**63) <= t < 2**63:
+            t -= units[int(iface)]
+            if not -(2**63) <= t < 2**63:
+                return times, _ns(text)
+        times.append(t)
+    return times, None
 
 
 def _ns(text: str) -> int:

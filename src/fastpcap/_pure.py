@@ -48,6 +48,7 @@ WALK_BAD_CAPLEN = 1
 WALK_BLOCK = 2
 WALK_BAD_BLOCK = 3
 WALK_BAD_INTERFACE = 4
+WALK_BAD_TIMESTAMP = 5
 
 LINKTYPE_ETHERNET = 1
 
@@ -103,22 +104,28 @@ def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: 
     return pos, n, status
 
 
-_U64 = (1 << 64) - 1
 _MIN_BLOCK = {6: 32, 2: 32, 1: 20, 3: 16}  # shortest total length per block type (its fixed fields)
 _U32x2_LE = struct.Struct("<II")
 _U32x2_BE = struct.Struct(">II")
 
 
-def _scale_ts(ts: int, mode: int, factor: int, offset_ns: int) -> int:
-    """Interface time units to ns, exactly as the compiled core does (64-bit wrap)."""
+def _scale_ts(ts: int, mode: int, factor: int, offset_s: int) -> int | None:
+    """Interface time units to ns, exactly as the compiled core does; ``None`` when the
+    time does not fit in an int64 (read unsigned, then, if the top bit is set, signed)."""
+    ns = _scale_one(ts, mode, factor, offset_s)
+    if not -(1 << 63) <= ns < (1 << 63) and ts >> 63:
+        ns = _scale_one(ts - (1 << 64), mode, factor, offset_s)
+    return ns if -(1 << 63) <= ns < (1 << 63) else None
+
+
+def _scale_one(ts: int, mode: int, factor: int, offset_s: int) -> int:
     if mode == 0:
         ns = ts * factor
     elif mode == 1:
         ns = ts // factor if factor else 0
     else:
         ns = (ts * 1_000_000_000) >> factor
-    ns = (ns + offset_ns) & _U64
-    return ns - (1 << 64) if ns >> 63 else ns
+    return ns + offset_s * 1_000_000_000
 
 
 def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: bool,
@@ -174,6 +181,9 @@ def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, sw
             high, low = pair(buf, pos + 12)
             t_ns = _scale_ts(high << 32 | low, int(if_tsmode[iface]), int(if_tsfactor[iface]),
                              int(if_tsoffset[iface]))
+            if t_ns is None:
+                status = WALK_BAD_TIMESTAMP
+                break
             found.append((pos, pos + 28, caplen, u32(buf, pos + 24)[0], iface, t_ns))
         elif btype == 3:
             if nif == 0:

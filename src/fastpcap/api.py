@@ -11,7 +11,7 @@ import numpy as np
 
 from ._output import check_not_input, open_output
 from .buckets import ROW_DTYPE, Bucketer
-from .errors import GapWarning, LinkTypeWarning
+from .errors import CaptureError, GapWarning, LinkTypeWarning
 from .jsonl import write_rows
 from .options import BucketSpec, Seconds
 from .parallel import bucketize_parallel, splits_worthwhile, usable_jobs
@@ -80,6 +80,10 @@ def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
     try:
         yield from blocks
         yield from bucketer.finish()
+    except CaptureError as exc:
+        if exc.path is None and reader is not None:  # the bucket rule's error, for this capture
+            raise reader.error(exc.offset, exc.problem) from None
+        raise
     finally:
         if reader is not None:
             reader.close()

@@ -21,7 +21,8 @@ import numpy as np
 
 from . import _backend
 from ._pure import DEC_IPV4, DEC_IPV6, DEC_PORTS
-from .options import BucketSpec
+from .errors import CaptureError
+from .options import INT64_MAX, INT64_MIN, BucketSpec
 
 if TYPE_CHECKING:
     from .options import BucketOptions, Unpack
@@ -119,15 +120,16 @@ class Bucketer:
         if n == 0:
             return
         t = packets["t_ns"].astype(np.int64, copy=False)
+        origin, runmax = self._origin, self._runmax
         if self.packets == 0:
-            first = int(t[0])
-            if self._origin is None:
-                self._origin = first - first % self.bucket_ns
-            self._runmax = first
+            runmax = int(t[0])
+            if origin is None:
+                origin = runmax - runmax % self.bucket_ns
         tmax = np.maximum.accumulate(t)
-        np.maximum(tmax, self._runmax, out=tmax)
-        self._runmax = int(tmax[-1])
-        idx = np.floor_divide(tmax - self._origin, self.bucket_ns)
+        np.maximum(tmax, runmax, out=tmax)
+        self._check_times(packets, tmax, origin)
+        self._origin, self._runmax = origin, int(tmax[-1])
+        idx = np.floor_divide(tmax - origin, self.bucket_ns)
 
         starts = np.concatenate(([0], np.flatnonzero(idx[1:] != idx[:-1]) + 1))
         buckets = idx[starts]
@@ -150,6 +152,35 @@ class Bucketer:
         self._open_row = rows[-1].copy()
         self._open_first = (int(first_no[-1]), int(first_off[-1]))
         self.packets += n
+
+    def _check_times(self, packets: np.ndarray, tmax: np.ndarray, origin: int) -> None:
+        """Refuse times whose buckets int64 nanoseconds cannot hold (every one a capture can
+        hold either works or is this error, naming the packet)."""
+        bucket_ns, tmo = self.bucket_ns, self.t_mono_origin_ns
+        if self.packets == 0:
+            if origin < INT64_MIN:
+                raise self._time_error(packets, 0, (
+                    f"its timestamp, {int(packets['t_ns'][0])} ns since the epoch, falls in a bucket that would "
+                    "start before the earliest time a signed 64-bit count of nanoseconds holds"))
+            if origin - tmo < INT64_MIN:
+                raise self._time_error(packets, 0, self._mono_problem(origin))
+        if origin + INT64_MAX < int(tmax[-1]):  # the span from the first bucket overflows
+            i = int(np.argmax(tmax > origin + INT64_MAX))
+            raise self._time_error(packets, i, (
+                f"its timestamp, {int(packets['t_ns'][i])} ns since the epoch, is more than 2**63 ns (about 292 "
+                f"years) after the start of the capture's first bucket ({origin} ns)"))
+        last_start = origin + (int(tmax[-1]) - origin) // bucket_ns * bucket_ns
+        if last_start - tmo > INT64_MAX:
+            starts = origin + (tmax - origin) // bucket_ns * bucket_ns
+            i = int(np.argmax(starts > tmo + INT64_MAX))
+            raise self._time_error(packets, i, self._mono_problem(int(starts[i])))
+
+    def _mono_problem(self, start: int) -> str:
+        return (f"its bucket starts at {start} ns, which minus t_mono_origin_ns ({self.t_mono_origin_ns}) does "
+                "not fit in the signed 64-bit t_mono_ns")
+
+    def _time_error(self, packets: np.ndarray, i: int, problem: str) -> CaptureError:
+        return CaptureError(None, int(packets["offset"][i]), f"packet {self.packets + i + 1}: {problem}")
 
     def finish(self) -> Iterator[np.ndarray]:
         """Write the open bucket, if any."""

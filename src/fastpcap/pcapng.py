@@ -39,17 +39,29 @@ class Interface:
     tsoffset: int = 0  # if_tsoffset, seconds
 
     def scale(self) -> tuple[int, int, int]:
-        """(mode, factor, offset ns) for the walker: ns = ts*factor (mode 0), ts//factor
-        (mode 1; factor 0 means 0), or (ts*10^9) >> factor (mode 2); then + offset, in 64 bits."""
-        offset = (self.tsoffset * 1_000_000_000) & _U64
-        offset = offset - (1 << 64) if offset >> 63 else offset
+        """(mode, factor, offset s) for the walker: ns = ts*factor (mode 0), ts//factor
+        (mode 1; factor 0, too large for 64 bits, means 0), or (ts*10^9) >> factor (mode 2);
+        then + offset seconds.  The walker computes it exactly, and refuses a time that does
+        not fit in an int64."""
         v = self.tsresol
         if v >= 128:
-            return 2, v - 128, offset
+            return 2, v - 128, self.tsoffset
         if v <= 9:
-            return 0, 10 ** (9 - v), offset
+            return 0, 10 ** (9 - v), self.tsoffset
         factor = 10 ** (v - 9)
-        return 1, factor if factor <= _U64 else 0, offset
+        return 1, factor if factor <= _U64 else 0, self.tsoffset
+
+    def ns(self, ts: int) -> int:
+        """A timestamp of this interface in nanoseconds since the epoch, exactly, read as an
+        unsigned count (the walker also tries a signed reading when this does not fit)."""
+        mode, factor, offset = self.scale()
+        if mode == 0:
+            scaled = ts * factor
+        elif mode == 1:
+            scaled = ts // factor if factor else 0
+        else:
+            scaled = (ts * 1_000_000_000) >> factor
+        return scaled + offset * 1_000_000_000
 
 
 def is_prefix(head: bytes) -> bool:
@@ -228,6 +240,10 @@ class PcapngReader(CaptureReader):
         if status == impl.WALK_BAD_INTERFACE:
             return (f"{name} on interface {iface}, but the section describes "
                     f"{len(section)} interface(s); the file is corrupt")
+        if status == impl.WALK_BAD_TIMESTAMP:
+            ns = section[iface].ns(win.u32(12, byteorder) << 32 | win.u32(16, byteorder))
+            return (f"{name} on interface {iface} has a timestamp of {ns} ns since the epoch, "
+                    "outside what a signed 64-bit count of nanoseconds holds (years 1677 to 2262)")
         linktype = section[iface].linktype
         if btype == SPB:
             caplen = min(win.u32(8, byteorder), length - 16)

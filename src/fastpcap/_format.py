@@ -1,0 +1,103 @@
+"""Container facts shared by both twins of the core and the readers: one home for each.
+
+The compiled core (``src/_fastpcap.pyx``) keeps its own C enums for the codes below (C code
+cannot import Python constants into ``nogil`` loops); ``tests/test_backend.py`` checks that
+they are equal.  Nothing here imports numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# -- bits of a packet's ``decoded`` field (docs/data-model.md) ---------------------------
+DEC_LINK = 1  # link header decoded: ethertype is valid
+DEC_IPV4 = 2  # IPv4 header decoded: ip_proto, src_ip, dst_ip are valid
+DEC_PORTS = 4  # TCP or UDP header decoded: ports (and TCP flags) are valid
+DEC_IPV6 = 8  # extended decode: IPv6 header decoded (src_ip6, dst_ip6, ip_proto)
+DEC_FRAGMENT = 16  # extended decode: a non-first fragment (no ports, no flags)
+
+# -- why a walk stopped: the ``status`` the walkers return ------------------------------
+WALK_OK = 0  # a partial record or block, the end of the bytes given, or the output full
+WALK_BAD_CAPLEN = 1  # a record/packet block claims more captured bytes than its link type allows
+WALK_BLOCK = 2  # pcapng: a section header or interface description, for the reader to read
+WALK_BAD_INTERFACE = 4  # pcapng: a packet block on an interface the section has not described
+WALK_BAD_TIMESTAMP = 5  # pcapng: a packet block whose time does not fit int64 nanoseconds
+WALK_SHORT_BLOCK = 6  # pcapng: a total length below the block type's fixed fields
+WALK_UNALIGNED_BLOCK = 7  # pcapng: a total length that is not a multiple of 4
+WALK_HUGE_BLOCK = 8  # pcapng: a total length above the section's limit
+WALK_BAD_TRAILER = 9  # pcapng: the trailing copy of the total length differs
+WALK_CAPLEN_BEYOND_BLOCK = 10  # pcapng: a captured length larger than the block holds
+
+# -- classic pcap -------------------------------------------------------------------------
+GLOBAL_HEADER_SIZE = 24
+RECORD_HEADER_SIZE = 16
+#: The four encodings of the two classic-pcap magics: (byte order, nanosecond timestamps).
+PCAP_MAGICS: dict[bytes, tuple[Literal["little", "big"], bool]] = {
+    bytes.fromhex("d4c3b2a1"): ("little", False),
+    bytes.fromhex("4d3cb2a1"): ("little", True),
+    bytes.fromhex("a1b2c3d4"): ("big", False),
+    bytes.fromhex("a1b23c4d"): ("big", True),
+}
+
+
+def classic_t_ns(ts_sec: int, ts_frac: int, nsec: bool) -> int:
+    """A classic record's time in ns (the spec's formula; the fraction is not normalised)."""
+    return ts_sec * 1_000_000_000 + ts_frac * (1 if nsec else 1000)
+
+
+# -- pcapng -------------------------------------------------------------------------------
+SHB = 0x0A0D0D0A  # section header block (the same bytes in either byte order)
+IDB = 1  # interface description block
+OPB = 2  # packet block (obsolete)
+SPB = 3  # simple packet block
+EPB = 6  # enhanced packet block
+PCAPNG_MAGIC = SHB.to_bytes(4, "little")
+#: The section header's byte-order magic 0x1A2B3C4D as it reads in each byte order.
+BYTE_ORDER_MAGICS: dict[bytes, Literal["little", "big"]] = {
+    bytes.fromhex("4d3c2b1a"): "little",
+    bytes.fromhex("1a2b3c4d"): "big",
+}
+BLOCK_NAMES = {SHB: "section header block", IDB: "interface description block",
+               EPB: "enhanced packet block", SPB: "simple packet block", OPB: "packet block"}
+#: The shortest total length of each block type (its fixed fields); 12 for any other type.
+MIN_BLOCK_LENGTH = {SHB: 28, IDB: 20, EPB: 32, OPB: 32, SPB: 16}
+ANY_MIN_BLOCK_LENGTH = 12
+#: The largest block before any interface raises it (libpcap: 16 MiB, or the largest record
+#: the section's link types allow plus 1 MiB).
+MIN_MAX_BLOCK = 16 << 20
+OPT_ENDOFOPT = 0
+OPT_IF_TSRESOL = 9
+OPT_IF_TSOFFSET = 14
+
+
+def block_name(btype: int) -> str:
+    return BLOCK_NAMES.get(btype, f"block of type 0x{btype:08x}")
+
+
+def max_block(linktypes: list[int]) -> int:
+    """The largest total length a block of a section with these interfaces may have."""
+    return max([MIN_MAX_BLOCK] + [max_caplen(lt) + (1 << 20) for lt in linktypes])
+
+
+# -- link types ---------------------------------------------------------------------------
+LINKTYPE_NAMES = {
+    0: "NULL", 1: "EN10MB", 9: "PPP", 12: "RAW", 14: "RAW", 101: "RAW", 104: "C_HDLC",
+    105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP", 228: "IPV4",
+    229: "IPV6", 231: "DBUS", 239: "NFLOG", 276: "LINUX_SLL2",
+}
+#: Link types whose header the walkers decode; frames of any other one count by size only.
+DECODED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
+
+# libpcap refuses records longer than this (max_snaplen_for_dlt): a corrupt or fuzzed file.
+_MAX_CAPLEN_DEFAULT = 262144
+_MAX_CAPLEN = {231: 128 << 20, 279: 8 << 20, 249: 1 << 20}  # DBUS, EBHSCR, USBPCAP
+
+
+def max_caplen(linktype: int) -> int:
+    """The largest captured length libpcap accepts for ``linktype``."""
+    return _MAX_CAPLEN.get(linktype, _MAX_CAPLEN_DEFAULT)
+
+
+def linktype_name(linktype: int) -> str:
+    """``LINKTYPE_ETHERNET``-style short name, e.g. ``"EN10MB(1)"``."""
+    return f"{LINKTYPE_NAMES.get(linktype, 'LINKTYPE')}({linktype})"
