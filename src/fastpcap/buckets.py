@@ -125,6 +125,7 @@ class Bucketer:
             runmax = int(t[0])
             if origin is None:
                 origin = runmax - runmax % self.bucket_ns
+        assert origin is not None  # fixed by the first packet (or the caller) before any other
         tmax = np.maximum.accumulate(t)
         np.maximum(tmax, runmax, out=tmax)
         self._check_times(packets, tmax, origin)
