@@ -475,12 +475,10 @@ class _IsalGzip(_Stream):
     def _header(self) -> bool:
         """Read a member header (RFC 1952) as zlib does; False if the data ends in it."""
         start = self._here()
-        if not self._need(3):
+        if not self._need(4):  # zlib reads the method and the flags together
             return False
         if self._input[2] != 8:
-            raise _Failed("unknown compression method", start + 2)
-        if not self._need(4):
-            return False
+            raise _Failed("unknown compression method", start + 3)
         flags = self._input[3]
         if flags & 0xE0:
             raise _Failed("unknown header flags set", start + 3)
@@ -599,7 +597,11 @@ def _problem(exc: BaseException) -> str:
     for prefix in ("zstd decompress error: ", "LZ4F_decompress failed with code: "):
         text = text.replace(prefix, "")
     text = re.sub(r"^Error -?\d+ (while decompressing data: )?", "", text)  # zlib's and isal's
-    return (text[:1].lower() + text[1:]) or type(exc).__name__
+    if text.startswith("ERROR_"):  # lz4's error names: ERROR_contentChecksum_invalid
+        text = text[6:].replace("_", " ")
+    if text[1:2].islower():  # "Corrupt input data" reads on after the colon
+        text = text[:1].lower() + text[1:]
+    return text or type(exc).__name__
 
 
 def _zlib() -> Any:
