@@ -100,10 +100,6 @@ class _Failed(Exception):
         self.offset = offset
 
 
-class _ReplayEnded(Exception):
-    """Decoding the failing stretch again reached its end without the failure."""
-
-
 @dataclass
 class _Checkpoint:
     """Where decoding can start again: the compressed ``offset`` and decompressed ``produced``
@@ -120,10 +116,7 @@ class _Replay:
     """The input while a failing stretch is decoded again: pieces of the usual size up to
     ``safe`` (decoded without error before), then pieces of ``step`` bytes up to ``end``."""
 
-    def __init__(self, failed: _Failed, at: int, data: bytes | None, start: int, safe: int, end: int,
-                 step: int) -> None:
-        self.failed = failed
-        self.at = at  # the last compressed byte read when the failure was first seen
+    def __init__(self, data: bytes | None, start: int, safe: int, end: int, step: int) -> None:
         self.data = data
         self.start = start
         self.safe = safe
@@ -181,8 +174,9 @@ class _Stream:
                 data = b"".join(parts)
             self._raw_pos += len(data)
         else:
-            if self._pos >= replay.end:
-                raise _ReplayEnded
+            if self._pos >= replay.end:  # past the failing stretch, and no failure (zlib took
+                self._replay = None  # what ISA-L did not): decode on as usual
+                return self._read(size)
             size = min(size, replay.safe - self._pos) if self._pos < replay.safe else replay.step
             size = min(size, replay.end - self._pos)
             if replay.data is not None:
@@ -193,8 +187,6 @@ class _Stream:
                 while len(data) < size and (more := self.raw.read(size - len(data))):
                     data += more
                 self._raw_pos += len(data)
-            if not data:
-                raise _ReplayEnded
         self._pos += len(data)
         return data
 
@@ -207,14 +199,9 @@ class _Stream:
             try:
                 out = self._decode()
             except _Failed as failed:
-                if failed.offset is None and self._start_replay(failed, self._pos - 1):
+                if failed.offset is None and self._start_replay():
                     continue
                 raise self._fail(failed.problem, failed.offset, exact=True) from None
-            except _ReplayEnded:
-                assert self._replay is not None
-                raise self._fail(self._replay.failed.problem, self._replay.at, exact=False) from None
-            if not out and self._replay is not None:  # the replay ended where the first run failed
-                raise self._fail(self._replay.failed.problem, self._replay.at, exact=False)
             start = self._produced
             self._produced += len(out)
             if start < self.delivered:  # a replay passing what was delivered already
@@ -224,26 +211,27 @@ class _Stream:
             self.delivered += len(out)
             return out
 
-    def _start_replay(self, failed: _Failed, at: int) -> bool:
+    def _start_replay(self) -> bool:
         """Restore the checkpoint and decode again, more finely than the last time; False
         when this cannot be done (the input cannot be read again) or was done byte by byte."""
         replay = self._replay
         if replay is None:
-            step, end, first = _REPLAY_STEPS[0], self._pos, failed
+            step, end = _REPLAY_STEPS[0], self._pos
         elif replay.step == _REPLAY_STEPS[-1]:
             return False
         else:
-            step = _REPLAY_STEPS[_REPLAY_STEPS.index(replay.step) + 1]
-            end, first, at = replay.end, replay.failed, replay.at
+            step, end = _REPLAY_STEPS[_REPLAY_STEPS.index(replay.step) + 1], replay.end
         checkpoint = self._checkpoint
         safe = max(self._ok, checkpoint.offset)
-        if checkpoint.data is None:
+        if checkpoint.data is not None:  # the input of the failing call: the file is read on after it
+            end = min(end, checkpoint.offset + len(checkpoint.data))
+        else:
             try:
                 self.raw.seek(checkpoint.offset - self._raw_pos, 1)
             except (OSError, ValueError, AttributeError):
                 return False
             self._raw_pos = checkpoint.offset
-        self._replay = _Replay(first, at, checkpoint.data, checkpoint.offset, safe, end, step)
+        self._replay = _Replay(checkpoint.data, checkpoint.offset, safe, end, step)
         self._pos = self._ok = checkpoint.offset
         self._produced = checkpoint.produced
         self._restore(checkpoint)
@@ -277,8 +265,13 @@ class _Stream:
             return bytes(buf[: self.readinto(buf)])
         parts = [bytes(self._pending)]
         self._pending = memoryview(b"")
-        while chunk := self._chunk():
-            parts.append(chunk)
+        try:
+            while chunk := self._chunk():
+                parts.append(chunk)
+        except CorruptStream:
+            if any(parts):  # these first: the next read raises the error
+                return b"".join(parts)
+            raise
         return b"".join(parts)
 
     def close(self) -> None:
