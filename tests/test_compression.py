@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bz2
 import io
+import pickle
 import random
 import zlib
 from functools import lru_cache
@@ -234,6 +235,13 @@ def test_gzip_without_isal_is_the_same(monkeypatch: pytest.MonkeyPatch, name: st
         out, err = read_all(stream, size)
         assert err is not None and out == ref_out
         assert (err.compressed_offset, err.decompressed_offset, err.exact) == (ref_at, len(ref_out), True)
+
+
+def test_the_error_pickles_whole() -> None:
+    err = CorruptStream("xz", "corrupt input data", 12, 34, exact=False)
+    back = pickle.loads(pickle.dumps(err))
+    assert (str(back), back.problem, back.compressed_offset, back.decompressed_offset, back.exact) == (
+        "xz data is corrupt: corrupt input data", "corrupt input data", 12, 34, False)
 
 
 def test_gzip_header_errors_are_found_at_their_byte() -> None:

@@ -3,18 +3,18 @@
 gzip, xz and bzip2 come with Python (gzip through ``isal``'s faster inflate where it is
 installed); zstd and lz4 with the ``zstandard`` and ``lz4`` packages.  Each is read through
 an incremental decompressor whose output is bounded per call, so memory stays flat however
-well the data compresses.  A stream that ends early (a capture
-still being written through a compressor) simply ends, keeping everything that decompressed;
-concatenated members, streams or frames are read one after another; bytes after the last one
-that do not start another are ignored (zstd: an error).
+well the data compresses.  A stream that ends early (a capture still being written through a
+compressor) simply ends, keeping everything that decompressed; concatenated members, streams
+or frames are read one after another; bytes after the last one that do not start another
+are ignored (zstd: an error).
 
 Corrupt data raises :class:`CorruptStream`, after every byte the decompressor produced before
 it has been delivered.  The libraries drop the output of a call that fails, so the failing
-stretch is decoded again one byte at a time (:class:`_Stream`): from a ``copy()`` of the
-decompressor taken before the call (zlib), else from the start of the member, stream or
-frame, read again from the file (which must then be able to seek).  Compressed bytes are
-read in pieces of a fixed size, so what is delivered and the offsets of the error never
-depend on how the caller or the operating system cut the reads.
+stretch is decoded again, in small pieces and then byte by byte (:class:`_Stream`): from a
+``copy()`` of the decompressor taken before the call (zlib), else from the start of the
+member, stream or frame, read again from the file (which must then be able to seek).
+Compressed bytes are read in pieces of a fixed size, so what is delivered and the offsets of
+the error never depend on how the caller or the operating system cut the reads.
 """
 
 from __future__ import annotations
@@ -65,10 +65,11 @@ class CorruptStream(ValueError):
     byte whose arrival makes it fail when it is given the data one byte at a time (a gzip
     CRC that does not match: the CRC's last byte).  ``decompressed_offset`` counts the
     decompressed bytes delivered before the error; they are all the decompressor produced.
-    Both are ``exact`` unless the input could not be read again to find the byte (a pipe,
-    with a decompressor that cannot be copied): then ``compressed_offset`` is the last byte
-    of the 64 KiB piece in which the problem was found, and the output of the failing call
-    (at most 4 MiB) is missing.
+    Both are ``exact`` unless the input could not be read again to find the byte: read from
+    a pipe, an error that neither zlib's ``copy()`` nor the gzip trailer check catches (in
+    ISA-L's deflate, xz, bzip2, lz4, zstd).  Then ``compressed_offset`` is the last byte of
+    the 64 KiB piece in which the problem was found, and the output of the failing call (at
+    most 4 MiB) is missing; both still do not depend on how the reads were cut.
     """
 
     def __init__(self, kind: str, problem: str, compressed_offset: int, decompressed_offset: int,
@@ -79,6 +80,10 @@ class CorruptStream(ValueError):
         self.decompressed_offset = decompressed_offset
         self.exact = exact
         super().__init__(f"{kind} data is corrupt: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (a worker process raises it)
+        args = (self.kind, self.problem, self.compressed_offset, self.decompressed_offset)
+        return type(self), args, {"exact": self.exact}
 
 
 def open_decompressed(raw: BinaryIO, kind: str) -> BinaryIO:
