@@ -33,7 +33,6 @@ def extensions() -> list:
         "fastpcap._fastpcap",
         ["src/_fastpcap.pyx"],
         extra_compile_args=cflags,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     # Separate generated C for the debug build, so neither build reuses the other's.
     build_dir = "build/cython-debug" if debug else "build/cython"

@@ -4,7 +4,7 @@
  * What is the least a program must spend to turn a classic pcap into per-bucket counters?
  * This is plain C99 with no dependencies: mmap the whole file, walk the records (streaming
  * each 64 KiB into cache just ahead of the walk, see SWEEP), decode Ethernet/IPv4/TCP/UDP
- * exactly as section 2 of the contract (shared/spec/semantics.md) says, and add every
+ * exactly as rule 2 of the contract (docs/data-model.md) says, and add every
  * packet to its bucket (sections 3-4: running-max bucket rule, bridge 10.200.0.1, the
  * 3600 s gap cap by default) in a growing array of buckets.  It does NOT count distinct
  * destination IPs/ports and writes no JSON, so it is a lower bound for fastpcap, not a
@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
     }
     const char *path = argv[1];
     const int64_t bucket_ns = (argc > 2 ? parse_int(argv[2], "BUCKET_MS", 1) : 100) * 1000000;
-    /* The gap cap (spec section 4): a run of more than max_gap_buckets empty buckets
+    /* The gap cap (docs/data-model.md, "Gap cap"): a run of more than max_gap_buckets empty buckets
      * (k * bucket_ns <= max_gap_ns  <=>  k <= max_gap_ns / bucket_ns) is not written. */
     int64_t max_gap_buckets = INT64_MAX;
     if (argc > 3 && strcmp(argv[3], "none") != 0)
@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
                 const unsigned char *f = h + RECORD_HDR;
                 off += RECORD_HDR + incl;
 
-                /* Bucket: the one holding the running maximum of t (spec section 4). */
+                /* Bucket: the one holding the running maximum of t (docs/data-model.md, rule 4). */
                 if (t > t_max) {
                     t_max = t;
                     if (open_idx < 0) origin = t - t % bucket_ns;
@@ -202,7 +202,7 @@ int main(int argc, char **argv) {
                     }
                 }
 
-                /* Decode (spec section 2). */
+                /* Decode (docs/data-model.md, rule 2). */
                 int out = 0, has_ports = 0;
                 uint32_t proto = 256, flags = 0, dport = 0;
                 if (ethernet && incl >= 14 && rd16be(f + 12) == 0x0800) {
@@ -225,7 +225,7 @@ int main(int argc, char **argv) {
                     }
                 }
 
-                /* Contribution (spec section 3). */
+                /* Contribution (docs/data-model.md, rule 3). */
                 if (out) { b->pkts_out++; b->bytes_out += incl; }
                 else { b->pkts_in++; b->bytes_in += incl; }
                 if (proto == 6) {

@@ -12,7 +12,7 @@ program with the same structure and therefore the same costs:
   that flushes every bucket up to the packet's (empty ones included: no gap cap);
 * ``_flush``: ``json.dumps(row)`` per row, appended to a line-buffered text file.
 
-Semantics are those of the spec (``shared/spec/semantics.md``) for what the reference reads:
+Semantics are those of the contract (``docs/data-model.md``) for what the reference reads:
 little-endian classic pcap, microsecond or nanosecond magic, Ethernet frames.  On such files
 its output equals ``fastpcap bucketize IN -o OUT --max-gap none`` byte for byte
 (``benchmarks/test_bench.py`` checks this on the synthetic traffic).

@@ -59,21 +59,32 @@ cdef Packet6 _dummy6
 PACKET_DTYPE = np.asarray(<Packet[:1]>(&_dummy)).dtype
 PACKET6_DTYPE = np.asarray(<Packet6[:1]>(&_dummy6)).dtype
 
+# The codes below are fastpcap._format's (the one home of the container facts); C code needs
+# its own copy, and tests/test_backend.py checks the two are equal.
 cdef enum:
-    # Bits of Packet.decoded: how far the decode got (spec section 2).
+    # Bits of Packet.decoded: how far the decode got (docs/data-model.md).
     C_DEC_LINK = 1    # link header decoded: ethertype is valid
-    C_DEC_IPV4 = 2    # IPv4 header decoded: ip_proto, src_ip, dst_ip are valid (step 4)
-    C_DEC_PORTS = 4   # TCP or UDP header decoded: ports (and TCP flags) are valid (step 5)
+    C_DEC_IPV4 = 2    # IPv4 header decoded: ip_proto, src_ip, dst_ip are valid
+    C_DEC_PORTS = 4   # TCP or UDP header decoded: ports (and TCP flags) are valid
     C_DEC_IPV6 = 8    # extended decode: IPv6 header decoded (src_ip6, dst_ip6, ip_proto)
     C_DEC_FRAGMENT = 16  # extended decode: a non-first fragment (no ports, no flags)
-    # walk() status codes.
-    C_WALK_OK = 0           # stopped at a partial record, at the end of the block, or `out` full
-    C_WALK_BAD_CAPLEN = 1   # the record at the returned position has an impossible captured length
+    # Why a walk stopped.
+    C_WALK_OK = 0           # a partial record or block, the end of the block, or `out` full
+    C_WALK_BAD_CAPLEN = 1   # a captured length above the link type's maximum
     C_WALK_BLOCK = 2        # pcapng: a section header or interface block for the caller to read
-    C_WALK_BAD_BLOCK = 3    # pcapng: a block whose length is impossible
     C_WALK_BAD_INTERFACE = 4  # pcapng: a packet block on an interface the section lacks
     C_WALK_BAD_TIMESTAMP = 5  # pcapng: a packet block whose time does not fit int64 nanoseconds
-    C_LINKTYPE_ETHERNET = 1
+    C_WALK_SHORT_BLOCK = 6  # pcapng: a total length below the block type's fixed fields
+    C_WALK_UNALIGNED_BLOCK = 7  # pcapng: a total length that is not a multiple of 4
+    C_WALK_HUGE_BLOCK = 8   # pcapng: a total length above the section's limit
+    C_WALK_BAD_TRAILER = 9  # pcapng: the trailing copy of the total length differs
+    C_WALK_CAPLEN_BEYOND_BLOCK = 10  # pcapng: a captured length larger than the block holds
+    # pcapng block types
+    C_SHB = 0x0A0D0D0A
+    C_IDB = 1
+    C_OPB = 2
+    C_SPB = 3
+    C_EPB = 6
 
 DEC_LINK = C_DEC_LINK
 DEC_IPV4 = C_DEC_IPV4
@@ -83,12 +94,17 @@ DEC_FRAGMENT = C_DEC_FRAGMENT
 WALK_OK = C_WALK_OK
 WALK_BAD_CAPLEN = C_WALK_BAD_CAPLEN
 WALK_BLOCK = C_WALK_BLOCK
-WALK_BAD_BLOCK = C_WALK_BAD_BLOCK
 WALK_BAD_INTERFACE = C_WALK_BAD_INTERFACE
 WALK_BAD_TIMESTAMP = C_WALK_BAD_TIMESTAMP
-LINKTYPE_ETHERNET = C_LINKTYPE_ETHERNET
+WALK_SHORT_BLOCK = C_WALK_SHORT_BLOCK
+WALK_UNALIGNED_BLOCK = C_WALK_UNALIGNED_BLOCK
+WALK_HUGE_BLOCK = C_WALK_HUGE_BLOCK
+WALK_BAD_TRAILER = C_WALK_BAD_TRAILER
+WALK_CAPLEN_BEYOND_BLOCK = C_WALK_CAPLEN_BEYOND_BLOCK
 #: Link types whose header decode_frame() decodes (the others count by size only).
 DECODED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
+#: The shortest total length of each pcapng block type (min_block_length below).
+MIN_BLOCK_LENGTH = {C_SHB: 28, C_IDB: 20, C_EPB: 32, C_OPB: 32, C_SPB: 16}
 
 
 cdef inline uint16_t be16(const uint8_t* p) noexcept nogil:
@@ -353,11 +369,11 @@ cdef inline uint16_t rd16(const uint8_t* p, bint swapped) noexcept nogil:
 
 cdef inline uint32_t min_block_length(uint32_t btype) noexcept nogil:
     """The shortest total length a pcapng block of this type can have (its fixed fields)."""
-    if btype == 6 or btype == 2:  # enhanced / obsolete packet block
+    if btype == C_EPB or btype == C_OPB:
         return 32
-    if btype == 1:  # interface description
+    if btype == C_IDB:
         return 20
-    if btype == 3:  # simple packet block
+    if btype == C_SPB:
         return 16
     return 12
 
@@ -400,28 +416,37 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
         while n < cap and end - pos >= 8:
             p = base + pos
             btype = rd32(p, swapped)
-            if btype == 0x0A0D0D0A:  # a new section: its byte order is for the caller to read
+            if btype == C_SHB:  # a new section: its byte order is for the caller to read
                 status = C_WALK_BLOCK
                 break
             blen = rd32(p + 4, swapped)
-            if blen < min_block_length(btype) or blen % 4 or blen > max_block:
-                status = C_WALK_BAD_BLOCK
+            if blen < min_block_length(btype):
+                status = C_WALK_SHORT_BLOCK
+                break
+            if blen % 4:
+                status = C_WALK_UNALIGNED_BLOCK
+                break
+            if blen > max_block:
+                status = C_WALK_HUGE_BLOCK
                 break
             if end - pos < blen:
                 break
             if rd32(p + blen - 4, swapped) != blen:
-                status = C_WALK_BAD_BLOCK
+                status = C_WALK_BAD_TRAILER
                 break
-            if btype == 1:
+            if btype == C_IDB:
                 status = C_WALK_BLOCK
                 break
-            if btype == 6 or btype == 2:  # enhanced / obsolete packet block
-                iface = rd32(p + 8, swapped) if btype == 6 else rd16(p + 8, swapped)
+            if btype == C_EPB or btype == C_OPB:  # enhanced / obsolete packet block
+                iface = rd32(p + 8, swapped) if btype == C_EPB else rd16(p + 8, swapped)
                 if iface >= nif:
                     status = C_WALK_BAD_INTERFACE
                     break
                 caplen = rd32(p + 20, swapped)
-                if caplen > blen - 32 or caplen > if_maxcap[iface]:
+                if caplen > blen - 32:
+                    status = C_WALK_CAPLEN_BEYOND_BLOCK
+                    break
+                if caplen > if_maxcap[iface]:
                     status = C_WALK_BAD_CAPLEN
                     break
                 orig = rd32(p + 24, swapped)
@@ -431,7 +456,7 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
                     break
                 timed = True
                 frame = p + 28
-            elif btype == 3:  # simple packet block: interface 0, no timestamp
+            elif btype == C_SPB:  # simple packet block: interface 0, no timestamp
                 if nif == 0:
                     status = C_WALK_BAD_INTERFACE
                     break

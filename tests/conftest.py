@@ -26,10 +26,10 @@ CORPUS = SHARED / "corpus"
 def cli(backend: str):
     """Run ``python -m fastpcap ARGS...`` in a fresh interpreter on the backend under test."""
 
-    def run(*args: str | os.PathLike[str], input: bytes | None = None,
-            check: bool = False) -> subprocess.CompletedProcess[bytes]:
+    def run(*args: str | os.PathLike[str], input: bytes | None = None, check: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run([sys.executable, "-m", "fastpcap", *map(str, args)], input=input,
-                              capture_output=True, env=cli_env(backend), timeout=600)
+                              capture_output=True, env={**cli_env(backend), **(env or {})}, timeout=600)
         if check and proc.returncode != 0:
             raise AssertionError(f"fastpcap {args} exited {proc.returncode}: {proc.stderr.decode()}")
         return proc

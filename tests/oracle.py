@@ -145,6 +145,7 @@ class OracleResult:
     undecoded: dict = field(default_factory=dict)  # {link type: frames counted by size only}
     linktypes: list = field(default_factory=list)  # classic: [header's]; pcapng: every IDB's, in order
     truncated_stream: bool = False  # the compressed stream ended before its end marker
+    int64_times: bool = True  # refuse a packet time int64 ns cannot hold (off: frames only)
 
 
 # ---------------------------------------------------------------------------
@@ -864,7 +865,7 @@ def walk_pcapng(data: bytes, result: OracleResult):
                     err(f"pcapng: {name} captured length {caplen} is larger than the block holds ({holds})")
                 frame = body[20 : 20 + caplen]
                 t_ns = pcapng_t_ns(ts_hi << 32 | ts_lo, iface)
-                if not INT64_MIN <= t_ns <= INT64_MAX:
+                if result.int64_times and not INT64_MIN <= t_ns <= INT64_MAX:
                     err(f"pcapng: {name} timestamp {t_ns} ns does not fit in an int64")
             lmax = max_incl_len(iface.linktype)
             if caplen > lmax:
@@ -902,8 +903,9 @@ class Record:
 
 def capture_records(data: bytes) -> list[Record]:
     """Every packet of a capture (compressed or not, classic pcap or pcapng), in file order.
-    Raises OracleError like ``oracle``; a partial tail or truncated stream ends the list."""
-    result = OracleResult()
+    Raises OracleError like ``oracle`` (but for times int64 ns cannot hold: they are kept as
+    they are); a partial tail or truncated stream ends the list."""
+    result = OracleResult(int64_times=False)
     data = bytes(data)
     kind = detect_compression(data)
     problem = None

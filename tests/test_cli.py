@@ -139,9 +139,13 @@ def test_unreadable_paths(cli, tmp_path: Path) -> None:
     missing = tmp_path / "missing.pcap"
     line = one_error_line(cli("bucketize", missing, "-o", tmp_path / "o.jsonl"))
     assert line == f"fastpcap: error: {missing}: byte offset 0: cannot read: No such file or directory"
-    line = one_error_line(cli("bucketize", tmp_path, "-o", tmp_path / "o.jsonl"))
-    assert line == f"fastpcap: error: {tmp_path}: byte offset 0: cannot read: Is a directory"
     assert not (tmp_path / "o.jsonl").exists()
+    empty = tmp_path / "empty"  # a folder is an archive (tests/test_batch.py): this one has no captures
+    empty.mkdir()
+    proc = cli("bucketize", empty, "-o", tmp_path / "out")
+    warning, summary = proc.stderr.decode().splitlines()
+    assert proc.returncode == 0 and warning == f"fastpcap: warning: no captures found in {empty}"
+    assert summary.startswith("fastpcap: 0 captures: 0 written, 0 up to date, 0 failed; 0 packets, 0 B in ")
 
 
 def test_unwritable_output(cli, capture: Path, tmp_path: Path) -> None:
@@ -260,3 +264,20 @@ def test_interrupted_run_leaves_the_output(backend: str, tmp_path: Path, sig: in
             assert err.decode().startswith("fastpcap: error: ") and err.count(b"\n") == 1, err
         assert out.read_bytes() == b"previous\n"
         assert leftovers(tmp_path) == []
+
+
+def test_other_warnings_are_shown_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library's own warning during a run (Dask's, say) is shown once, after the run (a
+    regression: shown inside the recording block, it was recorded again, endlessly)."""
+    import warnings
+
+    from fastpcap import cli as cli_module
+
+    def warn_and_succeed(args, spec):  # type: ignore[no-untyped-def]
+        warnings.warn("port 8787 is already in use", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli_module, "_bucketize", warn_and_succeed)
+    with pytest.warns(UserWarning, match="port 8787") as shown:
+        assert cli_module.main(["bucketize", "x.pcap"]) == 0
+    assert len(shown) == 1

@@ -7,6 +7,7 @@ the gzip/xz/bzip2/zstd/lz4 command-line programs) as well as by the test builder
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import fastpcap
+from fastpcap.info import capture_info
 
 from conftest import CORPUS
 from oracle import OracleError, oracle
@@ -270,7 +272,9 @@ def test_corrupt_compressed_data_is_an_error(cli, tmp_path: Path) -> None:
     packed[len(packed) // 2: len(packed) // 2 + 64] = bytes(64)
     path = tmp_path / "corrupt.pcap.gz"
     path.write_bytes(bytes(packed))
-    with pytest.raises(fastpcap.CaptureError, match="of the decompressed capture: gzip data is corrupt"):
+    # The bytes that came out before the decompressor noticed include garbage: the walk may
+    # stop at a record it makes first; either way, one error.
+    with pytest.raises(fastpcap.CaptureError, match="gzip data is corrupt|the file is corrupt"):
         fastpcap.bucket_rows(path)
     proc = cli("bucketize", path, "-o", tmp_path / "out.jsonl")
     assert proc.returncode == 2 and b"Traceback" not in proc.stderr
@@ -321,3 +325,33 @@ def _write(tmp_path: Path, data: bytes) -> Path:
     path = tmp_path / "capture"
     path.write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "xz", "lz4"])
+@pytest.mark.parametrize("block", [1 << 10, 1 << 16, 4 << 20])
+def test_corrupt_stream_walks_every_byte_before_it(tmp_path: Path, kind: str, block: int) -> None:
+    """A compressed capture whose trailer check is wrong: every packet that decompressed is
+    walked (iter_packets yields them, info counts them), then one error names the compressed
+    offset, the same whatever the reader's block size."""
+    from fastpcap.compression import CorruptStream, open_decompressed
+
+    data = pcap([Rec(T0 + i * MS, eth(ipv4(tcp(40000 + i, 80, flags=2)))) for i in range(3000)])
+    options = {"zstd": {"checksum": True}, "lz4": {"content_checksum": True}}.get(kind, {})
+    packed = bytearray(compress(data, kind, **options))
+    packed[-2] ^= 0xFF  # inside the trailer's check
+    path = tmp_path / f"c.pcap.{kind}"
+    path.write_bytes(packed)
+    stream = open_decompressed(io.BytesIO(bytes(packed)), kind)
+    assert stream.read() == data  # every byte came out; the next read says what is wrong
+    with pytest.raises(CorruptStream) as reference:
+        stream.read()
+    walked = []
+    with pytest.raises(fastpcap.CaptureError) as err:
+        for chunk in fastpcap.iter_packets(path, block_size=block):
+            walked.append(len(chunk))
+    assert sum(walked) == 3000
+    assert err.value.offset == reference.value.compressed_offset
+    assert str(err.value) == (f"{path}: byte offset {reference.value.compressed_offset}: {reference.value} "
+                              f"({reference.value.decompressed_offset} bytes of capture data came out before it)")
+    info = capture_info(path)
+    assert info["packets"] == 3000 and info["error"] == str(err.value)

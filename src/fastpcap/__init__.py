@@ -16,37 +16,43 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .api import bucket_rows, bucketize, iter_rows, write_jsonl
-    from .buckets import ROW_DTYPE, ROW_FIELDS, Bucketer
+    from .api import bucket_frame, bucket_rows, bucket_table, bucketize, iter_rows, write_jsonl, write_parquet
+    from .batch import BatchResult, bucketize_many
+    from .buckets import Bucketer
+    from .capture import iter_packets, open_capture, read_packets
     from .errors import CaptureError, FastpcapWarning, GapWarning, LinkTypeWarning
     from .jsonl import format_rows
     from .options import BucketSpec
+    from .pcap import PcapHeader, PcapReader
     from .pcapng import PcapngReader
-    from .reader import CaptureReader, PcapHeader, PcapReader, iter_packets, open_capture, read_packets
+    from .reader import CaptureReader
+    from .rows import ROW_DTYPE, ROW_FIELDS
 
 #: Where each public name lives.
 _HOMES = {
-    "bucket_rows": "api", "bucketize": "api", "iter_rows": "api", "write_jsonl": "api",
-    "ROW_DTYPE": "buckets", "ROW_FIELDS": "buckets", "Bucketer": "buckets",
+    "bucket_rows": "api", "bucketize": "api", "iter_rows": "api", "write_jsonl": "api", "write_parquet": "api",
+    "bucket_table": "api", "bucket_frame": "api", "bucketize_many": "batch", "BatchResult": "batch",
+    "ROW_DTYPE": "rows", "ROW_FIELDS": "rows", "Bucketer": "buckets",
     "CaptureError": "errors", "FastpcapWarning": "errors", "GapWarning": "errors", "LinkTypeWarning": "errors",
     "format_rows": "jsonl",
     "BucketSpec": "options",
-    "PcapngReader": "pcapng",
-    "CaptureReader": "reader", "PcapHeader": "reader", "PcapReader": "reader", "iter_packets": "reader",
-    "open_capture": "reader", "read_packets": "reader",
+    "PcapngReader": "pcapng", "PcapHeader": "pcap", "PcapReader": "pcap", "CaptureReader": "reader",
+    "iter_packets": "capture", "open_capture": "capture", "read_packets": "capture",
 }
 #: Submodules reachable as attributes (``fastpcap.api``), as after an eager import.
-_SUBMODULES = frozenset({"api", "buckets", "cli", "compression", "errors", "info", "jsonl", "options",
-                         "parallel", "pcapng", "reader"})
+_SUBMODULES = frozenset({"api", "archive", "batch", "buckets", "capture", "cli", "compression", "errors", "info",
+                         "jsonl", "manifest", "options", "parallel", "parquet", "pcap", "pcapng", "progress",
+                         "reader", "rows"})
 #: Names whose value comes from the core (the same in both backends).
 _CORE = ("PACKET_DTYPE", "PACKET6_DTYPE", "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT")
 
 __all__ = [
     "BACKEND", "PACKET_DTYPE", "PACKET6_DTYPE", "ROW_DTYPE", "ROW_FIELDS", "DEC_LINK", "DEC_IPV4",
     "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
-    "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "FastpcapWarning", "GapWarning",
-    "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "bucket_rows", "bucketize", "format_rows",
-    "iter_packets", "iter_rows", "open_capture", "read_packets", "write_jsonl", "__version__",
+    "BatchResult", "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "FastpcapWarning", "GapWarning",
+    "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "bucket_frame", "bucket_rows", "bucket_table",
+    "bucketize", "bucketize_many", "format_rows", "iter_packets", "iter_rows", "open_capture", "read_packets",
+    "write_jsonl", "write_parquet", "__version__",
 ]
 
 

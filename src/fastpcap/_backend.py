@@ -7,11 +7,13 @@ An extension that is present but fails to load is not skipped silently: it warns
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
 import warnings
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from . import _pure
 
@@ -22,7 +24,7 @@ if sys.implementation.name != "cpython":
 _compiled: ModuleType | None = None
 if not NO_EXTENSIONS:
     try:
-        from . import _fastpcap as _compiled
+        _compiled = importlib.import_module("._fastpcap", __package__)
     except ImportError as exc:
         if importlib.util.find_spec("fastpcap._fastpcap") is not None:
             warnings.warn(
@@ -36,7 +38,13 @@ IMPLEMENTATIONS: dict[str, ModuleType] = {"python": _pure}
 if _compiled is not None:
     IMPLEMENTATIONS["cython"] = _compiled
 
-impl: ModuleType = _compiled if _compiled is not None else _pure
+if TYPE_CHECKING:
+    # The twin's signatures stand for both backends (as yarl and multidict type theirs):
+    # mypy checks every call of the core against them, and tests/test_backend.py checks
+    # that the compiled core has exactly the twin's names and parameters.
+    from . import _pure as impl
+else:
+    impl = _compiled if _compiled is not None else _pure
 
 
 def name() -> str:
@@ -46,10 +54,9 @@ def name() -> str:
 
 def use(backend: str) -> str:
     """Switch the active backend (tests run everything on both); returns the previous one."""
-    global impl
     previous = name()
     try:
-        impl = IMPLEMENTATIONS[backend]
+        globals()["impl"] = IMPLEMENTATIONS[backend]
     except KeyError:
         raise ValueError(f"backend {backend!r} is not available; have {sorted(IMPLEMENTATIONS)}") from None
     return previous

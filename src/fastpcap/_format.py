@@ -41,7 +41,7 @@ PCAP_MAGICS: dict[bytes, tuple[Literal["little", "big"], bool]] = {
 
 
 def classic_t_ns(ts_sec: int, ts_frac: int, nsec: bool) -> int:
-    """A classic record's time in ns (the spec's formula; the fraction is not normalised)."""
+    """A classic record's time in ns (docs/data-model.md, rule 1; the fraction is not normalised)."""
     return ts_sec * 1_000_000_000 + ts_frac * (1 if nsec else 1000)
 
 

@@ -114,17 +114,79 @@ def check_not_input(output: PathLike | None, inputs: Iterable[object]) -> None:
                               name)
 
 
+#: Output compression by the file name's last suffix, as pandas and shell users expect.
+COMPRESSION_SUFFIXES = {".gz": "gzip", ".zst": "zstd", ".xz": "xz", ".bz2": "bzip2", ".lz4": "lz4"}
+#: The suffix of each compression (the inverse of :data:`COMPRESSION_SUFFIXES`).
+SUFFIX_OF = {kind: suffix for suffix, kind in COMPRESSION_SUFFIXES.items()}
+
+
+def compression_of(path: PathLike | None) -> str | None:
+    """The compression an output's name asks for (``rows.jsonl.gz``: gzip), if any."""
+    if path is None or os.fspath(path) == "-":
+        return None
+    return COMPRESSION_SUFFIXES.get(os.path.splitext(os.fspath(path))[1].lower())
+
+
 @contextmanager
-def open_output(path: PathLike | None, *, append: bool = False,
-                inputs: Iterable[object] = ()) -> Iterator[BinaryIO]:
+def compressing(out: BinaryIO, kind: str | None) -> Iterator[BinaryIO]:
+    """Write through a ``kind`` compressor (one member, frame or stream) into ``out``; the
+    end of the stream is written when the block ends without an exception.  Appending a
+    member to an existing compressed file gives a valid file of several members."""
+    if kind is None:
+        yield out
+        return
+    writer: BinaryIO
+    if kind == "gzip":
+        try:
+            from isal import igzip as gzip  # ISA-L's deflate: several times faster than zlib's
+        except ImportError:  # pragma: no cover - isal has wheels for the common platforms
+            import gzip  # type: ignore[no-redef]
+        writer = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1 if gzip.__name__ != "gzip" else 6,
+                               mtime=0)  # type: ignore[assignment]
+    elif kind == "zstd":
+        import zstandard
+
+        writer = zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False)  # type: ignore[assignment]
+    elif kind == "xz":
+        import lzma
+
+        writer = lzma.LZMAFile(out, "wb")  # type: ignore[assignment]
+    elif kind == "bzip2":
+        import bz2
+
+        writer = bz2.BZ2File(out, "wb")  # type: ignore[assignment]
+    elif kind == "lz4":
+        import lz4.frame
+
+        writer = lz4.frame.LZ4FrameFile(out, "wb")  # type: ignore[assignment]
+    else:
+        raise ValueError(f"unknown compression {kind!r}; use one of {', '.join(SUFFIX_OF)}")
+    yield writer
+    writer.close()  # the stream's end (closing a wrapper leaves `out` open)
+
+
+@contextmanager
+def open_output(path: PathLike | None, *, append: bool = False, inputs: Iterable[object] = (),
+                compression: str | None = "auto") -> Iterator[BinaryIO]:
     """A binary file to write rows to: stdout for ``None`` or ``"-"``; see the module's
     docstring for what each kind of ``path`` gets.  ``inputs`` are the captures being read:
-    an output that is one of them is refused."""
+    an output that is one of them is refused.  ``compression``: ``"auto"`` compresses as the
+    file name's suffix says (``.gz``, ``.zst``, ``.xz``, ``.bz2``, ``.lz4``), ``None`` never,
+    or a compression's name."""
+    kind = compression_of(path) if compression == "auto" else compression
+    if kind is not None and kind not in SUFFIX_OF:
+        raise ValueError(f"unknown compression {kind!r}; use one of {', '.join(SUFFIX_OF)}")
+    with _open_output(path, append=append, inputs=inputs) as out, compressing(out, kind) as writer:
+        yield writer
+
+
+@contextmanager
+def _open_output(path: PathLike | None, *, append: bool, inputs: Iterable[object]) -> Iterator[BinaryIO]:
     check_not_input(path, inputs)
     if path is None or os.fspath(path) == "-":
         if sys.stdout is None:  # started with stdout closed (`>&-`)
             raise OutputError(errno.EBADF, "stdout is closed", "<stdout>")
-        out = sys.stdout.buffer
+        out = _named(sys.stdout.buffer, "<stdout>")
         yield out
         out.flush()
         return
@@ -238,27 +300,45 @@ def _replaced(name: str, target: str, folder: str, st: os.stat_result | None) ->
         raise
 
 
-def _named(writer: RawWriter, name: str) -> BinaryIO:
+def _named(writer: RawWriter | BinaryIO, name: str) -> BinaryIO:
     """The writer, whose errors name the output rather than a descriptor or temporary file."""
     return _NamedWriter(writer, name)  # type: ignore[return-value]
 
 
 class _NamedWriter:
-    def __init__(self, writer: RawWriter, name: str) -> None:
+    """What an output is to its writers: ``write`` (errors naming the output), ``tell`` (the
+    bytes written so far: pyarrow's Parquet writer asks), ``flush``."""
+
+    closed = False
+
+    def __init__(self, writer: RawWriter | BinaryIO, name: str) -> None:
         self._writer = writer
         self.name = name
+        self._written = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         try:
-            return self._writer.write(data)
+            n = self._writer.write(data)
         except OSError as exc:
+            if isinstance(exc, BrokenPipeError) and self.name == "<stdout>":
+                raise  # the reader of stdout went away: not an error worth reporting
             raise OutputError(exc.errno, exc.strerror, self.name) from None
+        self._written += n
+        return n
+
+    def tell(self) -> int:
+        return self._written
 
     def flush(self) -> None:
-        pass
+        try:
+            self._writer.flush()
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError) and self.name == "<stdout>":
+                raise
+            raise OutputError(exc.errno, exc.strerror, self.name) from None
 
-    def fileno(self) -> int:
-        return self._writer.fd
+    def writable(self) -> bool:
+        return True
 
 
 def _create_beside(name: str, target: str, folder: str) -> tuple[int, str]:

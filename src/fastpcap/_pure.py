@@ -12,6 +12,38 @@ import struct
 
 import numpy as np
 
+from ._format import (  # the compiled core exports the same names, with the same values
+    ANY_MIN_BLOCK_LENGTH,
+    DEC_FRAGMENT,
+    DEC_IPV4,
+    DEC_IPV6,
+    DEC_LINK,
+    DEC_PORTS,
+    EPB,
+    IDB,
+    MIN_BLOCK_LENGTH,
+    OPB,
+    SHB,
+    SPB,
+    WALK_BAD_CAPLEN,
+    WALK_BAD_INTERFACE,
+    WALK_BAD_TIMESTAMP,
+    WALK_BAD_TRAILER,
+    WALK_BLOCK,
+    WALK_CAPLEN_BEYOND_BLOCK,
+    WALK_HUGE_BLOCK,
+    WALK_OK,
+    WALK_SHORT_BLOCK,
+    WALK_UNALIGNED_BLOCK,
+)
+
+__all__ = [  # the compiled core's names, exactly (tests/test_backend.py checks)
+    "DECODED_LINKTYPES", "DEC_FRAGMENT", "DEC_IPV4", "DEC_IPV6", "DEC_LINK", "DEC_PORTS", "DistinctCounter",
+    "MIN_BLOCK_LENGTH", "PACKET6_DTYPE", "PACKET_DTYPE", "WALK_BAD_CAPLEN", "WALK_BAD_INTERFACE",
+    "WALK_BAD_TIMESTAMP", "WALK_BAD_TRAILER", "WALK_BLOCK", "WALK_CAPLEN_BEYOND_BLOCK", "WALK_HUGE_BLOCK",
+    "WALK_OK", "WALK_SHORT_BLOCK", "WALK_UNALIGNED_BLOCK", "walk", "walk_pcapng",
+]
+
 PACKET_DTYPE = np.dtype(
     {
         "names": [
@@ -36,21 +68,6 @@ PACKET6_DTYPE = np.dtype(
         "itemsize": 80,
     }
 )
-
-DEC_LINK = 1
-DEC_IPV4 = 2
-DEC_PORTS = 4
-DEC_IPV6 = 8
-DEC_FRAGMENT = 16
-
-WALK_OK = 0
-WALK_BAD_CAPLEN = 1
-WALK_BLOCK = 2
-WALK_BAD_BLOCK = 3
-WALK_BAD_INTERFACE = 4
-WALK_BAD_TIMESTAMP = 5
-
-LINKTYPE_ETHERNET = 1
 
 _U32_LE = struct.Struct("<I")
 _U32_BE = struct.Struct(">I")
@@ -104,7 +121,6 @@ def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: 
     return pos, n, status
 
 
-_MIN_BLOCK = {6: 32, 2: 32, 1: 20, 3: 16}  # shortest total length per block type (its fixed fields)
 _U32x2_LE = struct.Struct("<II")
 _U32x2_BE = struct.Struct(">II")
 
@@ -155,27 +171,36 @@ def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, sw
     found: list[tuple[int, int, int, int, int, int]] = []  # block offset, frame offset, caplen, orig, iface, t_ns
     while len(found) < cap and end - pos >= 8:
         btype, blen = pair(buf, pos)
-        if btype == 0x0A0D0D0A:
+        if btype == SHB:
             status = WALK_BLOCK
             break
-        if blen < _MIN_BLOCK.get(btype, 12) or blen % 4 or blen > max_block:
-            status = WALK_BAD_BLOCK
+        if blen < MIN_BLOCK_LENGTH.get(btype, ANY_MIN_BLOCK_LENGTH):
+            status = WALK_SHORT_BLOCK
+            break
+        if blen % 4:
+            status = WALK_UNALIGNED_BLOCK
+            break
+        if blen > max_block:
+            status = WALK_HUGE_BLOCK
             break
         if end - pos < blen:
             break
         if u32(buf, pos + blen - 4)[0] != blen:
-            status = WALK_BAD_BLOCK
+            status = WALK_BAD_TRAILER
             break
-        if btype == 1:
+        if btype == IDB:
             status = WALK_BLOCK
             break
-        if btype in (6, 2):
-            iface = u32(buf, pos + 8)[0] if btype == 6 else u16(buf, pos + 8)[0]
+        if btype in (EPB, OPB):
+            iface = u32(buf, pos + 8)[0] if btype == EPB else u16(buf, pos + 8)[0]
             if iface >= nif:
                 status = WALK_BAD_INTERFACE
                 break
             caplen = u32(buf, pos + 20)[0]
-            if caplen > blen - 32 or caplen > maxcap[iface]:
+            if caplen > blen - 32:
+                status = WALK_CAPLEN_BEYOND_BLOCK
+                break
+            if caplen > maxcap[iface]:
                 status = WALK_BAD_CAPLEN
                 break
             high, low = pair(buf, pos + 12)
@@ -185,7 +210,7 @@ def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, sw
                 status = WALK_BAD_TIMESTAMP
                 break
             found.append((pos, pos + 28, caplen, u32(buf, pos + 24)[0], iface, t_ns))
-        elif btype == 3:
+        elif btype == SPB:
             if nif == 0:
                 status = WALK_BAD_INTERFACE
                 break

@@ -9,15 +9,20 @@ from typing import TYPE_CHECKING, BinaryIO, Union, cast
 
 import numpy as np
 
+from ._format import linktype_name
 from ._output import check_not_input, open_output
 from .buckets import ROW_DTYPE, Bucketer
+from .capture import open_capture
 from .errors import CaptureError, GapWarning, LinkTypeWarning
 from .jsonl import write_rows
 from .options import BucketSpec, Seconds
 from .parallel import bucketize_parallel, splits_worthwhile, usable_jobs
-from .reader import CaptureReader, concatenate, is_stream, linktype_name, open_capture
+from .reader import CaptureReader, concatenate, is_stream
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
     from .options import BucketOptions, Unpack
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -122,6 +127,7 @@ def write_jsonl(
     spec: BucketSpec | None = None,
     jobs: int | None = 1,
     progress: Callable[[int], object] | None = None,
+    compression: str | None = "auto",
     **options: Unpack[BucketOptions],
 ) -> int:
     """Bucketize ``source`` and write its rows as JSONL; returns the number of rows written.
@@ -131,17 +137,78 @@ def write_jsonl(
     at the end of a successful run; with it, rows are appended and a failed run truncates
     the file back.  Either way a failed run leaves the previous contents intact.  A
     character device, FIFO or socket is written through, never replaced; an output that is
-    the capture being read is refused (``OSError``) before anything is read.
+    the capture being read is refused (``OSError``) before anything is read.  ``compression``:
+    ``"auto"`` compresses as the output's name says (``rows.jsonl.gz``: gzip; also ``.zst``,
+    ``.xz``, ``.bz2``, ``.lz4``), ``None`` never, or a compression's name.
     """
     spec = BucketSpec.make(spec, **options)
     inputs = [source] if isinstance(source, (str, os.PathLike)) or is_stream(source) else []
     check_not_input(output, inputs)
     rows = iter_rows(source, spec=spec, jobs=jobs, progress=progress)
     try:
-        with open_output(output, append=append, inputs=inputs) as out:
+        with open_output(output, append=append, inputs=inputs, compression=compression) as out:
             return write_rows(rows, out)
     finally:
         rows.close()
+
+
+def write_parquet(
+    source: PacketSource,
+    output: PathLike | None,
+    *,
+    append: bool = False,
+    spec: BucketSpec | None = None,
+    jobs: int | None = 1,
+    progress: Callable[[int], object] | None = None,
+    **options: Unpack[BucketOptions],
+) -> int:
+    """Bucketize ``source`` and write its rows as one Parquet file (docs/data-model.md,
+    "Parquet"); returns the number of rows.  As :func:`write_jsonl`, atomically; a Parquet
+    file cannot be appended to (``append`` is refused).  Needs pyarrow
+    (``pip install 'fastpcap[parquet]'``)."""
+    from .parquet import metadata, require
+    from .parquet import write_parquet as write
+
+    if append:
+        raise ValueError("a Parquet file cannot be appended to; write a new one (or use JSONL)")
+    require()
+    spec = BucketSpec.make(spec, **options)
+    inputs = [source] if isinstance(source, (str, os.PathLike)) or is_stream(source) else []
+    check_not_input(output, inputs)
+    rows = iter_rows(source, spec=spec, jobs=jobs, progress=progress)
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
+    try:
+        with open_output(output, inputs=inputs, compression=None) as out:
+            return write(rows, out, metadata(spec, None if name is None else str(name)))
+    finally:
+        rows.close()
+
+
+def bucket_table(source: PacketSource, *, spec: BucketSpec | None = None, jobs: int | None = 1,
+                 **options: Unpack[BucketOptions]) -> pa.Table:
+    """The rows of ``source`` as a ``pyarrow.Table``: the JSONL's keys as columns, in its
+    order (int64 counts, string ``source``, bool ``available_in_deployment``), with the
+    Parquet files' metadata.  Needs pyarrow (``pip install 'fastpcap[parquet]'``)."""
+    from .parquet import metadata, require, table
+
+    require()
+    spec = BucketSpec.make(spec, **options)
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    rows = iter_rows(source, spec=spec, jobs=jobs)
+    try:
+        return table(rows, metadata(spec, None if name is None else str(name)))
+    finally:
+        rows.close()
+
+
+def bucket_frame(source: PacketSource, *, spec: BucketSpec | None = None, jobs: int | None = 1,
+                 **options: Unpack[BucketOptions]) -> pd.DataFrame:
+    """The rows of ``source`` as a ``pandas.DataFrame`` (columns as :func:`bucket_table`'s).
+    Needs pandas and pyarrow (``pip install 'fastpcap[pandas]'``)."""
+    from .parquet import require
+
+    require("pandas", "pandas")
+    return bucket_table(source, spec=spec, jobs=jobs, **options).to_pandas()
 
 
 def bucketize(

@@ -1,4 +1,4 @@
-"""The bucket rule (spec sections 3 and 4), vectorised with numpy and shared by both backends.
+"""The bucket rule (docs/data-model.md, rules 3 and 4), vectorised with numpy and shared by both backends.
 
 Packets arrive in chunks.  Within a chunk, every packet's bucket is the one holding the
 running maximum of timestamps so far (``np.maximum.accumulate`` then ``np.floor_divide``);
@@ -20,22 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _backend
-from ._pure import DEC_IPV4, DEC_IPV6, DEC_PORTS
+from ._format import DEC_IPV4, DEC_IPV6, DEC_PORTS
 from .errors import CaptureError
 from .options import INT64_MAX, INT64_MIN, BucketSpec
+from .rows import ROW_DTYPE, ROW_FIELDS
 
 if TYPE_CHECKING:
     from .options import BucketOptions, Unpack
-
-#: Row fields, in the order of the JSONL keys (without the two constant keys).
-ROW_FIELDS = (
-    "t_mono_ns", "t_wall_ns", "bucket_ms",
-    "pkts_in", "pkts_out", "bytes_in", "bytes_out",
-    "syn_count", "fin_count", "rst_count", "udp_count", "tcp_count", "dns_query_count",
-    "unique_dst_ips", "unique_dst_ports", "tcp_new_flows",
-)
-#: One row per bucket: every field a little-endian int64.
-ROW_DTYPE = np.dtype([(name, "<i8") for name in ROW_FIELDS])
 
 _NFIELDS = len(ROW_FIELDS)
 _C = {name: i for i, name in enumerate(ROW_FIELDS)}  # column of each field in a row
@@ -273,7 +264,7 @@ class Bucketer:
         self._open_first = (int(first_no[-1]), int(first_off[-1]))
 
     def _reduce(self, packets: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """Per-run counters (spec section 3), as rows of ``_NFIELDS`` int64 without times."""
+        """Per-run counters (docs/data-model.md, rule 3), as rows of ``_NFIELDS`` int64 without times."""
         rows = np.zeros((len(starts), _NFIELDS), dtype=np.int64)
         sizes = np.diff(np.append(starts, len(packets)))
 

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from .options import BucketSpec
 
 PROG = "fastpcap"
+#: What an interrupted run leaves (every output is written whole, atomically, or not at all).
+_LEFT = "every output is complete or as it was"
+#: --compress's choices and the compressions they name.
+COMPRESS_FLAGS = {"gz": "gzip", "zst": "zstd", "xz": "xz", "bz2": "bzip2", "lz4": "lz4"}
 
 #: The command-line flag of each bucket option, for error messages.
 FLAGS = {"bucket_ms": "--bucket-ms", "bridge_ip": "--bridge-ip", "t_mono_origin_ns": "--t-mono-origin-ns",
@@ -85,20 +89,51 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Exit status: 0 on success; 2 if the capture cannot be read or the output cannot "
-            "be written (one line on stderr names the file, the byte offset and the problem); "
-            "128 + the signal if interrupted (130 for Ctrl-C). A failed run leaves an existing "
-            "OUT untouched."
+            "be written (one line on stderr names the file, the byte offset and the problem), "
+            "or for a usage error; a batch: 1 if some captures failed (each reported in one "
+            "line; the others are written); 128 + the signal if interrupted (130 for Ctrl-C). "
+            "A failed run leaves an existing OUT untouched."
         ),
     )
     bucketize.set_defaults(parser=bucketize)
-    bucketize.add_argument("input", metavar="INPUT",
-                           help="the capture to read; '-' reads it from stdin")
     bucketize.add_argument(
-        "-o", "--output", metavar="OUT", default="-",
-        help="where to write the rows; '-' (the default) is stdout. A file is written to a "
-             "temporary file and renamed over OUT at the end, so OUT is never half-written; a "
-             "device, FIFO or socket is written through; the input itself is refused",
-    )
+        "inputs", metavar="INPUT", nargs="+",
+        help="a capture file ('-' reads one from stdin), a folder (searched recursively: its "
+             "captures are recognised by their first bytes) or a quoted glob "
+             "('archive/**/*.pcap*'). More than one, a folder or a glob make a batch: see -o")
+    bucketize.add_argument(
+        "-o", "--output", metavar="OUT", default=None,
+        help="one capture: the file to write the rows to; '-' (the default) is stdout. It is "
+             "written to a temporary file and renamed over OUT at the end, so OUT is never "
+             "half-written; a device, FIFO or socket is written through; the input itself is "
+             "refused; a name ending .gz, .zst, .xz, .bz2 or .lz4 is compressed. A batch: the "
+             "folder (created if missing) that gets one output per capture, named after it "
+             "(D/a/ep1.pcap.gz -> OUT/a/ep1.jsonl), and the manifest that lets a rerun skip "
+             "what is done")
+    bucketize.add_argument(
+        "--format", choices=("jsonl", "parquet"), default="jsonl",
+        help="the outputs' format: JSON lines (the default) or Parquet (the same columns in the "
+             "same order, zstd-compressed; needs pip install 'fastpcap[parquet]')")
+    bucketize.add_argument(
+        "--compress", choices=tuple(COMPRESS_FLAGS), default=None,
+        help="a batch: compress every JSONL output (OUT/a/ep1.jsonl.gz)")
+    bucketize.add_argument(
+        "--combine", metavar="FILE.parquet", default=None,
+        help="also write every capture's rows into one Parquet table whose first column, "
+             "'capture', is the capture's path (relative to the folder it was found in); "
+             "with it, -o is optional")
+    bucketize.add_argument(
+        "--force", action="store_true",
+        help="a batch: redo every capture, even those the manifest says are up to date")
+    bucketize.add_argument(
+        "--engine", choices=("local", "dask"), default="local",
+        help="a batch: process captures here (the default: --jobs processes) or on a "
+             "dask.distributed cluster whose workers see the same paths (pip install "
+             "'fastpcap[dask]')")
+    bucketize.add_argument(
+        "--scheduler", metavar="ADDRESS", default=None,
+        help="the Dask scheduler (default: $DASK_SCHEDULER_ADDRESS; none: a local cluster of "
+             "--jobs worker processes)")
     bucketize.add_argument(
         "--bucket-ms", type=_integer, default=defaults.bucket_ms, metavar="N",
         help=f"bucket width in milliseconds (default: {defaults.bucket_ms})",
@@ -143,14 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bucketize.add_argument(
         "--jobs", type=_positive_int, default=None, metavar="N",
-        help="processes that share a large capture, each bucketizing a byte range of it "
-             "(default: the number of CPUs; 1 means one process). The rows are the same "
-             "whatever N; captures under 64 MiB, pcapng, compressed captures and stdin use one "
-             "process",
+        help="processes (default: the number of CPUs; 1 means this one). A batch: captures "
+             "processed at once, largest first. One capture: processes that share it, each "
+             "bucketizing a byte range (captures under 64 MiB, pcapng, compressed captures and "
+             "stdin use one). The rows are the same whatever N",
     )
     bucketize.add_argument(
         "-q", "--quiet", action="store_true",
-        help="no progress bar (it is shown on stderr only when stderr is a terminal)",
+        help="no progress bar (it is shown on stderr only when stderr is a terminal); a batch "
+             "still ends with its summary line",
     )
     info = commands.add_parser(
         "info",
@@ -211,25 +247,15 @@ def _print(text: str) -> None:
 
 
 def _progress_bar(path: str, quiet: bool, stack: ExitStack) -> Callable[[int], object] | None:
-    if quiet or path == "-" or sys.stderr is None or not sys.stderr.isatty():
+    if quiet or path == "-" or not _on_terminal():
         return None
     try:
         total = os.path.getsize(path)
     except OSError:
         return None
-    from tqdm import tqdm
+    from .progress import capture_bar
 
-    tqdm.monitor_interval = 0  # no monitor thread: worker processes are forked later
-    try:
-        size = os.get_terminal_size(sys.stderr.fileno())
-    except OSError:
-        size = os.terminal_size((0, 0))
-    # A terminal that reports no size (a serial console, a bare pty) would get no bar at all.
-    shape = {} if size.columns and size.lines else {"ncols": 80, "nrows": 24}
-    bar = stack.enter_context(tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                                   desc=os.path.basename(path), file=sys.stderr, leave=False,
-                                   **shape))
-    return bar.update
+    return stack.enter_context(capture_bar(path, total)).update  # type: ignore[no-any-return]
 
 
 def _load(module: str) -> Any:
@@ -245,21 +271,80 @@ def _load(module: str) -> Any:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a held signal is raised now
 
 
+def is_batch(args: argparse.Namespace) -> bool:
+    """Whether the command line names many captures (more than one input, a folder, a glob)
+    or asks for a combined table."""
+    import glob
+
+    if len(args.inputs) > 1 or args.combine is not None:
+        return True
+    (one,) = args.inputs
+    return one != "-" and (os.path.isdir(one) or (glob.has_magic(one) and not os.path.exists(one)))
+
+
 def _bucketize(args: argparse.Namespace, spec: BucketSpec) -> int:
     from contextlib import ExitStack
 
-    write_jsonl = _load(".api").write_jsonl
-
+    if is_batch(args):
+        return _batch(args, spec)
+    if args.compress is not None:
+        args.parser.error("--compress is for many captures; for one, end the output's name with "
+                          f".{args.compress} (rows.jsonl.{args.compress})")
+    api = _load(".api")
+    (path,) = args.inputs
     with ExitStack() as stack:
-        progress = _progress_bar(args.input, args.quiet, stack)
-        if args.input == "-":
+        progress = _progress_bar(path, args.quiet, stack)
+        if path == "-":
             if sys.stdin is None:
                 raise OSError(9, "stdin is closed", "<stdin>")
             source: Any = sys.stdin.buffer
         else:
-            source = args.input
-        write_jsonl(source, args.output, append=args.append, spec=spec, jobs=args.jobs, progress=progress)
+            source = path
+        write = api.write_parquet if args.format == "parquet" else api.write_jsonl
+        write(source, args.output, append=args.append, spec=spec, jobs=args.jobs, progress=progress)
     return 0
+
+
+def _batch(args: argparse.Namespace, spec: BucketSpec) -> int:
+    """Many captures: the archive runner, its failures one line each, a summary line."""
+    batch = _load(".batch")
+    from .archive import UsageError
+
+    if args.output is None and args.combine is None:
+        args.parser.error("many captures need an output folder: -o OUTDIR (or --combine FILE.parquet)")
+    if args.output == "-":
+        args.parser.error("many captures need an output folder, not stdout")
+    if args.append:
+        args.parser.error("--append is for one capture; a batch writes one output per capture")
+    from .progress import batch_reporter
+
+    def lines(e: Any) -> list[str]:
+        if e.kind != "capture" or e.outcome is None:
+            return []
+        said = [f"{PROG}: warning: {w}" for w in e.outcome.warnings]
+        if e.outcome.status == "failed":
+            said.append(f"{PROG}: error: {e.outcome.error}")
+        return said
+
+    event = batch_reporter(lines, quiet=args.quiet)
+    try:
+        result = batch.bucketize_many(
+            args.inputs, args.output, jobs=args.jobs, engine=args.engine, scheduler=args.scheduler,
+            format=args.format, compress=COMPRESS_FLAGS.get(args.compress), combine=args.combine,
+            force=args.force, progress=event, spec=spec)
+    except UsageError as exc:
+        _error(str(exc))
+        return 2
+    if not result.results:
+        _stderr(f"{PROG}: warning: no captures found in {', '.join(args.inputs)}")
+    _stderr(f"{PROG}: {result.summary()}")
+    return result.status
+
+
+def _on_terminal() -> bool:
+    from .progress import on_terminal
+
+    return on_terminal()
 
 
 def _error(message: str) -> None:
@@ -332,17 +417,19 @@ def _run(args: argparse.Namespace, spec: BucketSpec | None) -> int:
 
     from .errors import CaptureError, FastpcapWarning
 
+    caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", FastpcapWarning)
-            try:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", FastpcapWarning)
                 status = _info(args) if spec is None else _bucketize(args, spec)
-            finally:
-                for w in caught:
-                    if issubclass(w.category, FastpcapWarning):
-                        _stderr(f"{PROG}: warning: {w.message}")
-                    elif sys.stderr is not None:
-                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        finally:
+            # (outside the recording block: there, showing a warning would record it again)
+            for w in caught:
+                if issubclass(w.category, FastpcapWarning):
+                    _stderr(f"{PROG}: warning: {w.message}")
+                elif sys.stderr is not None:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         return status
     except CaptureError as exc:
         _error(str(exc))
@@ -356,11 +443,11 @@ def _run(args: argparse.Namespace, spec: BucketSpec | None) -> int:
         _error(f"{target}: cannot write: {exc.strerror or exc}")
         return 2
     except KeyboardInterrupt:
-        _error("interrupted; the output was left as it was")
+        _error(f"interrupted; {_LEFT}")
         return 130
     except Stopped as stop:
         if stop.name != "SIGPIPE":
-            _error(f"stopped by {stop.name}; the output was left as it was")
+            _error(f"stopped by {stop.name}; {_LEFT}")
         _silence_stdout()
         return stop.status
 

@@ -23,13 +23,16 @@ class CaptureError(ValueError):
         of = " of the decompressed capture" if decompressed else ""
         super().__init__(f"{where}: byte offset {offset}{of}: {problem}")
 
+    def __reduce__(self) -> tuple[object, ...]:  # pickled whole (worker processes raise it)
+        return type(self), (self.path, self.offset, self.problem), {"decompressed": self.decompressed}
+
 
 class FastpcapWarning(UserWarning):
     """Base class of the warnings fastpcap emits (at most one of each kind per run)."""
 
 
 class GapWarning(FastpcapWarning):
-    """Empty buckets were not written because a gap exceeded the gap cap (spec section 4)."""
+    """Empty buckets were not written because a gap exceeded the gap cap (docs/data-model.md, "Gap cap")."""
 
 
 class LinkTypeWarning(FastpcapWarning):

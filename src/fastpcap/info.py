@@ -10,9 +10,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._pure import DEC_IPV4, DEC_IPV6
+from ._format import DEC_IPV4, DEC_IPV6, linktype_name
+from .capture import open_capture
 from .errors import CaptureError
-from .reader import PcapReader, linktype_name, open_capture
+from .pcap import PcapReader
 
 #: The keys of one file's JSON object, in order.
 FIELDS = (

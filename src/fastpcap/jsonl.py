@@ -1,9 +1,8 @@
-"""The JSONL row format (spec section 5): the one place that knows it.
+"""The JSONL row format (docs/data-model.md, "JSONL"): the one place that knows it.
 
 Each line is what ``json.dumps(row)`` gives for the row dict, keys in the order of
-:data:`~fastpcap.buckets.ROW_FIELDS` with ``source`` and ``available_in_deployment`` after
-``t_wall_ns``.  Every value is an integer or a constant, so one ``%``-template per row gives
-the same bytes as ``json.dumps`` at a fraction of its cost.
+:data:`fastpcap.rows.KEYS`.  Every value is an integer or a constant, so one ``%``-template
+per row gives the same bytes as ``json.dumps`` at a fraction of its cost.
 """
 
 from __future__ import annotations
@@ -14,13 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .buckets import ROW_DTYPE, ROW_FIELDS
-
-SOURCE = "bridge_pcap"
-AVAILABLE_IN_DEPLOYMENT = True
-
-KEYS = ROW_FIELDS[:2] + ("source", "available_in_deployment") + ROW_FIELDS[2:]
-CONSTANTS = {"source": SOURCE, "available_in_deployment": AVAILABLE_IN_DEPLOYMENT}
+from .rows import CONSTANTS, KEYS, ROW_DTYPE
 
 
 def _template() -> str:
@@ -42,13 +35,6 @@ def format_rows(rows: np.ndarray) -> bytes:
         raise ValueError(f"rows must have ROW_DTYPE, not {rows.dtype}")
     line = _LINE
     return "".join([line % row for row in rows.tolist()]).encode("ascii")
-
-
-def row_dict(row: np.void) -> dict[str, object]:
-    """One row as the dict ``json.dumps`` would write (keys in JSONL order)."""
-    values: dict[str, object] = dict(zip(ROW_FIELDS, (int(v) for v in row.tolist())))
-    values.update(CONSTANTS)
-    return {key: values[key] for key in KEYS}
 
 
 def write_rows(blocks: Iterable[np.ndarray], out: BinaryIO) -> int:

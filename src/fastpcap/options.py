@@ -27,9 +27,9 @@ INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 #: Largest ``bucket_ms`` accepted: keeps every bucket index product inside int64.
 MAX_BUCKET_MS = 1 << 40
-#: The decodes: the spec's, and the extended one (docs/data-model.md).
+#: The decodes: the reference collector's, and the extended one (docs/data-model.md).
 DECODES = ("reference", "extended")
-#: How bytes are counted: the captured length (the spec) or the original length.
+#: How bytes are counted: the captured length (the reference's) or the original length.
 SIZES = ("captured", "wire")
 
 Seconds = Union[int, float, str, Decimal, None]

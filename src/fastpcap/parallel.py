@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 
 from . import _backend
+from ._format import GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, max_caplen
 from .buckets import Bucketer
 from .errors import CaptureError
 from .options import BucketSpec
-from .reader import GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, CaptureReader, PcapHeader, PcapReader, max_caplen
+from .pcap import PcapReader
+from .reader import CaptureReader
 
 #: Ranges smaller than this are not worth a process of their own.
 MIN_RANGE_BYTES = 32 << 20
@@ -93,7 +95,7 @@ class _CollectingBucketer(Bucketer):
 def find_record_start(reader: PcapReader, offset: int, stop: int, end: int, first_sec: int) -> int | None:
     """The first offset in ``[offset, stop)`` that starts a chain of plausible records."""
     header = reader.header
-    assert header is not None and reader._file is not None
+    assert header is not None
     order = "<" if header.byteorder == "little" else ">"
     unpack = struct.Struct(order + "IIII").unpack_from
     frac_limit = 1_000_000_000 if header.nsec else 1_000_000
@@ -104,12 +106,10 @@ def find_record_start(reader: PcapReader, offset: int, stop: int, end: int, firs
         return (frac < frac_limit and incl <= limit and incl <= orig < (1 << 24)
                 and (incl or sec) != 0 and abs(sec - prev_sec) <= _DAY)
 
-    f = reader._file
     pos = offset
     scanned = 0
     while pos < min(stop, end) and scanned < SYNC_SCAN_BYTES:
-        f.seek(pos)
-        window = f.read(min(end - pos, _SCAN_WINDOW + SYNC_CHAIN * (limit + RECORD_HEADER_SIZE)))
+        window = reader.read_at(pos, min(end - pos, _SCAN_WINDOW + SYNC_CHAIN * (limit + RECORD_HEADER_SIZE)))
         span = min(len(window) - RECORD_HEADER_SIZE + 1, _SCAN_WINDOW, stop - pos)
         if span <= 0:
             break
@@ -161,7 +161,7 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
             return Segment(start=None)
         bucketer = _CollectingBucketer(spec, first_t_ns)
         try:
-            for chunk in reader.walk(begin, stop=stop, end=end):
+            for chunk in reader.chunks(begin, stop=stop, end=end):
                 for _ in bucketer.feed(chunk):
                     pass
             last_sets = bucketer.open_sets()
@@ -181,23 +181,11 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
     )
 
 
-def _first_timestamp(reader: PcapReader, header: PcapHeader) -> int | None:
-    """The first record's timestamp, if the file holds a complete first record header."""
-    assert reader._file is not None
-    reader._file.seek(GLOBAL_HEADER_SIZE)
-    head = reader._file.read(RECORD_HEADER_SIZE)
-    reader._position = GLOBAL_HEADER_SIZE + len(head)
-    if len(head) < RECORD_HEADER_SIZE:
-        return None
-    sec, frac = struct.unpack(("<" if header.byteorder == "little" else ">") + "II", head[:8])
-    return sec * 1_000_000_000 + frac * (1 if header.nsec else 1000)
-
-
 def splits_worthwhile(reader: CaptureReader, jobs: int) -> bool:
     """Whether the capture behind ``reader`` is a seekable file large enough to split: a
     classic pcap, not compressed (pcapng blocks and compressed streams cannot be split)."""
     if (jobs < 2 or not isinstance(reader, PcapReader) or reader.header is None
-            or not reader._owned or reader.compression is not None or reader.decode != "reference"):
+            or not reader.owned or reader.compression is not None or reader.decode != "reference"):
         return False  # (the extended decode's IPv6 destinations are per-process ids)
     try:
         size = os.path.getsize(reader.path)
@@ -212,10 +200,8 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
     processes onto ``bucketer`` (new).  Walks a range in this process wherever a worker's
     guess does not check out.  ``reader`` must be one :func:`splits_worthwhile` accepts."""
     assert isinstance(reader, PcapReader)
-    header = reader.header
-    assert header is not None
     size = os.path.getsize(reader.path)
-    first_t_ns = _first_timestamp(reader, header)
+    first_t_ns = reader.first_timestamp()
     if first_t_ns is None:
         yield from _walk_here(reader, bucketer, GLOBAL_HEADER_SIZE, None, size)
         return
@@ -253,9 +239,7 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
                 yield from bucketer.splice(segment.packets, segment.max_t_ns, segment.buckets,
                                            segment.rows, segment.first_no, segment.first_off,
                                            segment.first_sets, segment.last_sets)
-                reader.packets += segment.packets
-                reader._count_linktype(header.linktype, segment.packets)
-                reader.end_offset, reader.tail_bytes = segment.end, segment.tail_bytes
+                reader.walked_elsewhere(segment.packets, segment.end, segment.tail_bytes)
                 stats["spliced"] += 1
                 if progress is not None:
                     progress(segment.end + segment.tail_bytes - boundary)
@@ -276,5 +260,5 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
 def _walk_here(reader: PcapReader, bucketer: Bucketer, start: int, stop: int | None,
                end: int) -> Iterator[np.ndarray]:
     reader.packets = bucketer.packets
-    for chunk in reader.walk(start, stop=stop, end=end, close=False):
+    for chunk in reader.chunks(start, stop=stop, end=end, close=False):
         yield from bucketer.feed(chunk)

@@ -1,9 +1,9 @@
-"""Reading pcapng: sections, interfaces, and packet blocks walked by the compiled core.
+"""Reading pcapng: sections, interfaces, and packet blocks walked by the backend's
+``walk_pcapng``.
 
-Packet blocks (enhanced, simple, obsolete) and blocks to skip are walked by the backend's
-``walk_pcapng``; section headers and interface descriptions change how the blocks after them
-are read, so the walk stops at each and they are read here.  The rules are in
-docs/data-model.md ("pcapng").
+Packet blocks (enhanced, simple, obsolete) and blocks to skip are walked by the core; section
+headers and interface descriptions change how the blocks after them are read, so the walk
+stops at each and they are read here.  The rules are in docs/data-model.md ("pcapng").
 """
 
 from __future__ import annotations
@@ -16,16 +16,36 @@ from typing import Literal
 import numpy as np
 
 from . import _backend
-from .reader import CaptureReader, _Window, linktype_name, max_caplen
+from ._format import (
+    ANY_MIN_BLOCK_LENGTH,
+    BYTE_ORDER_MAGICS,
+    EPB,
+    IDB,
+    MIN_BLOCK_LENGTH,
+    MIN_MAX_BLOCK,
+    OPT_ENDOFOPT,
+    OPT_IF_TSOFFSET,
+    OPT_IF_TSRESOL,
+    PCAPNG_MAGIC,
+    SHB,
+    SPB,
+    WALK_BAD_CAPLEN,
+    WALK_BAD_INTERFACE,
+    WALK_BAD_TIMESTAMP,
+    WALK_BAD_TRAILER,
+    WALK_BLOCK,
+    WALK_CAPLEN_BEYOND_BLOCK,
+    WALK_HUGE_BLOCK,
+    WALK_OK,
+    WALK_SHORT_BLOCK,
+    WALK_UNALIGNED_BLOCK,
+    block_name,
+    linktype_name,
+    max_block,
+    max_caplen,
+)
+from .reader import CaptureReader, Window
 
-SHB = 0x0A0D0D0A
-IDB = 1
-EPB, SPB, OPB = 6, 3, 2
-MAGIC = SHB.to_bytes(4, "little")  # the same in either byte order
-_BYTE_ORDER_MAGIC = 0x1A2B3C4D
-_MIN_MAX_BLOCK = 16 << 20
-_NAMES = {SHB: "section header block", IDB: "interface description block",
-          EPB: "enhanced packet block", SPB: "simple packet block", OPB: "packet block"}
 _U64 = (1 << 64) - 1
 
 
@@ -66,10 +86,29 @@ class Interface:
 
 def is_prefix(head: bytes) -> bool:
     """Whether ``head`` (shorter than 12 bytes) can begin a pcapng file."""
-    if not MAGIC.startswith(head[:4]):
+    if not PCAPNG_MAGIC.startswith(head[:4]):
         return False
     bom = head[8:12]
-    return any(order.startswith(bom) for order in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"))
+    return any(order.startswith(bom) for order in BYTE_ORDER_MAGICS)
+
+
+def length_problem(status: int, btype: int, length: int, limit: int) -> str:
+    """The words for a block whose total length is impossible."""
+    minimum = MIN_BLOCK_LENGTH.get(btype, ANY_MIN_BLOCK_LENGTH)
+    why = {WALK_SHORT_BLOCK: f"less than the {minimum} it needs", WALK_UNALIGNED_BLOCK: "not a multiple of 4",
+           WALK_HUGE_BLOCK: f"more than the {limit} allowed"}[status]
+    return f"{block_name(btype)} claims a total length of {length} bytes, {why}; the file is corrupt"
+
+
+def check_length(btype: int, length: int, limit: int) -> int:
+    """The walker's status for a block's total length: ``WALK_OK`` or what is wrong."""
+    if length < MIN_BLOCK_LENGTH.get(btype, ANY_MIN_BLOCK_LENGTH):
+        return WALK_SHORT_BLOCK
+    if length % 4:
+        return WALK_UNALIGNED_BLOCK
+    if length > limit:
+        return WALK_HUGE_BLOCK
+    return WALK_OK
 
 
 class PcapngReader(CaptureReader):
@@ -85,7 +124,7 @@ class PcapngReader(CaptureReader):
         self.sections = 0
         self.interfaces: list[Interface] = []
         self.byteorders: list[str] = []
-        self._head = self._read(12)
+        self._head = self.read(12)
         if len(self._head) < 4:
             self.format = ""  # too short to tell
         if len(self._head) < 12:
@@ -93,7 +132,7 @@ class PcapngReader(CaptureReader):
                 raise self.error(0, f"not a capture (starts with {self._head.hex()})")
             self.tail_bytes = len(self._head)
             return
-        if self._head[:4] != MAGIC:
+        if self._head[:4] != PCAPNG_MAGIC:
             raise self.error(0, f"not a pcapng capture (starts with 0x{self._head[:4].hex()})")
         self._byteorder_at(self._head, 0)  # a bad byte-order magic fails now
 
@@ -103,10 +142,8 @@ class PcapngReader(CaptureReader):
 
     def _byteorder_at(self, head: bytes, offset: int) -> Literal["little", "big"]:
         bom = head[8:12]
-        if bom == b"\x4d\x3c\x2b\x1a":
-            return "little"
-        if bom == b"\x1a\x2b\x3c\x4d":
-            return "big"
+        if bom in BYTE_ORDER_MAGICS:
+            return BYTE_ORDER_MAGICS[bom]
         raise self.error(offset, f"section header block with an unknown byte-order magic 0x{bom.hex()}")
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -119,25 +156,24 @@ class PcapngReader(CaptureReader):
         impl = _backend.impl
         byteorder: Literal["little", "big"] = "little"
         section: list[Interface] | None = None  # the current section's interfaces
-        arrays: tuple = ()
-        max_block = _MIN_MAX_BLOCK
+        arrays = _arrays([])
+        limit = MIN_MAX_BLOCK
         try:
-            win = _Window(self, 0, None, self._head)
+            win = Window(self, 0, None, self._head)
             while True:
                 if section is None:
-                    status = impl.WALK_BLOCK
+                    status = WALK_BLOCK
                     n = 0
                 else:
                     out = np.zeros(self.chunk_packets, dtype=self.dtype)
                     pos, n, status = impl.walk_pcapng(win.buf, win.pos, win.filled, out, win.base,
-                                                      byteorder == "big", *arrays, max_block)
+                                                      byteorder == "big", *arrays, limit)
                     win.pos = pos
                     if n:
-                        self.packets += n
-                        self._count_undecoded(out[:n])
+                        self._count_chunk(out[:n])
                         yield out[:n]
-                if status == impl.WALK_BLOCK:
-                    block = self._control_block(win, byteorder, max_block)
+                if status == WALK_BLOCK:
+                    block = self._control_block(win, byteorder, limit)
                     if block is None:  # not all in the window yet
                         need = 12 if win.left < 12 else self._length(win, byteorder)
                         if not win.refill(max(need, 12)):
@@ -152,12 +188,12 @@ class PcapngReader(CaptureReader):
                         assert section is not None
                         section.append(value)
                         self.interfaces.append(value)
-                    max_block = max([_MIN_MAX_BLOCK] + [max_caplen(i.linktype) + (1 << 20) for i in section])
+                    limit = max_block([i.linktype for i in section])
                     arrays = _arrays(section)
                     win.pos += length
                     continue
-                if status != impl.WALK_OK:
-                    raise self.error(win.offset, self._problem(win, byteorder, section or [], max_block, status))
+                if status != WALK_OK:
+                    raise self.error(win.offset, self._problem(win, byteorder, section or [], limit, status))
                 if n == self.chunk_packets:
                     continue
                 # The walk stopped at a block that is not complete in the window.
@@ -169,13 +205,12 @@ class PcapngReader(CaptureReader):
             self.close()
 
     @staticmethod
-    def _length(win: _Window, byteorder: Literal["little", "big"]) -> int:
+    def _length(win: Window, byteorder: Literal["little", "big"]) -> int:
         if win.left >= 12 and win.u32(0, "little") == SHB:
-            bom = bytes(win.buf[win.pos + 8:win.pos + 12])
-            byteorder = "little" if bom == b"\x4d\x3c\x2b\x1a" else "big"
+            byteorder = BYTE_ORDER_MAGICS.get(bytes(win.buf[win.pos + 8:win.pos + 12]), "big")
         return win.u32(4, byteorder) if win.left >= 8 else 8
 
-    def _control_block(self, win: _Window, byteorder: Literal["little", "big"], max_block: int):
+    def _control_block(self, win: Window, byteorder: Literal["little", "big"], limit: int):
         """Read the section header or interface description at the walk's position:
         ``(type, byte order or Interface, length)``, or ``None`` if it is not all there."""
         offset = win.offset
@@ -184,21 +219,20 @@ class PcapngReader(CaptureReader):
         btype = SHB if win.u32(0, "little") == SHB else win.u32(0, byteorder)
         if btype == SHB:
             byteorder = self._byteorder_at(bytes(win.buf[win.pos:win.pos + 12]), offset)
+            limit = MIN_MAX_BLOCK  # a new section has no interfaces yet
         elif btype != IDB:  # the walker stops only at these two
             raise AssertionError(f"unexpected block type {btype}")
         length = win.u32(4, byteorder)
-        minimum = 28 if btype == SHB else 20
-        limit = _MIN_MAX_BLOCK if btype == SHB else max_block  # a new section has no interfaces yet
-        if length < minimum or length % 4 or length > limit:
-            raise self.error(offset, _bad_length(btype, length, minimum, limit))
+        status = check_length(btype, length, limit)
+        if status != WALK_OK:
+            raise self.error(offset, length_problem(status, btype, length, limit))
         if win.left < length:
             return None
         body = bytes(win.buf[win.pos:win.pos + length])
         order = "<" if byteorder == "little" else ">"
         trailer = struct.unpack_from(order + "I", body, length - 4)[0]
         if trailer != length:
-            raise self.error(offset, f"{_NAMES[btype]} of {length} bytes ends with a different "
-                                     f"length ({trailer}); the file is corrupt")
+            raise self.error(offset, _trailer_problem(btype, length, trailer))
         if btype == SHB:
             major, minor = struct.unpack_from(order + "HH", body, 12)
             if major != 1:
@@ -210,66 +244,56 @@ class PcapngReader(CaptureReader):
         while at + 4 <= stop:  # options: code, length, value padded to 4 bytes
             code, size = struct.unpack_from(order + "HH", body, at)
             at += 4
-            if code == 0 or at + size > stop:  # opt_endofopt, or an option running past the block
+            if code == OPT_ENDOFOPT or at + size > stop:  # the end, or an option running past the block
                 break
-            if code == 9 and size >= 1:
+            if code == OPT_IF_TSRESOL and size >= 1:
                 tsresol = body[at]
-            elif code == 14 and size == 8:
+            elif code == OPT_IF_TSOFFSET and size == 8:
                 tsoffset = struct.unpack_from(order + "q", body, at)[0]
             at += (size + 3) & ~3
         return IDB, Interface(linktype, snaplen, tsresol, tsoffset), length
 
-    def _problem(self, win: _Window, byteorder: Literal["little", "big"], section: list[Interface],
-                 max_block: int, status: int) -> str:
-        """Why the walker stopped at the block at ``win.pos`` (it says only the kind)."""
-        impl = _backend.impl
+    def _problem(self, win: Window, byteorder: Literal["little", "big"], section: list[Interface],
+                 limit: int, status: int) -> str:
+        """Words for the status the walker stopped with at the block at ``win.pos`` (the
+        walker says what is wrong; the block's fields say the numbers)."""
         btype, length = win.u32(0, byteorder), win.u32(4, byteorder)
-        name = _NAMES.get(btype, f"block of type 0x{btype:08x}")
-        if status == impl.WALK_BAD_BLOCK:
-            minimum = 32 if btype in (EPB, OPB) else 16 if btype == SPB else 20 if btype == IDB else 12
-            if length < minimum or length % 4 or length > max_block:
-                return _bad_length(btype, length, minimum, max_block)
-            return (f"{name} of {length} bytes ends with a different length "
-                    f"({win.u32(length - 4, byteorder)}); the file is corrupt")
-        if btype == SPB:
-            iface = 0
-        elif btype == EPB:
-            iface = win.u32(8, byteorder)
-        else:  # the obsolete packet block has a 16-bit interface id
-            iface = int.from_bytes(win.buf[win.pos + 8:win.pos + 10], byteorder)
-        if status == impl.WALK_BAD_INTERFACE:
+        name = block_name(btype)
+        if status in (WALK_SHORT_BLOCK, WALK_UNALIGNED_BLOCK, WALK_HUGE_BLOCK):
+            return length_problem(status, btype, length, limit)
+        if status == WALK_BAD_TRAILER:
+            return _trailer_problem(btype, length, win.u32(length - 4, byteorder))
+        iface = 0 if btype == SPB else win.u32(8, byteorder) if btype == EPB else win.u16(8, byteorder)
+        if status == WALK_BAD_INTERFACE:
             return (f"{name} on interface {iface}, but the section describes "
                     f"{len(section)} interface(s); the file is corrupt")
-        if status == impl.WALK_BAD_TIMESTAMP:
+        if status == WALK_BAD_TIMESTAMP:
             ns = section[iface].ns(win.u32(12, byteorder) << 32 | win.u32(16, byteorder))
             return (f"{name} on interface {iface} has a timestamp of {ns} ns since the epoch, "
                     "outside what a signed 64-bit count of nanoseconds holds (years 1677 to 2262)")
+        if status == WALK_CAPLEN_BEYOND_BLOCK:
+            return (f"{name} of {length} bytes is too small for {win.u32(20, byteorder)} bytes of "
+                    "packet data; the file is corrupt")
+        assert status == WALK_BAD_CAPLEN, status
         linktype = section[iface].linktype
-        if btype == SPB:
-            caplen = min(win.u32(8, byteorder), length - 16)
-            if section[0].snaplen:
-                caplen = min(caplen, section[0].snaplen)
-            room = length - 16
+        if btype == SPB:  # what the block holds of the original length
+            caplen = min(win.u32(8, byteorder), length - 16, section[0].snaplen or length)
         else:
-            caplen, room = win.u32(20, byteorder), length - 32
-        if caplen > room:
-            return f"{name} of {length} bytes is too small for {caplen} bytes of packet data; the file is corrupt"
+            caplen = win.u32(20, byteorder)
         return (f"{name} claims {caplen} captured bytes, more than the {max_caplen(linktype)} "
                 f"libpcap allows for link type {linktype_name(linktype)}; the file is corrupt")
 
 
-def _bad_length(btype: int, length: int, minimum: int, max_block: int) -> str:
-    name = _NAMES.get(btype, f"block of type 0x{btype:08x}")
-    if length % 4 == 0 and length >= minimum:
-        why = f"more than the {max_block} allowed"
-    elif length < minimum:
-        why = f"less than the {minimum} it needs"
-    else:
-        why = "not a multiple of 4"
-    return f"{name} claims a total length of {length} bytes, {why}; the file is corrupt"
+def _trailer_problem(btype: int, length: int, trailer: int) -> str:
+    return f"{block_name(btype)} of {length} bytes ends with a different length ({trailer}); the file is corrupt"
 
 
-def _arrays(section: list[Interface]) -> tuple:
+_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _arrays(section: list[Interface]) -> _Arrays:
+    """The walker's description of a section's interfaces: link type, snap length, largest
+    captured length, and the timestamp scale (mode, factor, offset in seconds)."""
     scales = [i.scale() for i in section]
     return (
         np.array([i.linktype for i in section], dtype=np.uint32),
@@ -279,3 +303,4 @@ def _arrays(section: list[Interface]) -> tuple:
         np.array([f for _, f, _ in scales], dtype=np.uint64),
         np.array([o for _, _, o in scales], dtype=np.int64),
     )
+

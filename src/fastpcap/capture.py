@@ -1,0 +1,185 @@
+"""Opening any capture: compression and container told apart by their first bytes.
+
+:func:`open_capture` is libpcap's ``savefile.c``: it looks at the first bytes, puts a
+decompressor in front of the file if they are a compression's magic, and hands the stream to
+the reader of its container (:class:`~fastpcap.pcap.PcapReader` or
+:class:`~fastpcap.pcapng.PcapngReader`).  :func:`iter_packets` and :func:`read_packets` are
+the packet-level API on top.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, cast
+
+import numpy as np
+
+from . import _backend
+from ._format import PCAP_MAGICS, PCAPNG_MAGIC
+from .compression import SNIFF, CorruptStream, detect, open_decompressed, started_compression
+from .errors import CaptureError
+from .pcap import PcapReader
+from .pcapng import PcapngReader, is_prefix
+from .reader import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_CHUNK_PACKETS,
+    CaptureReader,
+    concatenate,
+    corrupt_stream_error,
+    is_stream,
+    open_file,
+)
+
+
+def open_capture(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    chunk_packets: int = DEFAULT_CHUNK_PACKETS,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: Callable[[int], object] | None = None,
+    decode: str = "reference",
+) -> CaptureReader:
+    """Open any capture fastpcap reads: classic pcap or pcapng, plain or compressed (gzip,
+    zstd, xz, bzip2, lz4), told apart by their first bytes.
+
+    ``source`` is a path or an open binary stream.  Raises :class:`~fastpcap.CaptureError`
+    for what is not a capture or cannot be read.  ``progress``, if given, is called with the
+    number of bytes of the file read each time it reads.  ``decode="extended"`` gives rows of
+    ``PACKET6_DTYPE`` with the extended decode (docs/data-model.md).
+    """
+    raw: BinaryIO
+    if is_stream(source):
+        raw = cast(BinaryIO, source)
+        name = str(getattr(source, "name", "<stream>"))
+        owned = False
+    else:
+        name = os.fspath(source)  # type: ignore[arg-type]
+        raw = open_file(name)
+        owned = True
+    try:
+        stream = _Sniffer(raw, name, progress)
+        prefix = stream.peek(SNIFF)
+        compression = detect(prefix)
+        started = started_compression(prefix)
+        if compression is None and started is not None:
+            # The whole file is the start of a compressed stream (a compressor that has just
+            # begun writing): like a capture that has just begun, it holds no packets yet.
+            compression, stream = started, _Sniffer(io.BytesIO(b""), name, None)  # type: ignore[arg-type]
+        elif compression is not None:
+            stream = _Sniffer(open_decompressed(stream, compression), name, None)  # type: ignore[arg-type]
+        head = stream.peek(4)
+        kind: type[CaptureReader]
+        if head and head[:4] == PCAPNG_MAGIC[: len(head)] and (len(head) == 4 or is_prefix(head)):
+            kind = PcapngReader
+        else:
+            kind = PcapReader
+        # Closing the reader closes the file under the decompressor too, if it opened it.
+        return kind(stream, chunk_packets=chunk_packets, block_size=block_size,  # type: ignore[arg-type]
+                    name=name, compression=compression, decode=decode, closer=raw if owned else None)
+    except BaseException:
+        if owned:
+            raw.close()
+        raise
+
+
+def sniff(path: str | os.PathLike[str]) -> bool:
+    """Whether a file's first bytes are a capture's: a classic pcap or pcapng magic, plain or
+    inside any compression fastpcap reads.  A compressed file whose first bytes cannot be
+    decompressed, or a file that cannot be read, counts as a capture: reading it will say
+    what is wrong, where ignoring it would hide it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF)
+            kind = detect(head)
+            if kind is not None:
+                f.seek(0)
+                head = open_decompressed(f, kind).read(4)  # type: ignore[arg-type]
+    except (OSError, CorruptStream):
+        return True
+    return head[:4] in PCAP_MAGICS or head[:4] == PCAPNG_MAGIC
+
+
+class _Sniffer:
+    """A stream whose first bytes can be looked at before it is read."""
+
+    def __init__(self, raw: BinaryIO, name: str, progress: Callable[[int], object] | None) -> None:
+        self.raw = raw
+        self.name = name
+        self._progress = progress
+        self._ahead = b""
+
+    def peek(self, size: int) -> bytes:
+        while len(self._ahead) < size:
+            try:
+                more = self.raw.read(size - len(self._ahead))
+                if self._progress is not None and more:
+                    self._progress(len(more))
+            except CorruptStream as exc:
+                raise corrupt_stream_error(self.name, exc) from None
+            except OSError as exc:
+                raise CaptureError(self.name, 0, f"cannot read: {exc.strerror or exc}") from None
+            if not more:
+                break
+            self._ahead += more
+        return self._ahead[:size]
+
+    def readinto(self, view) -> int:  # type: ignore[no-untyped-def]
+        if self._ahead:  # counted when peeked
+            n = min(len(view), len(self._ahead))
+            view[:n] = self._ahead[:n]
+            self._ahead = self._ahead[n:]
+            return n
+        n = self.raw.readinto(view)  # type: ignore[attr-defined]
+        if self._progress is not None and n:
+            self._progress(n)
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if self._ahead:  # counted when peeked
+            data = self._ahead if size < 0 else self._ahead[:size]
+            self._ahead = self._ahead[len(data):]
+            return data
+        data = self.raw.read(size)
+        if self._progress is not None and data:
+            self._progress(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._ahead = b""
+        return self.raw.seek(offset, whence)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def iter_packets(
+    path: str | os.PathLike[str] | BinaryIO,
+    *,
+    chunk_packets: int = DEFAULT_CHUNK_PACKETS,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    decode: str = "reference",
+) -> Iterator[np.ndarray]:
+    """Yield the packets of a capture as chunks of rows of ``PACKET_DTYPE``.
+
+    Any capture :func:`open_capture` reads; ``path`` may also be an open binary stream
+    (stdin, a pipe), read to its end.
+
+    Each chunk holds at most ``chunk_packets`` rows and is a new array the caller may keep.
+    Raises :class:`~fastpcap.CaptureError` for a file that is not a capture, a corrupt
+    record, or an unreadable path.  See ``docs/data-model.md`` for the fields.
+    """
+    with open_capture(path, chunk_packets=chunk_packets, block_size=block_size, decode=decode) as reader:
+        yield from reader
+
+
+def read_packets(path: str | os.PathLike[str] | BinaryIO, *, decode: str = "reference") -> np.ndarray:
+    """All packets of a capture in one array of ``PACKET_DTYPE``.
+
+    Holds the whole capture in memory (48 bytes per packet); use :func:`iter_packets` to
+    stream a large one.
+    """
+    impl = _backend.impl
+    dtype = impl.PACKET6_DTYPE if decode == "extended" else impl.PACKET_DTYPE
+    return concatenate(list(iter_packets(path, decode=decode)), dtype)
