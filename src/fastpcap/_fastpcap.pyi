@@ -26,8 +26,12 @@ class DistinctCounter:
     def __init__(self) -> None: ...
     def first_in_bucket(
         self,
-        values: np.ndarray,  # const uint16_t[:] or const uint32_t[:]
-        buckets: np.ndarray,  # const int64_t[::1]
-        valid: np.ndarray,  # const uint8_t[:]
-        out: np.ndarray,  # uint8_t[::1]
+        values: np.ndarray,  # 1-D uint16 or uint32 (either byte order), or (n, 16) uint8 rows
+        buckets: np.ndarray,  # 1-D integers that cast safely to int64, non-decreasing
+        valid: np.ndarray,  # 1-D bool or uint8
+        out: np.ndarray,  # uint8_t[::1], written
     ) -> None: ...
+    def values_in(
+        self,
+        bucket: int,  # int64_t
+    ) -> np.ndarray: ...  # sorted uint32 (16-/32-bit values); (k, 16) uint8 rows, bytewise order (128-bit)
