@@ -245,6 +245,7 @@ SCENARIOS = {
     "2-D-buckets": lambda: [call(buckets=B3[:, None])],
     "int64-valid": lambda: [call(valid=np.ones(3, dtype=np.int64))],
     "bool-valid": lambda: [call(valid=np.ones(3, dtype=bool))],
+    "strided-valid": lambda: [call(valid=np.array([1, 0, 0, 0, 1, 0], dtype=np.uint8)[::2])],
     "int8-out": lambda: [call(out=np.zeros(3, dtype=np.int8))],
     "strided-out": lambda: [call(out=np.zeros(6, dtype=np.uint8)[::2])],
     "read-only-out": lambda: [call(out=readonly_out())],

@@ -471,7 +471,7 @@ def _bits_for(n: int) -> int:
 def _inputs(values, buckets, valid, out) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """Check the arguments of ``first_in_bucket``; returns the values (native byte order, rows
     with contiguous bytes), their width in bits, the buckets (contiguous int64) and ``valid``
-    as uint8.  The compiled core checks the same, in the same order, with the same messages."""
+    (contiguous uint8).  The compiled core checks the same, in the same order, with the same messages."""
     values = np.asarray(values)
     kind = values.dtype
     if values.ndim == 1 and kind.kind == "u" and kind.itemsize in (2, 4):
@@ -492,7 +492,7 @@ def _inputs(values, buckets, valid, out) -> tuple[np.ndarray, int, np.ndarray, n
     valid = np.asarray(valid)
     if valid.ndim != 1 or valid.dtype not in (np.uint8, np.bool_):
         raise TypeError(f"valid must be a 1-D bool or uint8 array, not {valid.dtype} of shape {valid.shape}")
-    valid = valid.view(np.uint8)
+    valid = np.ascontiguousarray(valid).view(np.uint8)
     if (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 1
             or not out.flags.c_contiguous or not out.flags.writeable):
         raise TypeError("out must be a writable, contiguous 1-D uint8 array")
