@@ -13,7 +13,9 @@ benchmark records ``packets`` and ``file_bytes`` in ``extra_info``: packets/s is
 * ``test_end_to_end``: capture to a JSONL file (``write_jsonl``);
 * ``test_c_probe``: the speed-of-light probe (``probe.c``, whole process), once;
 * ``test_reference_equivalent``: the reference's algorithm (``reference_equivalent.py``, in
-  process) on a capture a tenth the size (it runs at about 0.15 M packets/s), once.
+  process) on a capture a tenth the size (it runs at about 0.15 M packets/s), once;
+* ``test_distinct_one_bucket``: the ``DistinctCounter`` alone, 1M distinct destinations in
+  one bucket fed in chunks of 16384 (``values`` in ``extra_info``, not ``packets``).
 
 The probe and the reference do not use fastpcap's backends, so they are marked ``once``:
 they run under the compiled backend only.  Beside the benchmarks, plain tests check that the
@@ -253,6 +255,42 @@ def test_reference_equivalent(benchmark, backend: str, ref_capture: Path, tmp_pa
         return reference_equivalent.bucketize(ref_capture, out)
 
     assert out.stat().st_size > 0
+
+
+#: The distinct counter alone: 1M distinct uint32 values (IPv4 destinations) in one bucket.
+DISTINCT_VALUES = 1_000_000
+DISTINCT_CHUNK = 16384
+
+
+def _scrambled(n: int) -> np.ndarray:
+    """0..n-1 through murmur3's fmix32 (a bijection): distinct uint32 values in random order."""
+    h = np.arange(n, dtype=np.uint32)
+    h ^= h >> 16
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> 13
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> 16
+    return h
+
+
+DISTINCT_INPUT = (_scrambled(DISTINCT_VALUES), np.zeros(DISTINCT_VALUES, dtype=np.int64),
+                  np.ones(DISTINCT_VALUES, dtype=np.uint8))
+
+
+@pytest.mark.benchmark(group="distinct")
+def test_distinct_one_bucket(benchmark, backend: str) -> None:
+    values, buckets, valid = DISTINCT_INPUT
+    out = np.zeros(DISTINCT_VALUES, dtype=np.uint8)
+    benchmark.extra_info.update(values=DISTINCT_VALUES, chunk=DISTINCT_CHUNK)
+
+    @benchmark
+    def count() -> None:
+        counter = _backend.impl.DistinctCounter()
+        for lo in range(0, DISTINCT_VALUES, DISTINCT_CHUNK):
+            hi = lo + DISTINCT_CHUNK
+            counter.first_in_bucket(values[lo:hi], buckets[lo:hi], valid[lo:hi], out[lo:hi])
+
+    assert int(out.sum()) == DISTINCT_VALUES
 
 
 # -- the baselines are right --------------------------------------------------------------

@@ -464,54 +464,314 @@ def _decode_ipv6(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: n
     _decode_ports(b, idx[done], ip[done] + at[done], iplen[done] - at[done], nh[done], rec)
 
 
+# -- distinct values per bucket ---------------------------------------------------------
+#
+# The compiled counter's table, in numpy arrays (see the comment in src/_fastpcap.pyx): open
+# addressing with linear probing, a one-byte generation stamp per slot (another generation
+# counts as empty), doubling at 3/4 full, shrinking at a clear of the stamps; the same hash.
+# The keys and stamps are two arrays here (4 + 1 or 16 + 1 bytes a slot, as in the compiled
+# table), and a growth copies the current generation's keys out before the arrays grow in
+# place (``ndarray.resize``: realloc), so it briefly needs 3 more bytes per 32-bit key.
+#
+# Packets are taken a block at a time.  Within a block, the first packet of each (bucket,
+# value) comes from one stable sort; only the block's first bucket can be the open one, so
+# only its values are looked up in the table, and only the last bucket's values are added.
+# Lookups and inserts probe all their keys at once, one slot further each round; keys that
+# reach the same free slot in the same round are told apart by writing them all and reading
+# back which one landed.  O(n) expected, like the compiled loop (a sort of at most a block).
+
+_INT64_MIN = -(1 << 63)
+_GEN_MAX = 254  # generations are 1..254; 0: a slot unused since the last clear
+_MIN_BITS = 12  # a hash table has at least 2**12 slots
+_BLOCK = 1 << 16  # packets taken at once: bounds the temporaries, whatever a call's size
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+
+
+def _limit(cap: int) -> int:
+    """Most slots the current generation may fill: 3/4 of the table."""
+    return cap - (cap >> 2)
+
+
+def _bits_for(n: int) -> int:
+    """Bits of the smallest table that holds ``n`` keys within the load limit."""
+    bits = _MIN_BITS
+    while _limit(1 << bits) < n:
+        bits += 1
+    return bits
+
+
+def _inputs(values, buckets, valid, out) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Check the arguments of ``first_in_bucket``; returns the values (native byte order, rows
+    with contiguous bytes), their width in bits, the buckets (contiguous int64) and ``valid``
+    (contiguous uint8).  The compiled core checks the same, in the same order, with the same messages."""
+    values = np.asarray(values)
+    kind = values.dtype
+    if values.ndim == 1 and kind.kind == "u" and kind.itemsize in (2, 4):
+        width = kind.itemsize * 8
+        if not kind.isnative:
+            values = values.astype(kind.newbyteorder("="))
+    elif values.ndim == 2 and kind == np.uint8 and values.shape[1] == 16:
+        width = 128
+        if values.strides[1] != 1:
+            values = np.ascontiguousarray(values)
+    else:
+        raise TypeError("values must be a 1-D uint16 or uint32 array, or an (n, 16) uint8 array of "
+                        f"addresses, not {kind} of shape {values.shape}")
+    buckets = np.asarray(buckets)
+    if buckets.ndim != 1 or buckets.dtype.kind not in "iu" or not np.can_cast(buckets.dtype, np.int64):
+        raise TypeError(f"buckets must be a 1-D int64 array, not {buckets.dtype} of shape {buckets.shape}")
+    buckets = np.ascontiguousarray(buckets, dtype=np.int64)
+    valid = np.asarray(valid)
+    if valid.ndim != 1 or valid.dtype not in (np.uint8, np.bool_):
+        raise TypeError(f"valid must be a 1-D bool or uint8 array, not {valid.dtype} of shape {valid.shape}")
+    valid = np.ascontiguousarray(valid).view(np.uint8)
+    if (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 1
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise TypeError("out must be a writable, contiguous 1-D uint8 array")
+    if len(values) != len(buckets) or len(valid) != len(buckets) or len(out) != len(buckets):
+        raise ValueError("values, buckets, valid and out must have the same length")
+    return values, width, buckets, valid
+
+
+def _sorted_rows(rows: np.ndarray) -> np.ndarray:
+    """(k, 16) uint8 addresses in bytewise (lexicographic) order."""
+    halves = rows.view(">u8")
+    return rows[np.lexsort((halves[:, 1], halves[:, 0]))]
+
+
+class _Direct:
+    """16-bit values: a generation stamp per possible value."""
+
+    def __init__(self) -> None:
+        self.stamps = np.zeros(1 << 16, dtype=np.uint8)
+        self.gen = 1
+        self.used = 0
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        return self.stamps[keys] == self.gen
+
+    def add(self, keys: np.ndarray) -> None:
+        """Add keys that are distinct and not in the current generation."""
+        self.stamps[keys] = self.gen
+        self.used += len(keys)
+
+    def next_gen(self) -> None:
+        self.used = 0
+        if self.gen < _GEN_MAX:
+            self.gen += 1
+            return
+        self.gen = 1
+        self.stamps[:] = 0
+
+    def values(self) -> np.ndarray:
+        return np.flatnonzero(self.stamps == self.gen).astype(np.uint32)
+
+
+class _Hashed:
+    """32-bit keys (uint32) or 128-bit ones (two uint64 words per key, as the 16 bytes lie in
+    memory: the compiled table's words), in a generation-stamped linear-probing table."""
+
+    def __init__(self, wide: bool) -> None:
+        self.wide = wide
+        self.bits = _MIN_BITS
+        cap = 1 << _MIN_BITS
+        self.keys = np.zeros((cap, 2), dtype=np.uint64) if wide else np.zeros(cap, dtype=np.uint32)
+        self.stamps = np.zeros(cap, dtype=np.uint8)
+        self.gen = 1
+        self.used = 0  # slots of the current generation
+        self.peak = 0  # most slots a generation used since the last clear
+
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's first slot: the compiled core's hash."""
+        if self.wide:
+            x = keys[:, 0] * _FIB + keys[:, 1]
+            x ^= x >> _S33
+            x *= _MIX1
+            x ^= x >> _S33
+            x *= _MIX2
+            x ^= x >> _S33
+        else:
+            x = keys.astype(np.uint64) * _FIB
+        return (x >> np.uint64(64 - self.bits)).astype(np.intp)
+
+    def _equal(self, slots: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        found = self.keys[slots]
+        return (found == keys).all(axis=1) if self.wide else found == keys
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Which keys are in the current generation."""
+        found = np.zeros(len(keys), dtype=bool)
+        which = np.arange(len(keys))
+        slots = self._home(keys)
+        mask = len(self.stamps) - 1
+        while len(which):
+            taken = self.stamps[slots] == self.gen
+            hit = taken & self._equal(slots, keys[which])
+            found[which[hit]] = True
+            more = taken & ~hit
+            which, slots = which[more], (slots[more] + 1) & mask
+        return found
+
+    def add(self, keys: np.ndarray) -> None:
+        """Add keys that are distinct and not in the current generation."""
+        if self.used + len(keys) > _limit(len(self.stamps)):
+            self._grow(self.used + len(keys))
+        for lo in range(0, len(keys), _BLOCK):
+            self._place(keys[lo:lo + _BLOCK])
+
+    def _place(self, keys: np.ndarray) -> None:
+        which = np.arange(len(keys))
+        slots = self._home(keys)
+        mask = len(self.stamps) - 1
+        while len(which):
+            free = np.flatnonzero(self.stamps[slots] != self.gen)
+            at, mine = slots[free], which[free]
+            # Keys that reach one free slot together: all are written, one lands (which one
+            # does not matter); the others try the next slot with the keys that found it taken.
+            if self.wide:
+                tag = mine.astype(np.uint64)  # the keys' numbers stand in for the wide keys
+                self.keys[at, 0] = tag
+                won = self.keys[at, 0] == tag
+                self.keys[at[won]] = keys[mine[won]]
+            else:
+                self.keys[at] = keys[mine]
+                won = self.keys[at] == keys[mine]
+            self.stamps[at[won]] = self.gen
+            more = np.ones(len(which), dtype=bool)
+            more[free[won]] = False
+            which, slots = which[more], (slots[more] + 1) & mask
+        self.used += len(keys)
+
+    def _resize(self, bits: int) -> None:
+        """Grow or shrink the arrays in place (realloc; nothing else refers to them), every
+        slot empty."""
+        cap = 1 << bits
+        self.keys.resize((cap, 2) if self.wide else cap, refcheck=False)
+        self.stamps.resize(cap, refcheck=False)
+        self.stamps[:] = 0
+        self.bits = bits
+
+    def _grow(self, need: int) -> None:
+        live = self.keys[self.stamps == self.gen]
+        self._resize(_bits_for(need))
+        self.used = 0
+        for lo in range(0, len(live), _BLOCK):
+            self._place(live[lo:lo + _BLOCK])
+
+    def next_gen(self) -> None:
+        """A new newest bucket: a new generation, empty.  When the generations run out, clear
+        the stamps, and shrink a table that none of the recent generations needed."""
+        self.peak = max(self.peak, self.used)
+        self.used = 0
+        if self.gen < _GEN_MAX:
+            self.gen += 1
+            return
+        self.gen = 1
+        bits = _bits_for(self.peak)
+        if (1 << bits) * 4 <= len(self.stamps):
+            self._resize(bits)
+        self.peak = 0
+        self.stamps[:] = 0
+
+    def values(self) -> np.ndarray:
+        live = self.keys[self.stamps == self.gen]
+        return _sorted_rows(live.view(np.uint8)) if self.wide else np.sort(live)
+
+
 class DistinctCounter:
     """Marks the first packet of each distinct value within its bucket (twin of the compiled
     ``DistinctCounter``).  Buckets must not decrease, within and across calls; the values
     of the newest bucket are kept, so the open bucket carries from one chunk to the next.
-    One counter takes one width of values."""
+    Values are uint16, uint32 or (n, 16) uint8 rows (IPv6 addresses); one counter takes one
+    width of values."""
 
     def __init__(self) -> None:
-        self._newest = np.iinfo(np.int64).min  # bucket indexes may be negative
-        self._seen = np.zeros(0, dtype=np.uint64)  # sorted values seen in bucket _newest
+        self._newest = _INT64_MIN  # bucket indexes may be negative
         self._width = 0
+        self._table: _Direct | _Hashed | None = None
 
     def first_in_bucket(self, values: np.ndarray, buckets: np.ndarray, valid: np.ndarray,
                         out: np.ndarray) -> None:
         """Set ``out[i]`` to 1 where ``valid[i]`` and ``values[i]`` is not yet seen in bucket
-        ``buckets[i]``, else 0.  ``buckets`` must not decrease, within and across calls."""
-        n = len(buckets)
-        if len(values) != n or len(valid) != n or len(out) != n:
-            raise ValueError("values, buckets, valid and out must have the same length")
-        if n > 1 and (np.diff(buckets) < 0).any():
-            raise ValueError("buckets must not decrease")
-        at = np.flatnonzero(valid)
-        if len(at) and buckets[at[0]] < self._newest:
-            raise ValueError("buckets must not decrease")
-        width = {np.dtype(np.uint16): 16, np.dtype(np.uint32): 32}[np.asarray(values).dtype.newbyteorder("=")]
-        if self._width and width != self._width:
-            raise ValueError(f"this counter takes {self._width}-bit values, not {width}-bit ones")
-        self._width = width
+        ``buckets[i]``, else 0.  ``buckets`` must not decrease, within and across calls.
+        ``values``: uint16 or uint32, or (n, 16) uint8 rows (IPv6 addresses)."""
+        values, width, buckets, valid = _inputs(values, buckets, valid, out)
+        self._check_order(buckets, valid)
+        if self._width != width:
+            if self._width:
+                raise ValueError(f"this counter takes {self._width}-bit values, not {width}-bit ones")
+            self._table = _Direct() if width == 16 else _Hashed(width == 128)
+            self._width = width
         out[:] = 0
+        for lo in range(0, len(buckets), _BLOCK):
+            hi = lo + _BLOCK
+            self._block(values[lo:hi], buckets[lo:hi], valid[lo:hi], out[lo:hi])
+
+    def _check_order(self, buckets: np.ndarray, valid: np.ndarray) -> None:
+        bad = len(buckets) > 1 and bool((buckets[1:] < buckets[:-1]).any())
+        first = int(np.argmax(valid != 0)) if len(valid) else 0
+        if len(valid) and valid[first] and buckets[first] < self._newest:
+            bad = True
+        if bad:
+            raise ValueError("buckets must not decrease")
+
+    def _block(self, values: np.ndarray, buckets: np.ndarray, valid: np.ndarray, out: np.ndarray) -> None:
+        at = np.flatnonzero(valid)
         if not len(at):
             return
-        b = np.asarray(buckets)[at]
-        v = np.asarray(values)[at].astype(np.uint64)
-        run = np.concatenate(([0], np.cumsum(b[1:] != b[:-1]))).astype(np.uint64)
-        _, first = np.unique((run << np.uint64(32)) | v, return_index=True)
-        new = np.zeros(len(at), dtype=bool)
-        new[first] = True
-        carried = b == self._newest
-        if carried.any():
-            new[carried] &= ~np.isin(v[carried], self._seen)
+        b = buckets[at]
+        v = np.ascontiguousarray(values[at]).view(np.uint64) if self._width == 128 else values[at]
+        new = self._firsts(b, v)
+        table = self._table
+        assert table is not None
+        if b[0] == self._newest:  # the open bucket goes on: drop the values it already has
+            first_run = np.flatnonzero(new[:np.searchsorted(b, b[0], side="right")])
+            new[first_run[table.contains(v[first_run])]] = False
+        last = int(b[-1])
+        if last != self._newest:
+            table.next_gen()
+            self._newest = last
+        start = int(np.searchsorted(b, last))
+        table.add(v[start + np.flatnonzero(new[start:])])
         out[at[new]] = 1
-        last = b[-1]
-        seen_last = np.unique(v[b == last])
-        self._seen = np.union1d(self._seen, seen_last) if last == self._newest else seen_last
-        self._newest = int(last)
+
+    def _firsts(self, b: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The first packet of each (bucket, value), by one stable sort (``b`` sorted)."""
+        n = len(b)
+        runs = b[0] != b[-1]
+        if self._width == 128:
+            order = np.lexsort((v[:, 1], v[:, 0], b) if runs else (v[:, 1], v[:, 0]))
+            ordered = v[order]
+            differs = (ordered[1:] != ordered[:-1]).any(axis=1)
+            if runs:
+                ordered_b = b[order]
+                differs |= ordered_b[1:] != ordered_b[:-1]
+        else:
+            key = v.astype(np.uint64)
+            if runs:  # (run number, value): the run number fits in 32 bits (a block is smaller)
+                run = np.zeros(n, dtype=np.uint64)
+                np.cumsum(b[1:] != b[:-1], out=run[1:])
+                key |= run << np.uint64(32)
+            order = np.argsort(key, kind="stable")
+            ordered = key[order]
+            differs = ordered[1:] != ordered[:-1]
+        first = np.ones(n, dtype=bool)
+        first[1:] = differs
+        new = np.zeros(n, dtype=bool)
+        new[order[first]] = True
+        return new
 
     def values_in(self, bucket: int) -> np.ndarray:
-        """The distinct values seen in ``bucket``, sorted (uint32), if it is the newest bucket
-        a value was seen in; otherwise none."""
-        if bucket != self._newest:
+        """The distinct values seen in ``bucket``, sorted, if it is the newest bucket a value
+        was seen in; otherwise none.  uint32 for 16- and 32-bit values; (k, 16) uint8 rows in
+        bytewise order for 128-bit ones."""
+        if self._width == 128:
+            if bucket != self._newest:
+                return np.zeros((0, 16), dtype=np.uint8)
+        elif self._width == 0 or bucket != self._newest:
             return np.zeros(0, dtype=np.uint32)
-        return self._seen.astype(np.uint32)
+        assert self._table is not None
+        return self._table.values()

@@ -5,7 +5,7 @@ running maximum of timestamps so far (``np.maximum.accumulate`` then ``np.floor_
 bucket indexes never decrease, so each bucket is one run of consecutive packets and its
 counters are ``np.add.reduceat`` over the runs.  Distinct destinations are counted the same
 way, over flags that the backend's ``DistinctCounter`` sets on each value's first packet in
-its bucket (O(n) in the compiled core).  The last bucket of a chunk stays *open*: its
+its bucket (O(n) in both backends).  The last bucket of a chunk stays *open*: its
 counters, and the values the counters remember, carry into the next chunk, so a capture
 gives the same rows whatever its chunking.  Closed buckets are written with the empty
 buckets between them, unless the gap is longer than the gap cap.
@@ -93,8 +93,7 @@ class Bucketer:
         # Distinct destinations per bucket; they remember the open bucket's values.
         self._ips = _backend.impl.DistinctCounter()
         self._ports = _backend.impl.DistinctCounter()
-        self._ips6 = _backend.impl.DistinctCounter()  # IPv6 destinations, as dense ids
-        self._ids6: dict[bytes, int] = {}  # IPv6 address -> its dense id
+        self._ips6 = _backend.impl.DistinctCounter()  # IPv6 destinations (128-bit values)
         self._track = track_sets
         self.first_sets: tuple[np.ndarray, np.ndarray] | None = None  # the first bucket's
 
@@ -311,22 +310,11 @@ class Bucketer:
         self._ips.first_in_bucket(packets["dst_ip"], idx, ip.view(np.uint8), new)
         rows[:, _C["unique_dst_ips"]] = total(new)
         if ip6 is not None and ip6.any():
-            self._ips6.first_in_bucket(self._dense6(packets["dst_ip6"], ip6), idx, ip6.view(np.uint8), new)
+            self._ips6.first_in_bucket(packets["dst_ip6"], idx, ip6.view(np.uint8), new)
             rows[:, _C["unique_dst_ips"]] += total(new)
         self._ports.first_in_bucket(packets["dst_port"], idx, ports.view(np.uint8), new)
         rows[:, _C["unique_dst_ports"]] = total(new)
         return rows
-
-    def _dense6(self, addresses: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """IPv6 addresses as dense uint32 ids (the same address, the same id, for the run)."""
-        ids = np.zeros(len(addresses), dtype=np.uint32)
-        at = np.flatnonzero(valid)
-        rows = np.ascontiguousarray(addresses[at])
-        distinct, inverse = np.unique(rows.view("V16").ravel(), return_inverse=True)
-        table = self._ids6
-        dense = np.array([table.setdefault(bytes(a), len(table)) for a in distinct], dtype=np.uint32)
-        ids[at] = dense[inverse.ravel()]
-        return ids
 
     # -- output --------------------------------------------------------------------------
     def _write(self, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
