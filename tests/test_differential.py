@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from strategies import captures, compressed, pcapng_captures
+from strategies import frames as frames_strategy
 
 import fastpcap
 from fastpcap import _backend
@@ -26,8 +28,7 @@ from fastpcap.jsonl import format_rows
 from fastpcap.reader import PcapReader, concatenate, max_caplen
 
 from oracle import OracleError, oracle
-from pcapgen import SYN, Rec, captures, compressed, eth, ipv4, pcap, pcapng_captures, tcp
-from pcapgen import frames as frames_strategy
+from pcapgen import SYN, Rec, eth, ipv4, pcap, tcp
 
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
 PURE = _backend.IMPLEMENTATIONS["python"]

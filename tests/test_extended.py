@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import extended_captures
 
 import fastpcap
 from fastpcap import _backend
 from fastpcap.reader import concatenate
 
 from oracle import OracleError, oracle
-from pcapgen import SYN, Rec, eth, extended_captures, ipv4, ipv6, ipv6_ext, pcap, qinq, tcp, udp
+from pcapgen import SYN, Rec, eth, ipv4, ipv6, ipv6_ext, pcap, qinq, tcp, udp
 
 T0 = 1_700_000_000_000_000_000
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from strategies import compressed, pcapng_captures, pcapng_twins
 
 import fastpcap
 
@@ -26,7 +27,6 @@ from pcapgen import (
     Rec,
     block,
     compress,
-    compressed,
     custom_block,
     epb,
     eth,
@@ -39,8 +39,6 @@ from pcapgen import (
     opb,
     pcap,
     pcapng,
-    pcapng_captures,
-    pcapng_twins,
     shb,
     sll,
     sll2,

@@ -1,7 +1,8 @@
 """Self-checks of tests/oracle.py against expectations worked out by hand from the spec.
 
-These tests exercise only the oracle and the pcapgen builders; they never import fastpcap
-(so they are marked ``once``: the root conftest need not run them on both backends).
+These tests exercise only the oracle, the pcapgen builders and the strategies built on them;
+they never import fastpcap (so they are marked ``once``: the root conftest need not run them
+on both backends).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from strategies import captures, compressed, extended_captures, extended_frames, pcapng_captures, pcapng_twins
 
 from oracle import (
     DEC_FRAGMENT,
@@ -43,16 +45,12 @@ from pcapgen import (
     Rec,
     arp,
     block,
-    captures,
     compress,
-    compressed,
     custom_block,
     dns_query,
     dsb,
     epb,
     eth,
-    extended_captures,
-    extended_frames,
     icmpv6,
     idb,
     ipv4,
@@ -68,9 +66,7 @@ from pcapgen import (
     options,
     pcap,
     pcapng,
-    pcapng_captures,
     pcapng_file,
-    pcapng_twins,
     qinq,
     shb,
     sll,

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import captures
 
 import fastpcap
 from fastpcap import parallel
 from fastpcap.jsonl import format_rows
 
 from oracle import oracle
-from pcapgen import ACK, SYN, Rec, captures, eth, ipv4, pcap, tcp, udp
+from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from traffic import write_capture  # noqa: E402
