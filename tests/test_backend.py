@@ -30,17 +30,20 @@ def _fresh_backend(**env: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.once
 @NEEDS_INSTALLED
 def test_compiled_core_is_preferred_by_default() -> None:
     # A normal install must not silently run the slow path.
     assert _fresh_backend() == "cython"
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("value", ["1", "yes"])
 def test_no_extensions_forces_the_twin(value: str) -> None:
     assert _fresh_backend(FASTPCAP_NO_EXTENSIONS=value) == "python"
 
 
+@pytest.mark.once
 @NEEDS_INSTALLED
 def test_no_extensions_zero_means_unset() -> None:
     assert _fresh_backend(FASTPCAP_NO_EXTENSIONS="0") == "cython"
@@ -51,6 +54,7 @@ def test_backend_attribute_follows_the_fixture(backend: str) -> None:
     assert _backend.impl is _backend.IMPLEMENTATIONS[backend]
 
 
+@pytest.mark.once
 @BOTH
 def test_twin_dtype_equals_the_struct_derived_dtype() -> None:
     assert COMPILED.PACKET_DTYPE == _pure.PACKET_DTYPE
@@ -61,6 +65,7 @@ def test_twin_dtype_equals_the_struct_derived_dtype() -> None:
     assert COMPILED.PACKET6_DTYPE.fields == _pure.PACKET6_DTYPE.fields
 
 
+@pytest.mark.once
 @BOTH
 @pytest.mark.parametrize("name", ["DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT", "WALK_OK",
                                   "WALK_BAD_CAPLEN", "WALK_BLOCK", "WALK_BAD_BLOCK", "WALK_BAD_INTERFACE",
@@ -76,6 +81,7 @@ def test_walk_rejects_a_bad_range(backend: str) -> None:
             _backend.impl.walk(bytearray(32), start, end, out, 0, False, False, 1, 262144)
 
 
+@pytest.mark.once
 def test_use_rejects_unknown_backend() -> None:
     with pytest.raises(ValueError, match="not available"):
         _backend.use("rust")

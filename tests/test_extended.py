@@ -48,6 +48,7 @@ def test_rows_equal_the_oracle(case) -> None:
     assert rows_or_offset(data, **kw) == oracle_or_offset(data, **kw)
 
 
+@pytest.mark.once
 @pytest.mark.skipif(COMPILED is None, reason="the compiled core is not built")
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(case=extended_captures(), chunk=st.integers(1, 30))

@@ -140,6 +140,7 @@ def test_streams_and_small_files_use_one_process(tmp_path: Path) -> None:
     assert _last_stats == []
 
 
+@pytest.mark.once
 def test_plan() -> None:
     size = 24 + 100 * (32 << 20)
     assert parallel.plan(size, 4) == [24 + k * 25 * (32 << 20) for k in range(4)] + [size]
