@@ -23,7 +23,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``once`` do not use fastpcap's backends: run them under one only."""
+    """Tests marked ``once`` do not depend on the ``backend`` fixture (they use no backend, or
+    compare both themselves): run them under one only."""
     if "cython" not in _backend.IMPLEMENTATIONS:
         return
     keep, drop = [], []

@@ -40,6 +40,7 @@ def capture(tmp_path: Path) -> Path:
 
 # -- the drop-in ------------------------------------------------------------------------
 
+@pytest.mark.once
 def test_bucketize_missing_capture_returns_zero_and_creates_nothing(tmp_path: Path) -> None:
     out = tmp_path / "new" / "dir" / "netflow.jsonl"
     assert fastpcap.bucketize(tmp_path / "nope.pcap", out) == 0
@@ -159,6 +160,7 @@ def test_iter_packets_blocks_smaller_than_a_record(tmp_path: Path) -> None:
         assert list(got["caplen"]) == [len(big), 100, len(big)]
 
 
+@pytest.mark.once
 def test_iter_packets_validates_arguments(capture: Path) -> None:
     with pytest.raises(ValueError):
         next(fastpcap.iter_packets(capture, chunk_packets=0))

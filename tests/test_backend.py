@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import subprocess
@@ -13,6 +14,14 @@ import pytest
 import fastpcap
 from fastpcap import _backend, _format, _pure
 
+COMPILED = _backend.IMPLEMENTATIONS.get("cython")
+BOTH = pytest.mark.skipif(COMPILED is None, reason="the compiled core is not built")
+# An install built with FASTPCAP_NO_EXTENSIONS=1 has no compiled core to prefer; the root
+# conftest runs the suite on one only with FASTPCAP_ALLOW_PURE_INSTALL, and so do these guards.
+INSTALLED = importlib.util.find_spec("fastpcap._fastpcap") is not None
+NEEDS_INSTALLED = pytest.mark.skipif(not INSTALLED and bool(os.environ.get("FASTPCAP_ALLOW_PURE_INSTALL")),
+                                     reason="a pure-Python install (FASTPCAP_ALLOW_PURE_INSTALL)")
+
 
 def _fresh_backend(**env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if k != "FASTPCAP_NO_EXTENSIONS"}
@@ -22,16 +31,21 @@ def _fresh_backend(**env: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.once
+@NEEDS_INSTALLED
 def test_compiled_core_is_preferred_by_default() -> None:
     # A normal install must not silently run the slow path.
     assert _fresh_backend() == "cython"
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("value", ["1", "yes"])
 def test_no_extensions_forces_the_twin(value: str) -> None:
     assert _fresh_backend(FASTPCAP_NO_EXTENSIONS=value) == "python"
 
 
+@pytest.mark.once
+@NEEDS_INSTALLED
 def test_no_extensions_zero_means_unset() -> None:
     assert _fresh_backend(FASTPCAP_NO_EXTENSIONS="0") == "cython"
 
@@ -41,21 +55,24 @@ def test_backend_attribute_follows_the_fixture(backend: str) -> None:
     assert _backend.impl is _backend.IMPLEMENTATIONS[backend]
 
 
+@pytest.mark.once
+@BOTH
 def test_twin_dtype_equals_the_struct_derived_dtype() -> None:
-    compiled = _backend.IMPLEMENTATIONS["cython"]
-    assert compiled.PACKET_DTYPE == _pure.PACKET_DTYPE
-    assert compiled.PACKET_DTYPE.itemsize == _pure.PACKET_DTYPE.itemsize == 48
-    assert compiled.PACKET_DTYPE.fields == _pure.PACKET_DTYPE.fields
-    assert compiled.PACKET6_DTYPE == _pure.PACKET6_DTYPE
-    assert compiled.PACKET6_DTYPE.itemsize == _pure.PACKET6_DTYPE.itemsize == 80
-    assert compiled.PACKET6_DTYPE.fields == _pure.PACKET6_DTYPE.fields
+    assert COMPILED.PACKET_DTYPE == _pure.PACKET_DTYPE
+    assert COMPILED.PACKET_DTYPE.itemsize == _pure.PACKET_DTYPE.itemsize == 48
+    assert COMPILED.PACKET_DTYPE.fields == _pure.PACKET_DTYPE.fields
+    assert COMPILED.PACKET6_DTYPE == _pure.PACKET6_DTYPE
+    assert COMPILED.PACKET6_DTYPE.itemsize == _pure.PACKET6_DTYPE.itemsize == 80
+    assert COMPILED.PACKET6_DTYPE.fields == _pure.PACKET6_DTYPE.fields
 
 
+@pytest.mark.once
+@BOTH
 def test_twins_export_the_same_names_and_values() -> None:
     """The twin's ``__all__`` is the compiled core's public names; constants are equal, and
     equal to the one home of the container facts (fastpcap._format); functions take the same
     parameters.  (``_backend.impl`` is typed as the twin, so mypy checks calls against it.)"""
-    compiled = _backend.IMPLEMENTATIONS["cython"]
+    compiled = COMPILED
     assert {n for n in dir(compiled) if not n.startswith("_") and n != "np"} == set(_pure.__all__)
     for name in _pure.__all__:
         ours, twin = getattr(compiled, name), getattr(_pure, name)
@@ -75,6 +92,7 @@ def test_walk_rejects_a_bad_range(backend: str) -> None:
             _backend.impl.walk(bytearray(32), start, end, out, 0, False, False, 1, 262144)
 
 
+@pytest.mark.once
 def test_use_rejects_unknown_backend() -> None:
     with pytest.raises(ValueError, match="not available"):
         _backend.use("rust")

@@ -188,6 +188,7 @@ def test_gap_warning_and_max_gap_none(cli, tmp_path: Path) -> None:
     assert proc.stdout == oracle(data, max_gap_s=None).jsonl and proc.stderr == b""
 
 
+@pytest.mark.once
 def test_console_script(capture: Path) -> None:
     script = shutil.which("fastpcap", path=os.path.dirname(sys.executable)) or shutil.which("fastpcap")
     assert script, "the `fastpcap` console script is not installed"

@@ -4,7 +4,8 @@ Hypothesis generates whole captures (both byte orders, µs and ns, out-of-order 
 every awkward frame, partial tails, corrupt files).  For each one:
 
 * the record walk of *both* implementations gives byte-identical packet arrays and the same
-  stop position and status (whatever backend the fixture selected);
+  stop position and status (whatever backend the fixture selected, so these tests and the
+  kernels' twin checks are marked ``once``);
 * the active backend's rows, streamed in arbitrary chunk and block sizes, give exactly the
   oracle's JSONL, gap statistics and errors (byte offsets included).
 """
@@ -28,14 +29,16 @@ from fastpcap.pcap import PcapReader
 from fastpcap.reader import concatenate
 
 from oracle import OracleError, oracle
-from pcapgen import SYN, Rec, captures, compressed, eth, ipv4, pcap, pcapng_captures, tcp
-from pcapgen import frames as frames_strategy
+from pcapgen import SYN, Rec, eth, ipv4, pcap, tcp
+from strategies import captures, compressed, pcapng_captures
+from strategies import frames as frames_strategy
 
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
 PURE = _backend.IMPLEMENTATIONS["python"]
 BOTH = pytest.mark.skipif(COMPILED is None, reason="the compiled core is not built")
 
 
+@pytest.mark.once
 @BOTH
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(case=captures(errors=True), chunk=st.integers(1, 40), block=st.sampled_from([16, 17, 64, 1000, 1 << 20]))
@@ -96,6 +99,7 @@ def test_public_api_equals_the_oracle(case, tmp_path_factory) -> None:
 
 # -- the walk itself, on arbitrary bytes (what a fuzzer would feed it) --------------------
 
+@pytest.mark.once
 @BOTH
 @settings(max_examples=500)
 @given(
@@ -119,6 +123,7 @@ def test_walk_on_arbitrary_bytes(buf: bytes, start: int, length: int, cap: int, 
     assert start <= pos <= end and 0 <= n <= cap and status in (0, 1)
 
 
+@pytest.mark.once
 @BOTH
 @given(st.lists(st.binary(min_size=0, max_size=120), max_size=30), st.booleans(), st.booleans())
 def test_walk_of_well_formed_records_consumes_them_all(frames: list[bytes], swapped: bool, nsec: bool) -> None:
@@ -133,6 +138,7 @@ def test_walk_of_well_formed_records_consumes_them_all(frames: list[bytes], swap
 
 # -- distinct counting kernel --------------------------------------------------------------
 
+@pytest.mark.once
 @BOTH
 @settings(max_examples=300)
 @given(calls=st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**32 - 1) | st.integers(0, 9),
@@ -163,6 +169,7 @@ def test_distinct_counter_twins(calls, wide: bool) -> None:
         assert list(marks[0]) == expected
 
 
+@pytest.mark.once
 @BOTH
 def test_distinct_counter_many_values_and_eviction() -> None:
     # Far more distinct values than the compiled table's first size, in one bucket and then
@@ -183,6 +190,7 @@ def test_distinct_counter_many_values_and_eviction() -> None:
             assert outs[0][buckets == b].sum() == len(np.unique(values[sel]))
 
 
+@pytest.mark.once
 @BOTH
 @pytest.mark.parametrize("impl", ["cython", "python"])
 def test_distinct_counter_takes_negative_buckets(impl: str) -> None:
@@ -194,6 +202,7 @@ def test_distinct_counter_takes_negative_buckets(impl: str) -> None:
     assert list(out) == [1, 0, 1, 1]
 
 
+@pytest.mark.once
 @BOTH
 @pytest.mark.parametrize("impl", ["cython", "python"])
 def test_distinct_counter_rejects_decreasing_buckets(impl: str) -> None:
@@ -209,6 +218,7 @@ def test_distinct_counter_rejects_decreasing_buckets(impl: str) -> None:
         kernel.first_in_bucket(np.arange(3, dtype=np.uint32), np.array([7, 7]), one, out)
 
 
+@pytest.mark.once
 @BOTH
 @pytest.mark.parametrize("impl", ["cython", "python"])
 def test_distinct_counter_values_in_and_width(impl: str) -> None:
@@ -236,6 +246,7 @@ def _link_header(linktype: int, ethertype: int, swap: bool) -> bytes:
     return b""  # RAW, IPV4, IPV6: no header
 
 
+@pytest.mark.once
 @BOTH
 @settings(max_examples=300)
 @given(
@@ -285,6 +296,7 @@ def read_all(impl, data: bytes, chunk: int, block: int):
     return packets, error, seen
 
 
+@pytest.mark.once
 @BOTH
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(case=compressed(pcapng_captures(errors=True)), chunk=st.integers(1, 40),

@@ -17,7 +17,8 @@ from fastpcap import _backend
 from fastpcap.reader import concatenate
 
 from oracle import OracleError, oracle
-from pcapgen import SYN, Rec, eth, extended_captures, ipv4, ipv6, ipv6_ext, pcap, qinq, tcp, udp
+from pcapgen import SYN, Rec, eth, ipv4, ipv6, ipv6_ext, pcap, qinq, tcp, udp
+from strategies import extended_captures
 
 T0 = 1_700_000_000_000_000_000
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
@@ -47,6 +48,7 @@ def test_rows_equal_the_oracle(case) -> None:
     assert rows_or_offset(data, **kw) == oracle_or_offset(data, **kw)
 
 
+@pytest.mark.once
 @pytest.mark.skipif(COMPILED is None, reason="the compiled core is not built")
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(case=extended_captures(), chunk=st.integers(1, 30))

@@ -28,7 +28,6 @@ from pcapgen import (
     Rec,
     block,
     compress,
-    compressed,
     custom_block,
     epb,
     eth,
@@ -41,8 +40,6 @@ from pcapgen import (
     opb,
     pcap,
     pcapng,
-    pcapng_captures,
-    pcapng_twins,
     shb,
     sll,
     sll2,
@@ -50,6 +47,7 @@ from pcapgen import (
     tcp,
     udp,
 )
+from strategies import compressed, pcapng_captures, pcapng_twins
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000

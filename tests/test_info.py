@@ -151,6 +151,7 @@ def test_info_command_prints_every_file(cli, tmp_path: Path) -> None:
         assert reader.format == "pcap"
 
 
+@pytest.mark.once
 @pytest.mark.parametrize(("data", "fmt"), [(b"", ""), (b"\x0a\x0d", ""), (b"\xd4\xc3\xb2", ""),
                                            (bytes.fromhex("0a0d0d0a"), "pcapng"), (pcap([])[:10], "pcap")])
 def test_format_of_files_too_short_to_tell(tmp_path: Path, data: bytes, fmt: str) -> None:

@@ -1,4 +1,7 @@
-"""The JSONL writer gives exactly json.dumps's bytes for every row."""
+"""The JSONL writer gives exactly json.dumps's bytes for every row.
+
+The writer uses neither backend (plain Python and numpy), so these run under one only (``once``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from hypothesis import strategies as st
 
 from fastpcap import ROW_DTYPE, ROW_FIELDS, format_rows
 from fastpcap.rows import CONSTANTS, KEYS
+
+pytestmark = pytest.mark.once
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 

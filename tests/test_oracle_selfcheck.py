@@ -1,7 +1,8 @@
 """Self-checks of tests/oracle.py against expectations worked out by hand from the spec.
 
-These tests exercise only the oracle and the pcapgen builders; they never import fastpcap
-(so they are marked ``once``: the root conftest need not run them on both backends).
+These tests exercise only the oracle, the pcapgen builders and the strategies built on them;
+they never import fastpcap (so they are marked ``once``: the root conftest need not run them
+on both backends).
 """
 
 from __future__ import annotations
@@ -45,16 +46,12 @@ from pcapgen import (
     Rec,
     arp,
     block,
-    captures,
     compress,
-    compressed,
     custom_block,
     dns_query,
     dsb,
     epb,
     eth,
-    extended_captures,
-    extended_frames,
     icmpv6,
     idb,
     ipv4,
@@ -70,9 +67,7 @@ from pcapgen import (
     options,
     pcap,
     pcapng,
-    pcapng_captures,
     pcapng_file,
-    pcapng_twins,
     qinq,
     shb,
     sll,
@@ -84,6 +79,7 @@ from pcapgen import (
     vlan,
     vlan_tags,
 )
+from strategies import captures, compressed, extended_captures, extended_frames, pcapng_captures, pcapng_twins
 
 pytestmark = pytest.mark.once
 

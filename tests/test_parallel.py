@@ -22,7 +22,8 @@ from fastpcap import parallel
 from fastpcap.jsonl import format_rows
 
 from oracle import oracle
-from pcapgen import ACK, SYN, Rec, captures, eth, ipv4, pcap, tcp, udp
+from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
+from strategies import captures
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from traffic import write_capture  # noqa: E402
@@ -139,6 +140,7 @@ def test_streams_and_small_files_use_one_process(tmp_path: Path) -> None:
     assert _last_stats == []
 
 
+@pytest.mark.once
 def test_plan() -> None:
     size = 24 + 100 * (32 << 20)
     assert parallel.plan(size, 4) == [24 + k * 25 * (32 << 20) for k in range(4)] + [size]

@@ -42,7 +42,7 @@ being the reason).  Both must still be needed by the corpus, so the list cannot 
 
 The corpus holds few IPv6 extension headers and none cut short, so
 ``test_generated_frames_agree_with_tshark`` also runs tshark on frames of
-``pcapgen.extended_linktype_frames`` (tag stacks, random extension chains cut anywhere,
+``strategies.extended_linktype_frames`` (tag stacks, random extension chains cut anywhere,
 fragments, bad versions, short or lying headers, every link type the decode reads).  Those
 frames are odd on purpose: GENERATED_DIFFERENCES adds the conditions that only they need
 (partial transport headers, IP length fields shorter than the packet, NULL family 10, AH
@@ -433,7 +433,7 @@ def test_every_known_difference_is_needed(tshark_prefetch):
 
 # ------------------------------------------------------------------- generated captures
 # The corpus holds few IPv6 extension headers and no truncated ones, so the oracle is also
-# compared with tshark on frames pcapgen.extended_linktype_frames() makes: random VLAN tag
+# compared with tshark on frames strategies.extended_linktype_frames() makes: random VLAN tag
 # stacks, extension-header chains (cut anywhere), fragments, bad versions, short headers,
 # lying length fields, on every link type the extended decode reads.  Those frames are odd
 # on purpose, so GENERATED_DIFFERENCES explains more differences there (and only there).
@@ -558,7 +558,7 @@ GENERATED_LINKTYPES = (1, 1, 1, 113, 276, 101, 229, 0, 108, 228)
 
 def _generated_frames():
     """Lists of (link type, frame) pairs, Ethernet the most often."""
-    from pcapgen import extended_linktype_frames
+    from strategies import extended_linktype_frames
 
     pair = st.sampled_from(GENERATED_LINKTYPES).flatmap(
         lambda lt: st.tuples(st.just(lt), extended_linktype_frames(lt)))
