@@ -7,15 +7,17 @@ counters are ``np.add.reduceat`` over the runs.  Distinct destinations are count
 way, over flags that the backend's ``DistinctCounter`` sets on each value's first packet in
 its bucket (O(n) in both backends).  The last bucket of a chunk stays *open*: its
 counters, and the values the counters remember, carry into the next chunk, so a capture
-gives the same rows whatever its chunking.  Closed buckets are written with the empty
-buckets between them, unless the gap is longer than the gap cap.
+gives the same rows whatever its chunking.  Closed buckets go to a *sink*: the
+:class:`RowWriter` writes them as rows with the empty buckets between them, unless the gap
+is longer than the gap cap (``fastpcap.parallel`` gives byte ranges a sink that collects the
+buckets instead, and splices them through the public methods of the open bucket below).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -40,10 +42,6 @@ def _halves(addresses: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(addresses).view(">u8").reshape(len(addresses), 2).astype(np.uint64)
 
 
-def _union(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return np.union1d(a[0], b[0]).astype(np.uint32), np.union1d(a[1], b[1]).astype(np.uint32)
-
-
 @dataclass
 class GapStats:
     """What the gap cap removed in one run."""
@@ -62,12 +60,12 @@ class Bucketer:
     """
 
     def __init__(self, spec: BucketSpec | None = None, /, *, first_t_ns: int | None = None,
-                 track_sets: bool = False, **options: Unpack[BucketOptions]) -> None:
+                 sink: BucketSink | None = None, **options: Unpack[BucketOptions]) -> None:
         """``spec`` (or the bucket options as keywords, see :class:`~fastpcap.BucketSpec`)
         says how packets make rows.  ``first_t_ns``: the capture's first timestamp, when the
         packets fed are not the capture's first (a byte range of it); it fixes the buckets'
-        origin.  ``track_sets``: also keep the first bucket's distinct values
-        (``first_sets``), for :meth:`splice`.  Packets of ``PACKET6_DTYPE`` (the extended
+        origin.  ``sink``: where closed buckets go (default: a :class:`RowWriter`, whose
+        rows ``feed`` and ``finish`` yield).  Packets of ``PACKET6_DTYPE`` (the extended
         decode) count IPv6 too."""
         self.spec = spec = BucketSpec.make(spec, **options)
         self.bucket_ms = spec.bucket_ms
@@ -78,14 +76,12 @@ class Bucketer:
         self._wire = spec.size == "wire"
         self.t_mono_origin_ns = spec.t_mono_origin_ns
         self.max_gap_ns = spec.max_gap_ns
-        self.gaps = GapStats()
+        self.sink: BucketSink = sink if sink is not None else RowWriter(spec)
         self.packets = 0  # packets fed so far
-        self.rows = 0  # rows yielded so far
         self._origin: int | None = None  # start of bucket 0: the first packet's time, floored
         if first_t_ns is not None:
             self.set_origin(first_t_ns)
         self._runmax = 0  # running maximum of t_ns
-        self._last: int | None = None  # index of the last bucket written
         # The open bucket: its index, its counters (a row without times), its first packet.
         self._open: int | None = None
         self._open_row = np.zeros(_NFIELDS, dtype=np.int64)
@@ -94,8 +90,16 @@ class Bucketer:
         self._ips = _backend.impl.DistinctCounter()
         self._ports = _backend.impl.DistinctCounter()
         self._ips6 = _backend.impl.DistinctCounter()  # IPv6 destinations (128-bit values)
-        self._track = track_sets
-        self.first_sets: tuple[np.ndarray, np.ndarray] | None = None  # the first bucket's
+
+    @property
+    def gaps(self) -> GapStats:
+        """What the gap cap removed so far (the :class:`RowWriter`'s)."""
+        return self.sink.gaps if isinstance(self.sink, RowWriter) else GapStats()
+
+    @property
+    def rows(self) -> int:
+        """Rows yielded so far (the :class:`RowWriter`'s)."""
+        return self.sink.rows if isinstance(self.sink, RowWriter) else 0
 
     def set_origin(self, first_t_ns: int) -> None:
         """Fix the buckets' origin from the capture's first timestamp (before any packet)."""
@@ -125,9 +129,7 @@ class Bucketer:
         starts = np.concatenate(([0], np.flatnonzero(idx[1:] != idx[:-1]) + 1))
         buckets = idx[starts]
         merged = self._open is not None and buckets[0] == self._open
-        if self._track and self.first_sets is None and (len(starts) > 1 or (
-                self._open is not None and not merged)):
-            self._keep_first_sets(packets, starts, merged)
+        self._before_reduce(packets, starts, merged)
         rows = self._reduce(packets, idx, starts)
         first_no = self.packets + starts + 1
         first_off = packets["offset"][starts]
@@ -135,14 +137,17 @@ class Bucketer:
             rows[0] += self._open_row
             first_no[0], first_off[0] = self._open_first
         elif self._open is not None:
-            yield from self._close_open()
+            yield from self.close_open()
         # Every run but the last is closed; the last becomes the open bucket.
         if len(starts) > 1:
-            yield from self._write(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
-        self._open = int(buckets[-1])
-        self._open_row = rows[-1].copy()
-        self._open_first = (int(first_no[-1]), int(first_off[-1]))
+            yield from self.write_closed(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
+        self.open_with(int(buckets[-1]), rows[-1], int(first_no[-1]), int(first_off[-1]))
         self.packets += n
+
+    def _before_reduce(self, packets: np.ndarray, starts: np.ndarray, merged: bool) -> None:
+        """Called in :meth:`feed` before the distinct counters take the chunk's packets
+        (``starts``: where each bucket's run begins; ``merged``: whether the first run
+        continues the open bucket).  For subclasses; does nothing."""
 
     def _check_times(self, packets: np.ndarray, tmax: np.ndarray, origin: int) -> None:
         """Refuse times whose buckets int64 nanoseconds cannot hold (every one a capture can
@@ -176,14 +181,23 @@ class Bucketer:
     def finish(self) -> Iterator[np.ndarray]:
         """Write the open bucket, if any."""
         if self._open is not None:
-            if self._track and self.first_sets is None:
-                self.first_sets = self.open_sets()
-            yield from self._close_open()
-            self._open = None
+            yield from self.close_open()
 
-    def _close_open(self) -> Iterator[np.ndarray]:
-        yield from self._write(np.array([self._open]), self._open_row[None, :],
-                               np.array([self._open_first[0]]), np.array([self._open_first[1]]))
+    # -- the open bucket, for splicing (fastpcap.parallel) -----------------------------------
+    @property
+    def open_bucket(self) -> int | None:
+        """The index of the open bucket (``None`` before any packet)."""
+        return self._open
+
+    @property
+    def open_first(self) -> tuple[int, int]:
+        """The open bucket's first packet: its number and its record's byte offset."""
+        return self._open_first
+
+    @property
+    def open_row(self) -> np.ndarray:
+        """The open bucket's counters (a row of ``ROW_FIELDS`` without its times)."""
+        return self._open_row
 
     def open_sets(self) -> tuple[np.ndarray, np.ndarray]:
         """The open bucket's distinct destination ips and ports (sorted uint32 arrays)."""
@@ -191,76 +205,45 @@ class Bucketer:
             return _EMPTY, _EMPTY
         return self._ips.values_in(self._open), self._ports.values_in(self._open)
 
-    def _keep_first_sets(self, packets: np.ndarray, starts: np.ndarray, merged: bool) -> None:
-        """Before the counters move past it, keep the first bucket's distinct values."""
-        if self._open is not None and not merged:
-            self.first_sets = self.open_sets()  # the first bucket was the open one
-            return
-        end = int(starts[1])
-        dec = packets["decoded"][:end]
-        run0 = (np.unique(packets["dst_ip"][:end][(dec & DEC_IPV4) != 0]),
-                np.unique(packets["dst_port"][:end][(dec & DEC_PORTS) != 0].astype(np.uint32)))
-        self.first_sets = _union(self.open_sets(), run0) if merged else run0
+    def close_open(self) -> Iterator[np.ndarray]:
+        """Close the open bucket: hand it to the sink."""
+        assert self._open is not None
+        bucket, first = self._open, self._open_first
+        self._open = None
+        yield from self.write_closed(np.array([bucket]), self._open_row[None, :], np.array([first[0]]),
+                                     np.array([first[1]]))
 
-    # -- splicing the results of byte ranges processed elsewhere --------------------------
-    def can_splice(self, buckets: np.ndarray) -> bool:
-        """Whether a segment whose (non-empty) buckets are ``buckets`` can be spliced on.
+    def open_with(self, bucket: int, row: np.ndarray, first_no: int, first_off: int) -> None:
+        """Make ``bucket`` (counters ``row``, first packet ``first_no`` at ``first_off``) the
+        open bucket (the one before must be closed, or be this one)."""
+        self._open = bucket
+        self._open_row = row.copy()
+        self._open_first = (first_no, first_off)
 
-        Its packets that arrived while this bucketer's open bucket was the newest belong in
-        that bucket: at most one of its buckets may be at or before the open one (more would
-        need distinct sets the segment does not carry).
-        """
-        return self._open is None or len(buckets) == 0 or int((buckets <= self._open).sum()) <= 1
-
-    def splice(self, packets: int, max_t_ns: int, buckets: np.ndarray, rows: np.ndarray,
-               first_no: np.ndarray, first_off: np.ndarray,
-               first_sets: tuple[np.ndarray, np.ndarray],
-               last_sets: tuple[np.ndarray, np.ndarray]) -> Iterator[np.ndarray]:
-        """Continue with a segment bucketized on its own (same origin, fresh running max).
-
-        ``buckets``/``rows`` are its non-empty buckets (``first_no`` numbered within the
-        segment), ``first_sets``/``last_sets`` the distinct ips and ports of its first and
-        last bucket.  Yields the rows this closes, like :meth:`feed`.
-        """
-        if not len(buckets):
-            return
-        if not self.can_splice(buckets):
-            raise ValueError("segment cannot be spliced: feed its packets instead")
-        rows = rows.copy()
-        first_no = first_no + self.packets
-        ips_col, ports_col = _C["unique_dst_ips"], _C["unique_dst_ports"]
-        if self._open is not None and buckets[0] <= self._open:
-            # The segment's first bucket continues (or arrived late into) the open bucket.
-            merged_sets = _union(self.open_sets(), first_sets)
-            merged_row = self._open_row + rows[0]
-            merged_row[ips_col], merged_row[ports_col] = (len(v) for v in merged_sets)
-            self._open_row = merged_row
-            if len(buckets) == 1:
-                last_sets = merged_sets
-            else:
-                yield from self._close_open()
-                self._set_open(buckets, rows, first_no, first_off)
-                if len(buckets) > 2:
-                    yield from self._write(buckets[1:-1], rows[1:-1], first_no[1:-1], first_off[1:-1])
-        else:
-            if self._open is not None:
-                yield from self._close_open()
-            if len(buckets) > 1:
-                yield from self._write(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
-            self._set_open(buckets, rows, first_no, first_off)
-        self.packets += packets
-        self._runmax = max(self._runmax, max_t_ns)
-        # Teach the distinct counters the open bucket's values: they are its sets from now on.
-        for counter, values, dtype in zip((self._ips, self._ports), last_sets, (np.uint32, np.uint16)):
+    def learn_open_sets(self, sets: tuple[np.ndarray, np.ndarray]) -> None:
+        """Teach the distinct counters the open bucket's ips and ports (found elsewhere):
+        they are its values from now on."""
+        assert self._open is not None
+        for counter, values, dtype in zip((self._ips, self._ports), sets, (np.uint32, np.uint16)):
             marks = np.empty(len(values), dtype=np.uint8)
             counter.first_in_bucket(values.astype(dtype), np.full(len(values), self._open, dtype=np.int64),
                                     np.ones(len(values), dtype=np.uint8), marks)
 
-    def _set_open(self, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
-                  first_off: np.ndarray) -> None:
-        self._open = int(buckets[-1])
-        self._open_row = rows[-1].copy()
-        self._open_first = (int(first_no[-1]), int(first_off[-1]))
+    @property
+    def max_t_ns(self) -> int:
+        """The latest timestamp fed so far (the running maximum)."""
+        return self._runmax
+
+    def fed_elsewhere(self, packets: int, max_t_ns: int) -> None:
+        """Count ``packets`` bucketized elsewhere, the latest at ``max_t_ns``."""
+        self.packets += packets
+        self._runmax = max(self._runmax, max_t_ns)
+
+    def write_closed(self, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
+                     first_off: np.ndarray) -> Iterator[np.ndarray]:
+        """Hand closed buckets to the sink: non-empty ones, increasing, after those before."""
+        assert self._origin is not None  # set by the first packet, before any bucket closes
+        yield from self.sink.closed(self._origin, buckets, rows, first_no, first_off)
 
     def _reduce(self, packets: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Per-run counters (docs/data-model.md, rule 3), as rows of ``_NFIELDS`` int64 without times."""
@@ -316,8 +299,30 @@ class Bucketer:
         rows[:, _C["unique_dst_ports"]] = total(new)
         return rows
 
-    # -- output --------------------------------------------------------------------------
-    def _write(self, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
+
+class BucketSink(Protocol):
+    """Where a :class:`Bucketer` hands the buckets it closes: non-empty ones, in increasing
+    order, each with its counters and its first packet's number and byte offset."""
+
+    def closed(self, origin: int, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
+               first_off: np.ndarray) -> Iterator[np.ndarray]: ...
+
+
+class RowWriter:
+    """Closed buckets as rows (``ROW_DTYPE``, at most ``ROWS_PER_BLOCK`` a block): their
+    times and ``bucket_ms`` filled in, with the empty buckets between them, except inside a
+    gap longer than the gap cap (docs/data-model.md, "Gap cap"), which :attr:`gaps` counts."""
+
+    def __init__(self, spec: BucketSpec) -> None:
+        self.bucket_ms = spec.bucket_ms
+        self.bucket_ns = spec.bucket_ns
+        self.t_mono_origin_ns = spec.t_mono_origin_ns
+        self.max_gap_ns = spec.max_gap_ns
+        self.gaps = GapStats()
+        self.rows = 0  # rows yielded so far
+        self._last: int | None = None  # index of the last bucket written
+
+    def closed(self, origin: int, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
                first_off: np.ndarray) -> Iterator[np.ndarray]:
         """Yield closed buckets' rows, with the empty buckets the gap cap lets through."""
         prev = buckets[0] if self._last is None else self._last + 1
@@ -336,7 +341,6 @@ class Bucketer:
                 self.gaps.rows_cut += int(gaps[where].sum())
         self._last = int(buckets[-1])
 
-        assert self._origin is not None  # set by the first packet, before any bucket closes
         ends = np.cumsum(fill + 1)  # one past each real row's position among the rows written
         total = int(ends[-1])
         for lo in range(0, total, ROWS_PER_BLOCK):
@@ -347,7 +351,7 @@ class Bucketer:
             block = np.zeros((hi - lo, _NFIELDS), dtype=np.int64)
             real = r == at
             block[real] = rows[k[real]]
-            start = self._origin + (buckets[k] - (at - r)) * self.bucket_ns
+            start = origin + (buckets[k] - (at - r)) * self.bucket_ns
             block[:, _C["t_wall_ns"]] = start
             block[:, _C["t_mono_ns"]] = start - self.t_mono_origin_ns
             block[:, _C["bucket_ms"]] = self.bucket_ms

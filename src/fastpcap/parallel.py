@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from . import _backend
-from ._format import GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, max_caplen
+from ._format import DEC_IPV4, DEC_PORTS, GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, max_caplen
 from .buckets import Bucketer
 from .errors import CaptureError
 from .options import BucketSpec
 from .pcap import PcapReader
 from .reader import CaptureReader
+from .rows import ROW_FIELDS
 
 #: Ranges smaller than this are not worth a process of their own.
 MIN_RANGE_BYTES = 32 << 20
@@ -80,16 +81,99 @@ class Segment:
     crashed: str | None = None  # an unexpected exception in the worker (a bug: reported)
 
 
-class _CollectingBucketer(Bucketer):
-    """A bucketer that keeps its non-empty buckets instead of writing rows."""
+_IPS, _PORTS = ROW_FIELDS.index("unique_dst_ips"), ROW_FIELDS.index("unique_dst_ports")
+
+
+class _Collector:
+    """A sink that keeps the buckets a worker closes, for the main process to splice."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def closed(self, origin: int, buckets: np.ndarray, rows: np.ndarray, first_no: np.ndarray,
+               first_off: np.ndarray) -> Iterator[np.ndarray]:
+        self.parts.append((buckets.copy(), rows.copy(), first_no.copy(), first_off.copy()))
+        return iter(())
+
+
+class _SegmentBucketer(Bucketer):
+    """A worker's bucketer: collects its buckets, and keeps its first bucket's distinct values
+    (the splice may have to unite them with the previous range's last bucket's)."""
 
     def __init__(self, spec: BucketSpec, first_t_ns: int) -> None:
-        super().__init__(spec, first_t_ns=first_t_ns, track_sets=True)
-        self.collected: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.collector = _Collector()
+        super().__init__(spec, first_t_ns=first_t_ns, sink=self.collector)
+        self.first_sets: tuple[np.ndarray, np.ndarray] | None = None
 
-    def _write(self, buckets, rows, first_no, first_off):  # type: ignore[override]
-        self.collected.append((buckets.copy(), rows.copy(), first_no.copy(), first_off.copy()))
-        return iter(())
+    def _before_reduce(self, packets: np.ndarray, starts: np.ndarray, merged: bool) -> None:
+        """Before the counters move past it, keep the first bucket's distinct values."""
+        if self.first_sets is not None or (len(starts) == 1 and (self.open_bucket is None or merged)):
+            return  # already kept, or the first bucket is still open
+        if self.open_bucket is not None and not merged:
+            self.first_sets = self.open_sets()  # the first bucket was the open one
+            return
+        end = int(starts[1])
+        dec = packets["decoded"][:end]
+        run0 = (np.unique(packets["dst_ip"][:end][(dec & DEC_IPV4) != 0]),
+                np.unique(packets["dst_port"][:end][(dec & DEC_PORTS) != 0].astype(np.uint32)))
+        self.first_sets = _union(self.open_sets(), run0) if merged else run0
+
+    def finish(self) -> Iterator[np.ndarray]:
+        if self.first_sets is None and self.open_bucket is not None:
+            self.first_sets = self.open_sets()
+        yield from super().finish()
+
+
+def _union(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.union1d(a[0], b[0]).astype(np.uint32), np.union1d(a[1], b[1]).astype(np.uint32)
+
+
+def can_splice(bucketer: Bucketer, buckets: np.ndarray) -> bool:
+    """Whether a segment whose (non-empty) buckets are ``buckets`` can be spliced on.
+
+    Its packets that arrived while the bucketer's open bucket was the newest belong in that
+    bucket: at most one of its buckets may be at or before the open one (more would need
+    distinct sets the segment does not carry).
+    """
+    open_ = bucketer.open_bucket
+    return open_ is None or len(buckets) == 0 or int((buckets <= open_).sum()) <= 1
+
+
+def splice(bucketer: Bucketer, segment: Segment) -> Iterator[np.ndarray]:
+    """Continue ``bucketer`` with a segment bucketized on its own (same origin, a fresh
+    running maximum); yields the rows this closes, like ``feed``.  The segment's first bucket
+    continues (or arrived late into) the open bucket when it is at or before it: counters
+    add, distinct sets unite."""
+    buckets = segment.buckets
+    if not len(buckets):
+        return
+    if not can_splice(bucketer, buckets):
+        raise ValueError("segment cannot be spliced: feed its packets instead")
+    rows = segment.rows.copy()
+    first_no = segment.first_no + bucketer.packets
+    first_off = segment.first_off
+    last_sets = segment.last_sets
+    open_ = bucketer.open_bucket
+    if open_ is not None and buckets[0] <= open_:
+        merged_sets = _union(bucketer.open_sets(), segment.first_sets)
+        merged_row = bucketer.open_row + rows[0]
+        merged_row[_IPS], merged_row[_PORTS] = (len(v) for v in merged_sets)
+        bucketer.open_with(open_, merged_row, *bucketer.open_first)
+        if len(buckets) == 1:
+            last_sets = merged_sets
+        else:
+            yield from bucketer.close_open()
+            bucketer.open_with(int(buckets[-1]), rows[-1], int(first_no[-1]), int(first_off[-1]))
+            if len(buckets) > 2:
+                yield from bucketer.write_closed(buckets[1:-1], rows[1:-1], first_no[1:-1], first_off[1:-1])
+    else:
+        if open_ is not None:
+            yield from bucketer.close_open()
+        if len(buckets) > 1:
+            yield from bucketer.write_closed(buckets[:-1], rows[:-1], first_no[:-1], first_off[:-1])
+        bucketer.open_with(int(buckets[-1]), rows[-1], int(first_no[-1]), int(first_off[-1]))
+    bucketer.fed_elsewhere(segment.packets, segment.max_t_ns)
+    bucketer.learn_open_sets(last_sets)
 
 
 def find_record_start(reader: PcapReader, offset: int, stop: int, end: int, first_sec: int) -> int | None:
@@ -159,7 +243,7 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
             begin = find_record_start(reader, start, stop, end, first_t_ns // 1_000_000_000)
         if begin is None:
             return Segment(start=None)
-        bucketer = _CollectingBucketer(spec, first_t_ns)
+        bucketer = _SegmentBucketer(spec, first_t_ns)
         try:
             for chunk in reader.chunks(begin, stop=stop, end=end):
                 for _ in bucketer.feed(chunk):
@@ -169,12 +253,12 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
                 pass
         except CaptureError:
             return Segment(start=begin, failed=True)
-    parts = bucketer.collected
+    parts = bucketer.collector.parts
     if not parts:
         return Segment(start=begin, end=reader.end_offset, tail_bytes=reader.tail_bytes)
     return Segment(
         start=begin, end=reader.end_offset, tail_bytes=reader.tail_bytes,
-        packets=bucketer.packets, max_t_ns=bucketer._runmax,
+        packets=bucketer.packets, max_t_ns=bucketer.max_t_ns,
         buckets=np.concatenate([p[0] for p in parts]), rows=np.concatenate([p[1] for p in parts]),
         first_no=np.concatenate([p[2] for p in parts]), first_off=np.concatenate([p[3] for p in parts]),
         first_sets=bucketer.first_sets or last_sets, last_sets=last_sets,
@@ -234,11 +318,8 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
             stats["crashed"] += segment.crashed is not None
             receive.close()
             process.join()
-            if (segment.start == boundary and not segment.failed
-                    and bucketer.can_splice(segment.buckets)):
-                yield from bucketer.splice(segment.packets, segment.max_t_ns, segment.buckets,
-                                           segment.rows, segment.first_no, segment.first_off,
-                                           segment.first_sets, segment.last_sets)
+            if segment.start == boundary and not segment.failed and can_splice(bucketer, segment.buckets):
+                yield from splice(bucketer, segment)
                 reader.walked_elsewhere(segment.packets, segment.end, segment.tail_bytes)
                 stats["spliced"] += 1
                 if progress is not None:
