@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -90,3 +95,31 @@ def one_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
 def leftovers(folder: Path) -> list[str]:
     """Hidden files (temporary outputs) left in ``folder``."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def run_on_a_terminal(args: list[str], backend: str, size: tuple[int, int]) -> tuple[int, bytes]:
+    """Run the CLI with stderr on a pseudo-terminal of ``size`` (rows, columns; (0, 0) is what
+    a bare pty reports); returns (status, what the terminal got)."""
+    env = dict(os.environ)
+    env.pop("FASTPCAP_NO_EXTENSIONS", None)
+    if backend == "python":
+        env["FASTPCAP_NO_EXTENSIONS"] = "1"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "fastpcap", *args], stdout=subprocess.DEVNULL,
+                            stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return proc.wait(timeout=30), seen

@@ -21,7 +21,7 @@ import pytest
 
 import fastpcap
 
-from conftest import MS, T0, cli_env, episode, one_error_line
+from conftest import MS, T0, cli_env, episode, one_error_line, run_on_a_terminal
 from oracle import oracle
 from pcapgen import Rec, compress, eth, ipv4, pcap, udp
 
@@ -419,3 +419,24 @@ def test_dask_engine_starts_a_local_cluster(cli, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     for i in range(3):
         assert (tmp_path / "out" / f"ep{i}.jsonl").read_bytes() == oracle(episode(20 + i)).jsonl
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["bar", "quiet"])
+def test_batch_progress_on_a_terminal(backend: str, tmp_path: Path, quiet: bool) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(30):
+        (src / f"ep{i:02d}.pcap").write_bytes(episode(4000))
+    (src / "zz-broken.pcap").write_bytes(b"\xd4\xc3\xb2\xa1" + bytes(20) + b"\x00" * 8 + b"\xff" * 8)
+    args = ["bucketize", str(src), "-o", str(tmp_path / "out"), "--jobs", "1", *(["--quiet"] if quiet else [])]
+    status, seen = run_on_a_terminal(args, backend, (24, 120))
+    text = seen.decode(errors="replace")
+    assert status == 1
+    assert "fastpcap: error: " in text and "fastpcap: 31 captures: 30 written, 0 up to date, 1 failed" in text
+    if quiet:
+        assert "%|" not in text and text.count("\n") == 2
+    else:  # the bar moved: several states of it, with captures done and the failures so far
+        states = {m for m in text.split("\r") if "captures" in m and "%|" in m}
+        assert len(states) >= 3, text
+        assert any("31/31 captures" in m for m in states) or any("30/31 captures" in m for m in states)
+        assert any("1 failed" in m for m in states)

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
 import shutil
 import signal
 import stat
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, T0, episode, leftovers, one_error_line
+from conftest import SAMPLE, T0, episode, leftovers, one_error_line, run_on_a_terminal
 from oracle import oracle
 from pcapgen import Rec, pcap
 
@@ -197,43 +192,15 @@ def test_console_script(capture: Path) -> None:
     assert subprocess.run([script, "--version"], capture_output=True, text=True).stdout.startswith("fastpcap ")
 
 
-def _run_on_a_terminal(args: list[str], backend: str, size: tuple[int, int]) -> tuple[int, bytes]:
-    """Run the CLI with stderr on a pseudo-terminal of ``size`` (rows, columns; (0, 0) is what
-    a bare pty reports); returns (status, what the terminal got)."""
-    env = dict(os.environ)
-    env.pop("FASTPCAP_NO_EXTENSIONS", None)
-    if backend == "python":
-        env["FASTPCAP_NO_EXTENSIONS"] = "1"
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "fastpcap", *args], stdout=subprocess.DEVNULL,
-                            stderr=slave, env=env)
-    os.close(slave)
-    seen = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
-    return proc.wait(timeout=30), seen
-
-
 @pytest.mark.parametrize("size", [(24, 100), (0, 0)], ids=["sized", "unsized"])
 def test_progress_on_a_terminal_and_quiet(backend: str, tmp_path: Path, size: tuple[int, int]) -> None:
     big = tmp_path / "big.pcap"
     big.write_bytes(episode(20_000))
     args = ["bucketize", str(big), "-o", str(tmp_path / "o.jsonl")]
-    status, seen = _run_on_a_terminal(args, backend, size)
+    status, seen = run_on_a_terminal(args, backend, size)
     assert status == 0
     assert b"big.pcap: " in seen and b"%|" in seen, seen
-    status, seen = _run_on_a_terminal([*args, "--quiet"], backend, size)
+    status, seen = run_on_a_terminal([*args, "--quiet"], backend, size)
     assert status == 0 and seen == b""
 
 
