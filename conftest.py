@@ -24,7 +24,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``once`` do not depend on the ``backend`` fixture (they use no backend, or
-    compare both themselves): run them under one only."""
+    compare both themselves): run them under one only.  Hypothesis tests get the ``property``
+    marker (``.ci/run`` runs them again at a deeper sweep)."""
+    for item in items:
+        if getattr(getattr(item, "function", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.property)
     if "cython" not in _backend.IMPLEMENTATIONS:
         return
     keep, drop = [], []

@@ -16,10 +16,11 @@ import pytest
 from hypothesis import settings
 
 from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
+from strategies import sweep
 
 # No deadlines: speed is measured by the benchmarks, never by a timed test (a loaded machine
-# would make a deadline fail for nothing).
-settings.register_profile("fastpcap", deadline=None)
+# would make a deadline fail for nothing).  Tests that name no example count draw sweep(100).
+settings.register_profile("fastpcap", deadline=None, max_examples=sweep(100))
 settings.load_profile("fastpcap")
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,6 +21,7 @@ Hypothesis: the tests that only build bytes do not need it.
 
 from __future__ import annotations
 
+import os
 import struct
 from fractions import Fraction
 
@@ -96,11 +97,22 @@ from pcapgen import (
     vlan_tags,
 )
 
+#: How many examples each property test draws, relative to the number written at the test:
+#: ``FASTPCAP_SWEEP`` (default 0.35) keeps the README's test command to a few minutes, and
+#: ``.ci/run`` adds a deep pass of the property tests at ``FASTPCAP_SWEEP=2``.
+SWEEP = float(os.environ.get("FASTPCAP_SWEEP", "0.35"))
+
+
+def sweep(examples: int) -> int:
+    """The ``max_examples`` of a property test written for ``examples`` at full sweep (at least 10)."""
+    return max(10, round(examples * SWEEP))
+
+
 __all__ = [
     "frames", "records", "captures", "linktype_frames", "pcapng_twins", "pcapng_captures", "compressed",
     "extended_frames", "extended_linktype_frames", "extended_captures",
     "ADDR_POOL", "PORT_POOL", "FLAG_POOL", "OTHER_PROTOS", "TWIN_LINKTYPES", "CAPTURE_LINKTYPES", "KNOWN_MAGICS",
-    "EXT_LINKTYPES", "V4_POOL", "V6_POOL", "HOST_IP_POOL",
+    "EXT_LINKTYPES", "V4_POOL", "V6_POOL", "HOST_IP_POOL", "SWEEP", "sweep",
 ]
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import pickle
 import tracemalloc
 from pathlib import Path
 
@@ -114,10 +116,23 @@ def test_corrupt_record_mid_file_rolls_the_append_back(tmp_path: Path) -> None:
 
 
 def test_unreadable_paths_raise_capture_error(tmp_path: Path) -> None:
-    with pytest.raises(fastpcap.CaptureError, match=r"byte offset 0: cannot read: No such file"):
-        fastpcap.read_packets(tmp_path / "missing.pcap")
-    with pytest.raises(fastpcap.CaptureError, match=r"cannot read: Is a directory"):
+    """An unopenable path is a CaptureError that is also the OSError a user would catch."""
+    missing = tmp_path / "missing.pcap"
+    with pytest.raises(FileNotFoundError) as err:
+        fastpcap.read_packets(missing)
+    assert isinstance(err.value, fastpcap.UnreadableCaptureError) and isinstance(err.value, fastpcap.CaptureError)
+    assert str(err.value) == f"{missing}: cannot read: No such file or directory"
+    assert (err.value.errno, err.value.filename, err.value.offset) == (errno.ENOENT, str(missing), None)
+    again = pickle.loads(pickle.dumps(err.value))  # as a worker process raises it
+    assert type(again) is type(err.value) and str(again) == str(err.value) and again.errno == errno.ENOENT
+    with pytest.raises(IsADirectoryError, match=r"^[^:]*: cannot read: Is a directory$"):
         fastpcap.bucket_rows(tmp_path)
+    plain = tmp_path / "plain.pcap"
+    plain.write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        fastpcap.bucket_rows(plain / "inside.pcap")
+    with pytest.raises(OSError, match="cannot read"):
+        fastpcap.bucket_rows(missing)
 
 
 # -- packets ------------------------------------------------------------------------------

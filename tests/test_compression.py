@@ -30,6 +30,7 @@ from fastpcap import compression
 from fastpcap.compression import MAGICS, SNIFF, CorruptStream, open_decompressed
 
 from pcapgen import COMPRESSIONS, compress
+from strategies import sweep
 
 pytestmark = pytest.mark.once  # nothing here depends on the packet-walking backend
 
@@ -317,7 +318,7 @@ def test_bytes_after_the_last_member(kind: str) -> None:
 DATA = st.binary(max_size=3000) | st.builds(lambda n, s: _payload(n)[s:], st.integers(0, 40_000), st.integers(0, 50))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=sweep(60), deadline=None)
 @given(data=DATA, kind=st.sampled_from(COMPRESSIONS), members=st.integers(1, 3), cut=st.none() | st.floats(0, 1),
        sizes=st.lists(st.integers(1, 70_000), min_size=1, max_size=8))
 def test_healthy_streams_give_the_same_bytes_whatever_the_reads(data: bytes, kind: str, members: int,
@@ -338,7 +339,7 @@ def test_healthy_streams_give_the_same_bytes_whatever_the_reads(data: bytes, kin
     assert stream.read() == b""
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=sweep(60), deadline=None)
 @given(data=DATA, kind=st.sampled_from(COMPRESSIONS), members=st.integers(1, 3), where=st.floats(0, 1),
        mask=st.integers(1, 255), sizes=st.lists(st.integers(1, 70_000), min_size=1, max_size=8))
 # the third frame's magic: zstd fails at its last byte, the first that cannot begin a frame

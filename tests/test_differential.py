@@ -30,7 +30,7 @@ from fastpcap.reader import concatenate
 
 from oracle import OracleError, oracle
 from pcapgen import SYN, Rec, eth, ipv4, pcap, tcp
-from strategies import captures, compressed, pcapng_captures
+from strategies import captures, compressed, pcapng_captures, sweep
 from strategies import frames as frames_strategy
 
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
@@ -40,14 +40,14 @@ BOTH = pytest.mark.skipif(COMPILED is None, reason="the compiled core is not bui
 
 @pytest.mark.once
 @BOTH
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(300), suppress_health_check=[HealthCheck.too_slow])
 @given(case=captures(errors=True), chunk=st.integers(1, 40), block=st.sampled_from([16, 17, 64, 1000, 1 << 20]))
 def test_compiled_and_twin_walk_identically(case, chunk: int, block: int) -> None:
     data, _ = case
     assert read_all(COMPILED, data, chunk, block) == read_all(PURE, data, chunk, block)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(300), suppress_health_check=[HealthCheck.too_slow])
 @given(case=captures(errors=True), chunk=st.integers(1, 50), block=st.sampled_from([16, 23, 256, 1 << 20]))
 @example(case=(pcap([(10**18, eth(ipv4(tcp(flags=SYN))))]), {}), chunk=1, block=16)
 def test_rows_equal_the_oracle(case, chunk: int, block: int) -> None:
@@ -81,7 +81,7 @@ def test_rows_equal_the_oracle(case, chunk: int, block: int) -> None:
     assert (linktype if linktype not in DECODED_LINKTYPES else None) == expected.undecoded_linktype
 
 
-@settings(max_examples=200)
+@settings(max_examples=sweep(200))
 @given(case=captures())
 def test_public_api_equals_the_oracle(case, tmp_path_factory) -> None:
     data, kw = case
@@ -101,7 +101,7 @@ def test_public_api_equals_the_oracle(case, tmp_path_factory) -> None:
 
 @pytest.mark.once
 @BOTH
-@settings(max_examples=500)
+@settings(max_examples=sweep(500))
 @given(
     buf=st.binary(max_size=600),
     start=st.integers(0, 600), length=st.integers(0, 600), cap=st.integers(0, 9),
@@ -140,7 +140,7 @@ def test_walk_of_well_formed_records_consumes_them_all(frames: list[bytes], swap
 
 @pytest.mark.once
 @BOTH
-@settings(max_examples=300)
+@settings(max_examples=sweep(300))
 @given(calls=st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**32 - 1) | st.integers(0, 9),
                                          st.booleans()), max_size=60), max_size=6),
        wide=st.booleans())
@@ -248,7 +248,7 @@ def _link_header(linktype: int, ethertype: int, swap: bool) -> bytes:
 
 @pytest.mark.once
 @BOTH
-@settings(max_examples=300)
+@settings(max_examples=sweep(300))
 @given(
     frames=st.lists(st.tuples(frames_strategy(), st.sampled_from([0x0800, 0x0800, 0x86DD, 0x0806]),
                               st.booleans(), st.integers(0, 30)), min_size=1, max_size=25),
@@ -298,7 +298,7 @@ def read_all(impl, data: bytes, chunk: int, block: int):
 
 @pytest.mark.once
 @BOTH
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(300), suppress_health_check=[HealthCheck.too_slow])
 @given(case=compressed(pcapng_captures(errors=True)), chunk=st.integers(1, 40),
        block=st.sampled_from([16, 64, 1000, 1 << 20]))
 def test_compiled_and_twin_read_pcapng_identically(case, chunk: int, block: int) -> None:

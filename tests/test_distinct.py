@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from fastpcap import _backend
 
+from strategies import sweep
+
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
 PURE = _backend.IMPLEMENTATIONS["python"]
 BOTH = pytest.mark.skipif(COMPILED is None, reason="the compiled core is not built")
@@ -109,7 +111,7 @@ def call_sequences(draw):
 
 
 @BOTH
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=sweep(400), deadline=None)
 @given(case=call_sequences(), valid_as_bool=st.booleans())
 @example(case=(32, "plain", [([5, 5, 6], [INT64_MIN, INT64_MIN, INT64_MIN], [True, True, True]),
                              ([6, 7], [INT64_MIN, INT64_MIN + 1], [True, True])]), valid_as_bool=False)

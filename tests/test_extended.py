@@ -18,7 +18,7 @@ from fastpcap.reader import concatenate
 
 from oracle import OracleError, oracle
 from pcapgen import SYN, Rec, eth, ipv4, ipv6, ipv6_ext, pcap, qinq, tcp, udp
-from strategies import extended_captures
+from strategies import extended_captures, sweep
 
 T0 = 1_700_000_000_000_000_000
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
@@ -41,7 +41,7 @@ def oracle_or_offset(data: bytes, **kw) -> object:
         return exc.offset
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(300), suppress_health_check=[HealthCheck.too_slow])
 @given(case=extended_captures())
 def test_rows_equal_the_oracle(case) -> None:
     data, kw = case
@@ -50,7 +50,7 @@ def test_rows_equal_the_oracle(case) -> None:
 
 @pytest.mark.once
 @pytest.mark.skipif(COMPILED is None, reason="the compiled core is not built")
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(300), suppress_health_check=[HealthCheck.too_slow])
 @given(case=extended_captures(), chunk=st.integers(1, 30))
 def test_compiled_and_twin_decode_identically(case, chunk: int) -> None:
     data, _ = case

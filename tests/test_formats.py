@@ -47,7 +47,7 @@ from pcapgen import (
     tcp,
     udp,
 )
-from strategies import compressed, pcapng_captures, pcapng_twins
+from strategies import compressed, pcapng_captures, pcapng_twins, sweep
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -179,14 +179,14 @@ def test_pcapng_partial_tail_and_prefixes(tmp_path: Path) -> None:
     assert len(packets) == 1
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=sweep(100), suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(twins=pcapng_twins())
 def test_pcapng_twins_give_the_classic_rows(tmp_path: Path, twins) -> None:
     ng, classic = twins
     assert rows_of(ng, tmp_path, "a") == rows_of(classic, tmp_path, "b") == expected(classic)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=sweep(150), suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=pcapng_captures(errors=True))
 def test_any_pcapng_equals_the_oracle(tmp_path: Path, case) -> None:
     assert_like_the_oracle(case[0] if isinstance(case, tuple) else case, tmp_path)
@@ -279,7 +279,7 @@ def test_corrupt_compressed_data_is_an_error(cli, tmp_path: Path) -> None:
     assert proc.stderr.decode().startswith(f"fastpcap: error: {path}: byte offset ")
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=sweep(100), suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=compressed(pcapng_captures()))
 def test_any_compressed_capture_equals_the_oracle(tmp_path: Path, data) -> None:
     assert_like_the_oracle(data[0] if isinstance(data, tuple) else data, tmp_path)

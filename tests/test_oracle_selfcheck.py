@@ -79,7 +79,7 @@ from pcapgen import (
     vlan,
     vlan_tags,
 )
-from strategies import captures, compressed, extended_captures, extended_frames, pcapng_captures, pcapng_twins
+from strategies import captures, compressed, extended_captures, extended_frames, pcapng_captures, pcapng_twins, sweep
 
 pytestmark = pytest.mark.once
 
@@ -813,7 +813,7 @@ def test_first_bytes_of_a_compression_magic_are_zero_packets(prefix):
 
 # =========================================================================== strategies
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pair=pcapng_twins())
 def test_pcapng_twins_give_identical_rows(pair):
     ng, classic = pair
@@ -822,7 +822,7 @@ def test_pcapng_twins_give_identical_rows(pair):
     assert (a.format, b.format) == ("pcapng", "pcap") and set(a.linktypes) == set(b.linktypes)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=compressed(pcapng_captures(), truncate=False, multi=True))
 def test_untruncated_compression_changes_nothing(case):
     data, kw = case
@@ -1096,7 +1096,7 @@ def test_capture_records_give_the_original_length():
     assert [(r.number, r.t_ns, r.frame, r.linktype, r.orig_len) for r in recs] == [(1, T, b"\x01" * 20, 101, 99)]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=extended_captures())
 def test_extended_captures_totals(case):
     """Every packet is counted once, by the size mode's length; counters stay within the
@@ -1121,7 +1121,7 @@ def test_extended_captures_totals(case):
     assert oracle(data, **ref).packets == r.packets
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=extended_frames())
 def test_extended_decode_only_adds_to_the_reference(frame):
     """Where the reference decodes an untagged IPv4 packet with version 4 that is not a
@@ -1133,7 +1133,7 @@ def test_extended_decode_only_adds_to_the_reference(frame):
         assert ext == ref
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=captures(linktypes=(1, 113, 101, 0)))
 def test_explicit_defaults_change_nothing(case):
     data, kw = case

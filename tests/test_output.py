@@ -147,6 +147,26 @@ def test_directory_is_refused(cli, capture: Path, tmp_path: Path) -> None:
     assert folder.is_dir() and list(folder.iterdir()) == []
 
 
+@pytest.mark.parametrize("append", [[], ["--append"]], ids=["replace", "append"])
+def test_read_only_output_is_refused(backend: str, capture: Path, tmp_path: Path, append: list[str]) -> None:
+    """A 0444 OUT is refused where the shell's ``>`` would refuse it.  Root may write any
+    file (so may its shell), so as root the run drops CAP_DAC_OVERRIDE with setpriv, the way
+    an ordinary user runs."""
+    out = tmp_path / "ro.jsonl"
+    out.write_bytes(b"kept\n")
+    out.chmod(0o444)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+        shell = subprocess.run([*prefix, "sh", "-c", f"echo x > '{out}'"], capture_output=True)
+        assert shell.returncode != 0, "the shell could write the read-only file: the check proves nothing"
+    proc = subprocess.run([*prefix, sys.executable, "-m", "fastpcap", "bucketize", capture, "-o", out, *append],
+                          capture_output=True, env=cli_env(backend), timeout=120)
+    assert one_error_line(proc) == f"fastpcap: error: {out}: cannot write: Permission denied"
+    assert out.read_bytes() == b"kept\n" and stat.S_IMODE(out.stat().st_mode) == 0o444
+    assert leftovers(tmp_path) == []
+
+
 @contextlib.contextmanager
 def draining(open_reader) -> Iterator[list[bytes]]:  # type: ignore[no-untyped-def]
     """Read everything from what ``open_reader()`` returns, in a thread."""

@@ -23,7 +23,7 @@ from fastpcap.jsonl import format_rows
 
 from oracle import oracle
 from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
-from strategies import captures
+from strategies import captures, sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from traffic import write_capture  # noqa: E402
@@ -120,7 +120,7 @@ def test_corrupt_record_in_a_later_range(tmp_path: Path, small_ranges) -> None:
     assert run(path, 4)[0] == one
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=sweep(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(case=captures(max_records=60, errors=True), jobs=st.integers(2, 6), size=st.integers(40, 400))
 def test_any_capture_any_split(tmp_path: Path, small_ranges, case, jobs: int, size: int) -> None:

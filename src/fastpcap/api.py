@@ -86,7 +86,7 @@ def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
         yield from blocks
         yield from bucketer.finish()
     except CaptureError as exc:
-        if exc.path is None and reader is not None:  # the bucket rule's error, for this capture
+        if exc.path is None and reader is not None and exc.offset is not None:  # the bucket rule's error here
             raise reader.error(exc.offset, exc.problem) from None
         raise
     finally:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ._output import COMPRESSION_SUFFIXES, SUFFIX_OF
 from .capture import sniff
+from .errors import unreadable
 
 #: Suffixes dropped from a capture's name (after a compression suffix) to name its output.
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
@@ -87,7 +88,7 @@ def plan(inputs: Sequence[str], out_dir: str | None, *, fmt: str = "jsonl",
             try:
                 st = os.stat(path)
             except OSError as exc:
-                result.failed.append((given, f"{path}: byte offset 0: cannot read: {exc.strerror or exc}"))
+                result.failed.append((given, str(unreadable(path, exc))))
                 continue
             if not named:
                 if not stat.S_ISREG(st.st_mode) or not sniff(path):

@@ -19,7 +19,7 @@ import numpy as np
 from . import _backend
 from ._format import PCAP_MAGICS, PCAPNG_MAGIC
 from .compression import SNIFF, CorruptStream, detect, open_decompressed, started_compression
-from .errors import CaptureError
+from .errors import unreadable
 from .pcap import PcapReader
 from .pcapng import PcapngReader, is_prefix
 from .reader import (
@@ -119,7 +119,7 @@ class _Sniffer:
             except CorruptStream as exc:
                 raise corrupt_stream_error(self.name, exc) from None
             except OSError as exc:
-                raise CaptureError(self.name, 0, f"cannot read: {exc.strerror or exc}") from None
+                raise unreadable(self.name, exc, len(self._ahead)) from None
             if not more:
                 break
             self._ahead += more

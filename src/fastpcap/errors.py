@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -9,10 +10,11 @@ class CaptureError(ValueError):
     """A capture that cannot be read: not a capture, a corrupt record, an unreadable path.
 
     ``str(err)`` is one line naming the file, the byte offset and the problem, the same line
-    the command line prints before exiting with status 2.
+    the command line prints before exiting with status 2 (no offset when the path itself
+    cannot be opened: ``offset`` is then ``None``).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None, offset: int, problem: str,
+    def __init__(self, path: str | os.PathLike[str] | None, offset: int | None, problem: str,
                  *, decompressed: bool = False) -> None:
         self.path = None if path is None else os.fspath(path)
         self.offset = offset
@@ -21,10 +23,64 @@ class CaptureError(ValueError):
         self.decompressed = decompressed
         where = "<packets>" if self.path is None else self.path
         of = " of the decompressed capture" if decompressed else ""
-        super().__init__(f"{where}: byte offset {offset}{of}: {problem}")
+        at = "" if offset is None else f" byte offset {offset}{of}:"
+        ValueError.__init__(self, f"{where}:{at} {problem}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
     def __reduce__(self) -> tuple[object, ...]:  # pickled whole (worker processes raise it)
         return type(self), (self.path, self.offset, self.problem), {"decompressed": self.decompressed}
+
+
+class UnreadableCaptureError(CaptureError, OSError):
+    """A capture path that cannot be opened or read (missing, a folder, no permission, an I/O
+    error): a :class:`CaptureError` that is also an :class:`OSError`, with ``errno``,
+    ``strerror`` and ``filename`` set.  For the common causes it is also the matching
+    subclass, so ``except FileNotFoundError`` (``PermissionError``, ``IsADirectoryError``,
+    ``NotADirectoryError``) catches it.  Use :func:`unreadable` to make one.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, offset: int | None, code: int | None, strerror: str,
+                 *, decompressed: bool = False) -> None:
+        CaptureError.__init__(self, path, offset, f"cannot read: {strerror}", decompressed=decompressed)
+        self.errno = code  # type: ignore[misc]
+        self.strerror = strerror  # type: ignore[misc]
+        self.filename = self.path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.path, self.offset, self.errno, self.strerror),
+                {"decompressed": self.decompressed})
+
+
+class _NotFound(UnreadableCaptureError, FileNotFoundError):
+    __doc__ = UnreadableCaptureError.__doc__
+
+
+class _NoPermission(UnreadableCaptureError, PermissionError):
+    __doc__ = UnreadableCaptureError.__doc__
+
+
+class _IsADirectory(UnreadableCaptureError, IsADirectoryError):
+    __doc__ = UnreadableCaptureError.__doc__
+
+
+class _NotADirectory(UnreadableCaptureError, NotADirectoryError):
+    __doc__ = UnreadableCaptureError.__doc__
+
+
+_BY_ERRNO: dict[int, type[UnreadableCaptureError]] = {
+    errno.ENOENT: _NotFound, errno.EACCES: _NoPermission, errno.EPERM: _NoPermission,
+    errno.EISDIR: _IsADirectory, errno.ENOTDIR: _NotADirectory,
+}
+
+
+def unreadable(path: str | os.PathLike[str] | None, exc: OSError, offset: int | None = None,
+               *, decompressed: bool = False) -> UnreadableCaptureError:
+    """The error for ``path`` failing with ``exc`` (when opening it: ``offset`` ``None``;
+    when reading at ``offset``)."""
+    cls = _BY_ERRNO.get(exc.errno, UnreadableCaptureError) if exc.errno is not None else UnreadableCaptureError
+    return cls(path, offset, exc.errno, exc.strerror or str(exc), decompressed=decompressed)
 
 
 class FastpcapWarning(UserWarning):

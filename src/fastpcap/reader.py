@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _backend
 from ._format import DECODED_LINKTYPES
-from .errors import CaptureError
+from .errors import CaptureError, unreadable
 from .options import DECODES
 
 if TYPE_CHECKING:
@@ -44,11 +44,11 @@ def is_stream(source: object) -> bool:
 
 
 def open_file(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a capture file for reading; a failure is a :class:`CaptureError` at offset 0."""
+    """Open a capture file for reading; a failure is an :class:`UnreadableCaptureError`."""
     try:
         return open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the reader
     except OSError as exc:
-        raise CaptureError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+        raise unreadable(path, exc) from None
 
 
 _Reader = TypeVar("_Reader", bound="CaptureReader")
@@ -192,7 +192,7 @@ class CaptureReader:
         if isinstance(exc, CorruptStream):
             return self._corrupt(exc, offset)
         if isinstance(exc, OSError):
-            return self.error(offset, f"cannot read: {exc.strerror or exc}")
+            return unreadable(self.path, exc, offset, decompressed=self.compression is not None)
         return None
 
     def _corrupt(self, exc: CorruptStream, offset: int) -> CaptureError:
