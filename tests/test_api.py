@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import pickle
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -243,7 +244,7 @@ def test_iter_rows_streams_huge_gaps_in_blocks(tmp_path: Path) -> None:
 
 
 def test_gap_warning_names_packet_and_offset(tmp_path: Path) -> None:
-    frame = eth(ipv4(tcp(flags=SYN)))
+    frame = eth(ipv4(tcp(flags=SYN), src="10.200.0.1", dst="10.200.0.2"))
     path = tmp_path / "jump.pcap"
     data = pcap([(T0, frame), (T0 + MS, frame), (T0 + 7200 * 10**9, frame), (T0 + 14400 * 10**9, frame)])
     path.write_bytes(data)
@@ -255,6 +256,55 @@ def test_gap_warning_names_packet_and_offset(tmp_path: Path) -> None:
     assert message.startswith(f"{path}: the gap cap of 3600 s cut 2 gap(s) holding 143998 empty")
     assert f"packet 3 (byte offset {third})" in message
     assert len(rows) == 3
+
+
+def _warnings_of(source: object, **options: object) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fastpcap.bucket_rows(source, **options)  # type: ignore[arg-type]
+    return caught
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_host_address_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
+    """IP traffic with no packet from the host addresses: one warning naming them (also when
+    the capture is split among processes: the check reads the rows)."""
+    monkeypatch.setattr(fastpcap.parallel, "MIN_RANGE_BYTES", 16 << 10)
+    def capture(name: str, frames: list[bytes]) -> Path:
+        path = tmp_path / name
+        path.write_bytes(pcap([Rec(T0 + i * 7 * MS, f) for i, f in enumerate(frames)]))
+        return path
+
+    other = capture("other.pcap", [eth(ipv4(tcp(40000 + i, 80, flags=SYN), src="192.168.1.5", dst="192.168.1.9"))
+                                   for i in range(3000)])
+    caught = _warnings_of(other, jobs=jobs)
+    assert [(w.category, str(w.message)) for w in caught] == [(
+        fastpcap.HostAddressWarning,
+        f"{other}: no IP packet came from the host address 10.200.0.1, so every row counts 0 packets out; if the "
+        "capture's own address is another, give it with --bridge-ip or --host-ip (bridge_ip=, host_ips=)")]
+    caught = _warnings_of(other, host_ips=["10.0.0.1", "fd00::1"], decode="extended")
+    assert [str(w.message).split(", so")[0] for w in caught] == \
+        [f"{other}: no IP packet came from the host address 10.0.0.1, fd00::1"]
+    assert _warnings_of(other, bridge_ip="192.168.1.5", jobs=jobs) == []  # the right address: silent
+    assert _warnings_of(other, host_ips=["10.0.0.1", "192.168.1.5"]) == []
+    # one packet out is enough, wherever it is; traffic with no IP at all says nothing
+    one_out = capture("one.pcap", [*[eth(ipv4(udp(5, 53), proto=17))] * 2000,
+                                   eth(ipv4(udp(53, 5), src="10.200.0.1", dst="10.200.0.2", proto=17))])
+    assert _warnings_of(one_out, jobs=jobs) == []
+    assert _warnings_of(capture("arp.pcap", [eth(b"\0" * 28, ethertype=0x0806)] * 5)) == []
+    assert _warnings_of(capture("empty.pcap", [])) == []
+
+
+def test_header_only_capture_of_an_undecoded_link_type_warns_nothing(tmp_path: Path) -> None:
+    """A capture with no frames has nothing counted by size only: no "0 frame(s)" warning."""
+    for linktype in (105, 147):  # 802.11, a user link type: both counted by size only
+        path = tmp_path / f"lt{linktype}.pcap"
+        path.write_bytes(pcap([], linktype=linktype))
+        assert _warnings_of(path) == [] and len(fastpcap.bucket_rows(path)) == 0
+        path.write_bytes(pcap([Rec(T0, b"\x08" * 40)], linktype=linktype))
+        caught = _warnings_of(path)
+        assert [w.category for w in caught] == [fastpcap.LinkTypeWarning]
+        assert "1 frame(s) of link type" in str(caught[0].message)
 
 
 def test_argument_validation(capture: Path) -> None:

@@ -79,10 +79,14 @@ def test_an_archive_in_one_command(cli, tree, tmp_path: Path, jobs: str) -> None
     err = proc.stderr.decode().splitlines()
     assert proc.returncode == 1, err  # one capture failed
     broken = root / "c" / "broken.pcap"
-    assert err[0] == (f"fastpcap: error: {broken}: byte offset {len(episode(20))}: record 21 claims 1073741824 "
-                      "captured bytes, more than the 262144 libpcap allows for link type EN10MB(1); the file is "
-                      "corrupt")
-    assert len(err) == 2
+    assert sorted(err[:-1]) == [
+        f"fastpcap: error: {broken}: byte offset {len(episode(20))}: record 21 claims 1073741824 captured bytes, "
+        "more than the 262144 libpcap allows for link type EN10MB(1); the file is corrupt",
+        # ep4 holds only queries to the bridge: each capture's warnings are reported with its name
+        f"fastpcap: warning: {root / 'c' / 'ep4.cap'}: no IP packet came from the host address 10.200.0.1, so "
+        "every row counts 0 packets out; if the capture's own address is another, give it with --bridge-ip or "
+        "--host-ip (bridge_ip=, host_ips=)",
+    ]
     assert err[-1].startswith("fastpcap: 7 captures: 6 written, 0 up to date, 1 failed; 3 other files ignored; "
                               f"{sum(oracle(captures[c]).packets for c in EXPECTED_OUTPUTS.values()):,} packets, ")
     got = outputs(out)

@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from .batch import BatchResult, bucketize_many
     from .buckets import Bucketer
     from .capture import iter_packets, open_capture, read_packets
-    from .errors import CaptureError, FastpcapWarning, GapWarning, LinkTypeWarning, UnreadableCaptureError
+    from .errors import (
+        CaptureError,
+        FastpcapWarning,
+        GapWarning,
+        HostAddressWarning,
+        LinkTypeWarning,
+        UnreadableCaptureError,
+    )
     from .jsonl import format_rows
     from .options import BucketSpec
     from .pcap import PcapHeader, PcapReader
@@ -34,7 +41,7 @@ _HOMES = {
     "bucket_table": "api", "bucket_frame": "api", "bucketize_many": "batch", "BatchResult": "batch",
     "ROW_DTYPE": "rows", "ROW_FIELDS": "rows", "Bucketer": "buckets",
     "CaptureError": "errors", "FastpcapWarning": "errors", "GapWarning": "errors", "LinkTypeWarning": "errors",
-    "UnreadableCaptureError": "errors", "format_rows": "jsonl",
+    "UnreadableCaptureError": "errors", "HostAddressWarning": "errors", "format_rows": "jsonl",
     "BucketSpec": "options",
     "PcapngReader": "pcapng", "PcapHeader": "pcap", "PcapReader": "pcap", "CaptureReader": "reader",
     "iter_packets": "capture", "open_capture": "capture", "read_packets": "capture",
@@ -50,8 +57,8 @@ __all__ = [
     "BACKEND", "PACKET_DTYPE", "PACKET6_DTYPE", "ROW_DTYPE", "ROW_FIELDS", "DEC_LINK", "DEC_IPV4",
     "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
     "BatchResult", "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "FastpcapWarning", "GapWarning",
-    "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "UnreadableCaptureError", "bucket_frame",
-    "bucket_rows", "bucket_table",
+    "HostAddressWarning", "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "UnreadableCaptureError",
+    "bucket_frame", "bucket_rows", "bucket_table",
     "bucketize", "bucketize_many", "format_rows", "iter_packets", "iter_rows", "open_capture", "read_packets",
     "write_jsonl", "write_parquet", "__version__",
 ]

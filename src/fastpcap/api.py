@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -13,7 +14,7 @@ from ._format import linktype_name
 from ._output import check_not_input, open_output
 from .buckets import ROW_DTYPE, Bucketer
 from .capture import open_capture
-from .errors import CaptureError, GapWarning, LinkTypeWarning
+from .errors import CaptureError, GapWarning, HostAddressWarning, LinkTypeWarning
 from .jsonl import write_rows
 from .options import BucketSpec, Seconds
 from .parallel import bucketize_parallel, splits_worthwhile, usable_jobs
@@ -56,15 +57,16 @@ def iter_rows(
     spec = BucketSpec.make(spec, **options)
     _refuse_many(source)
     bucketer = Bucketer(spec)
+    hosts = _HostCheck(spec)
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
         reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress, decode=spec.decode)
         if splits_worthwhile(reader, usable_jobs(jobs)):
             blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
         else:
             blocks = _feed(reader, bucketer)
-        return _rows(blocks, bucketer, reader.path, reader)
+        return _rows(blocks, bucketer, reader.path, reader, hosts)
     chunks = (source,) if isinstance(source, np.ndarray) else cast("Iterable[np.ndarray]", source)
-    return _rows(_feed(chunks, bucketer), bucketer, None, None)
+    return _rows(_feed(chunks, bucketer), bucketer, None, None, hosts)
 
 
 def _refuse_many(source: object) -> None:
@@ -80,11 +82,34 @@ def _feed(chunks: Iterable[np.ndarray], bucketer: Bucketer) -> Iterator[np.ndarr
         yield from bucketer.feed(chunk)
 
 
+class _HostCheck:
+    """Whether a capture had IP traffic but no packet from the host addresses, from its rows
+    (a destination is counted for every IP packet; "out" only for the hosts' packets)."""
+
+    def __init__(self, spec: BucketSpec) -> None:
+        self.hosts = ", ".join(spec.host_ips) if spec.host_ips is not None else spec.bridge_ip
+        self.ip = self.out = False
+
+    def see(self, rows: np.ndarray) -> np.ndarray:
+        if not self.out and len(rows):
+            self.ip = self.ip or bool(rows["unique_dst_ips"].any())
+            self.out = bool(rows["pkts_out"].any())
+        return rows
+
+    def warning(self, where: str) -> HostAddressWarning | None:
+        if not self.ip or self.out:
+            return None
+        return HostAddressWarning(
+            f"{where}: no IP packet came from the host address {self.hosts}, so every row counts 0 "
+            "packets out; if the capture's own address is another, give it with --bridge-ip or "
+            "--host-ip (bridge_ip=, host_ips=)")
+
+
 def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
-          reader: CaptureReader | None) -> Generator[np.ndarray, None, None]:
+          reader: CaptureReader | None, hosts: _HostCheck) -> Generator[np.ndarray, None, None]:
     try:
-        yield from blocks
-        yield from bucketer.finish()
+        for block in itertools.chain(blocks, bucketer.finish()):
+            yield hosts.see(block)
     except CaptureError as exc:
         if exc.path is None and reader is not None and exc.offset is not None:  # the bucket rule's error here
             raise reader.error(exc.offset, exc.problem) from None
@@ -106,6 +131,8 @@ def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
         warnings.warn(LinkTypeWarning(
             f"{where}: {kinds} counted by size only (fastpcap does not decode "
             f"{'this link type' if len(reader.undecoded) == 1 else 'these link types'})"), stacklevel=2)
+    if (warning := hosts.warning(where)) is not None:
+        warnings.warn(warning, stacklevel=2)
 
 
 def _seconds(ns: int | None) -> str:

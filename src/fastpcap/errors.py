@@ -93,3 +93,8 @@ class GapWarning(FastpcapWarning):
 
 class LinkTypeWarning(FastpcapWarning):
     """Frames of a link type fastpcap does not decode were counted by size only."""
+
+
+class HostAddressWarning(FastpcapWarning):
+    """The capture has IP traffic but no packet from the host addresses (``bridge_ip`` or
+    ``host_ips``), so every row counts nothing out: most likely the wrong address was given."""
