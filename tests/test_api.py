@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import ipaddress
 import pickle
 import tracemalloc
@@ -16,7 +17,7 @@ import fastpcap
 from fastpcap.reader import concatenate
 
 from oracle import oracle
-from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
+from pcapgen import ACK, SYN, Rec, compress, epb, eth, idb, ipv4, pcap, pcapng, shb, tcp, udp
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -293,6 +294,27 @@ def test_host_address_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, j
     assert _warnings_of(one_out, jobs=jobs) == []
     assert _warnings_of(capture("arp.pcap", [eth(b"\0" * 28, ethertype=0x0806)] * 5)) == []
     assert _warnings_of(capture("empty.pcap", [])) == []
+
+
+@pytest.mark.parametrize("kind", ["plain", "pcapng", "gzip", "zstd", "stream"])
+def test_progress_counts_each_byte_of_the_file_once(tmp_path: Path, kind: str) -> None:
+    """``progress`` adds up to the file's size (compressed: the compressed size), although
+    the first bytes are looked at before they are read and a classic file's first record
+    header is read twice."""
+    frames = [eth(ipv4(tcp(40000 + i, 80, flags=SYN))) for i in range(300)]
+    if kind == "pcapng":
+        data = pcapng([shb(), idb(), *(epb(0, T0 // 1000 + i, f) for i, f in enumerate(frames))])
+    else:
+        data = pcap([Rec(T0 + i * MS, f) for i, f in enumerate(frames)])
+        if kind in ("gzip", "zstd"):
+            data = compress(data, kind)
+    path = tmp_path / "c"
+    path.write_bytes(data)
+    told: list[int] = []
+    source = io.BytesIO(data) if kind == "stream" else path
+    rows = fastpcap.bucket_rows(source, progress=told.append)  # type: ignore[arg-type]
+    assert rows["pkts_in"].sum() == 300
+    assert sum(told) == len(data) and all(n > 0 for n in told)
 
 
 def test_header_only_capture_of_an_undecoded_link_type_warns_nothing(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def test_an_archive_in_one_command(cli, tree, tmp_path: Path, jobs: str) -> None
         assert entry["seconds"] >= 0
         if rel == "c/broken.pcap":
             assert (entry["status"], entry["output_size"], entry["rows"]) == ("failed", None, 0)
-            assert entry["error"] == err[0].removeprefix("fastpcap: error: ")
+            assert "fastpcap: error: " + entry["error"] in err
         else:
             assert entry["status"] == "written" and entry["error"] is None
             assert entry["output_size"] == (out / entry["output"]).stat().st_size

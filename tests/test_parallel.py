@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -76,6 +77,37 @@ def test_realistic_capture_every_range_is_spliced(tmp_path: Path, small_ranges) 
         stats = _last_stats.pop()
         assert stats == {"ranges": jobs, "spliced": jobs, "walked_here": 0}
     assert one[0] == oracle(path.read_bytes()).jsonl
+
+
+@pytest.mark.parametrize("splice", [True, False], ids=["spliced", "walked_here"])
+def test_progress_moves_while_the_workers_read(tmp_path: Path, small_ranges, monkeypatch: pytest.MonkeyPatch,
+                                               splice: bool) -> None:
+    """The bar follows the bytes the workers read, before any range is finished, and adds up
+    to the file's size exactly once, also when a range is walked again in the main process."""
+    path = tmp_path / "traffic.pcap"
+    size = write_capture(str(path), 30_000, seed=5)
+    small_ranges(1 << 20)
+    monkeypatch.setattr(parallel, "PROGRESS_MARGIN", 4096)
+    monkeypatch.setattr(parallel, "PROGRESS_INTERVAL_S", 0.01)
+    original = parallel._segment
+
+    def slow_to_answer(*args, **kw):  # runs in the (forked) worker, after it read its range
+        segment = original(*args, **kw)
+        time.sleep(0.5)
+        return segment if splice else parallel.Segment(start=None, failed=True)
+
+    monkeypatch.setattr(parallel, "_segment", slow_to_answer)
+    told: list[int] = []
+    rows = fastpcap.iter_rows(path, jobs=3, progress=told.append)
+    first = next(rows)
+    before_rows = sum(told)
+    assert 0 < before_rows < size  # moved while waiting for the first range (minus its margin)
+    rest = [first, *rows]
+    assert sum(told) == size and all(n > 0 for n in told)
+    assert b"".join(format_rows(b) for b in rest) == oracle(path.read_bytes()).jsonl
+    stats = _last_stats.pop()
+    assert stats == ({"ranges": 3, "spliced": 3, "walked_here": 0} if splice else
+                     {"ranges": 3, "spliced": 0, "walked_here": 3})
 
 
 def test_nanosecond_big_endian_capture(tmp_path: Path, small_ranges) -> None:

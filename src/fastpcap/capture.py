@@ -66,8 +66,10 @@ def open_capture(
         if compression is None and started is not None:
             # The whole file is the start of a compressed stream (a compressor that has just
             # begun writing): like a capture that has just begun, it holds no packets yet.
+            stream.start_counting()
             compression, stream = started, _Sniffer(io.BytesIO(b""), name, None)  # type: ignore[arg-type]
         elif compression is not None:
+            stream.start_counting()
             stream = _Sniffer(open_decompressed(stream, compression), name, None)  # type: ignore[arg-type]
         head = stream.peek(4)
         kind: type[CaptureReader]
@@ -75,9 +77,12 @@ def open_capture(
             kind = PcapngReader
         else:
             kind = PcapReader
+        # An uncompressed capture's reader counts the bytes it reads, from the first (each
+        # once, whatever it re-reads); a compressed one's are counted as they leave the file.
         # Closing the reader closes the file under the decompressor too, if it opened it.
         return kind(stream, chunk_packets=chunk_packets, block_size=block_size,  # type: ignore[arg-type]
-                    name=name, compression=compression, decode=decode, closer=raw if owned else None)
+                    name=name, compression=compression, decode=decode, closer=raw if owned else None,
+                    progress=progress if compression is None else None)
     except BaseException:
         if owned:
             raw.close()
@@ -102,20 +107,26 @@ def sniff(path: str | os.PathLike[str]) -> bool:
 
 
 class _Sniffer:
-    """A stream whose first bytes can be looked at before it is read."""
+    """A stream whose first bytes can be looked at before it is read.  After
+    :meth:`start_counting`, ``progress`` is told of every byte read from ``raw`` (peeked
+    ones included)."""
 
     def __init__(self, raw: BinaryIO, name: str, progress: Callable[[int], object] | None) -> None:
         self.raw = raw
         self.name = name
-        self._progress = progress
+        self._progress: Callable[[int], object] | None = None
+        self._will_count = progress
         self._ahead = b""
+
+    def start_counting(self) -> None:
+        self._progress = self._will_count
+        if self._progress is not None and self._ahead:
+            self._progress(len(self._ahead))
 
     def peek(self, size: int) -> bytes:
         while len(self._ahead) < size:
             try:
                 more = self.raw.read(size - len(self._ahead))
-                if self._progress is not None and more:
-                    self._progress(len(more))
             except CorruptStream as exc:
                 raise corrupt_stream_error(self.name, exc) from None
             except OSError as exc:
@@ -126,7 +137,7 @@ class _Sniffer:
         return self._ahead[:size]
 
     def readinto(self, view) -> int:  # type: ignore[no-untyped-def]
-        if self._ahead:  # counted when peeked
+        if self._ahead:  # counted, if at all, by start_counting
             n = min(len(view), len(self._ahead))
             view[:n] = self._ahead[:n]
             self._ahead = self._ahead[n:]
@@ -137,7 +148,7 @@ class _Sniffer:
         return n
 
     def read(self, size: int = -1) -> bytes:
-        if self._ahead:  # counted when peeked
+        if self._ahead:  # counted, if at all, by start_counting
             data = self._ahead if size < 0 else self._ahead[:size]
             self._ahead = self._ahead[len(data):]
             return data

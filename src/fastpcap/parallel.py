@@ -234,9 +234,15 @@ def _worker(conn, *args: object) -> None:
 
 
 def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, stop: int,
-             end: int, spec: BucketSpec) -> Segment:
+             end: int, spec: BucketSpec, read: Any = None, k: int = 0) -> Segment:
+    """Bucketize the records from about ``start`` to about ``stop``; ``read[k]`` (shared
+    memory, if given) counts the bytes read, for the main process's progress bar."""
     _backend.use(backend)
-    with PcapReader(path) as reader:
+
+    def progress(n: int) -> None:
+        read[k] += n
+
+    with PcapReader(path, progress=None if read is None else progress) as reader:
         if first:
             begin: int | None = start
         else:
@@ -299,18 +305,21 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
     context: Any = multiprocessing.get_context(method)
     # Plain processes and pipes, one per range: nothing to deadlock on when stopping early.
     workers = []
+    bar = _RangeProgress(context, starts, progress)
     try:
         for k in range(len(starts) - 1):
             receive, send = context.Pipe(duplex=False)
             process = context.Process(target=_worker, daemon=True, args=(
                 send, reader.path, _backend.name(), k == 0, first_t_ns, starts[k], starts[k + 1],
-                size, bucketer.spec))
+                size, bucketer.spec, bar.read, k))
             process.start()
             send.close()
             workers.append((process, receive))
         boundary = GLOBAL_HEADER_SIZE
         for k, (process, receive) in enumerate(workers):
             stop = None if k == len(workers) - 1 else starts[k + 1]
+            while not receive.poll(PROGRESS_INTERVAL_S):
+                bar.tick()
             try:
                 segment: Segment = receive.recv()
             except EOFError:  # the worker died: do its range here
@@ -320,12 +329,11 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
             process.join()
             if segment.start == boundary and not segment.failed and can_splice(bucketer, segment.buckets):
                 yield from splice(bucketer, segment)
-                reader.walked_elsewhere(segment.packets, segment.end, segment.tail_bytes)
                 stats["spliced"] += 1
-                if progress is not None:
-                    progress(segment.end + segment.tail_bytes - boundary)
+                bar.done(k, reader.walked_elsewhere(segment.packets, segment.end, segment.tail_bytes))
                 boundary = segment.end
             else:
+                reader.reported_elsewhere(bar.done(k, 0))
                 yield from _walk_here(reader, bucketer, boundary, stop, size)
                 boundary = reader.end_offset
                 stats["walked_here"] += 1
@@ -336,6 +344,48 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
             process.join()
             receive.close()
         reader.close()
+
+
+#: How often the main process looks at the workers' byte counts while it waits (seconds).
+PROGRESS_INTERVAL_S = 0.1
+#: A range's live count stops this far short of its planned length: its records end beyond
+#: it or short of it by less than a record, and the final figure comes with the range's rows.
+PROGRESS_MARGIN = 1 << 20
+
+
+class _RangeProgress:
+    """The progress callback fed with the bytes the workers read, while they read them.
+
+    Each worker adds what it reads to its slot of ``read`` (shared memory, no lock: one
+    writer per slot).  Until a range is done, at most its planned length less
+    :data:`PROGRESS_MARGIN` is reported for it; :meth:`done` reports the rest.
+    """
+
+    def __init__(self, context: Any, starts: list[int], progress: Callable[[int], object] | None) -> None:
+        self.progress = progress
+        n = len(starts) - 1
+        self.read = None if progress is None else context.RawArray("q", n)
+        self.caps = [max(0, starts[k + 1] - starts[k] - PROGRESS_MARGIN) for k in range(n)]
+        self.reported = [0] * n
+        self.finished = [False] * n
+
+    def tick(self) -> None:
+        if self.progress is None or self.read is None:
+            return
+        for k, cap in enumerate(self.caps):
+            if not self.finished[k]:
+                now = min(self.read[k], cap)
+                if now > self.reported[k]:
+                    self.progress(now - self.reported[k])
+                    self.reported[k] = now
+
+    def done(self, k: int, total: int) -> int:
+        """Range ``k`` is finished: report the rest of its ``total`` bytes (0 when this
+        process reads the range again); returns what was reported for it before."""
+        self.finished[k] = True
+        if self.progress is not None and total > self.reported[k]:
+            self.progress(total - self.reported[k])
+        return self.reported[k]
 
 
 def _walk_here(reader: PcapReader, bucketer: Bucketer, start: int, stop: int | None,

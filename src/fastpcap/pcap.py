@@ -164,8 +164,11 @@ class PcapReader(CaptureReader):
             if close:
                 self.close()
 
-    def walked_elsewhere(self, packets: int, end_offset: int, tail_bytes: int) -> None:
-        """Account for ``packets`` records walked by another process, up to ``end_offset``."""
+    def walked_elsewhere(self, packets: int, end_offset: int, tail_bytes: int) -> int:
+        """Account for ``packets`` records walked by another process, up to ``end_offset``
+        (and a partial record of ``tail_bytes`` after it); returns the bytes read there that
+        progress has not been told of (see :meth:`passed`)."""
         assert self.header is not None
         self.count_walked(self.header.linktype, packets)
         self.end_offset, self.tail_bytes = end_offset, tail_bytes
+        return self.passed(end_offset + tail_bytes)

@@ -89,6 +89,8 @@ class CaptureReader:
         self.chunk_packets = chunk_packets
         self.block_size = block_size
         self._progress = progress
+        self._counted = 0  # progress was told of the bytes before this offset (a re-read counts once)
+        self._reported = 0  # bytes about to be read that progress was already told of
         #: "reference" (the reference collector's decode) or "extended" (docs/data-model.md).
         self.decode = decode
         self._extended = decode == "extended"
@@ -182,8 +184,24 @@ class CaptureReader:
             got += n
         self._position += got
         if self._progress is not None and got and self.compression is None:
-            self._progress(got)
+            new = self.passed(offset + got) if offset <= self._counted else 0
+            credit = min(self._reported, new)
+            self._reported -= credit
+            if new > credit:
+                self._progress(new - credit)
         return got
+
+    def passed(self, offset: int) -> int:
+        """The bytes before ``offset`` have been read (here or by another process): returns
+        how many of them progress had not been told of yet (and does not tell it)."""
+        new = max(0, offset - self._counted)
+        self._counted = max(self._counted, offset)
+        return new
+
+    def reported_elsewhere(self, nbytes: int) -> None:
+        """The next ``nbytes`` read were already counted by ``progress`` (by a worker process
+        that read them first): do not count them again."""
+        self._reported += nbytes
 
     def _read_error(self, exc: Exception, offset: int) -> CaptureError | None:
         """A failed read as this capture's error at ``offset`` (``None``: not a read error)."""
