@@ -14,6 +14,8 @@ benchmark records ``packets`` and ``file_bytes`` in ``extra_info``: packets/s is
 * ``test_c_probe``: the speed-of-light probe (``probe.c``, whole process), once;
 * ``test_reference_equivalent``: the reference's algorithm (``reference_equivalent.py``, in
   process) on a capture a tenth the size (it runs at about 0.15 M packets/s), once;
+* ``test_archive_per_file``: ``bucketize_many`` over 100 copies of ``examples/sample.pcap``
+  with one job (in process: the archive runner's cost per small file);
 * ``test_distinct_one_bucket``: the ``DistinctCounter`` alone, 1M distinct destinations in
   one bucket fed in chunks of 16384 (``values`` in ``extra_info``, not ``packets``).
 
@@ -291,6 +293,31 @@ def test_distinct_one_bucket(benchmark, backend: str) -> None:
             counter.first_in_bucket(values[lo:hi], buckets[lo:hi], valid[lo:hi], out[lo:hi])
 
     assert int(out.sum()) == DISTINCT_VALUES
+
+
+ARCHIVE_FILES = 100
+
+
+@pytest.mark.benchmark(group="archive")
+def test_archive_per_file(benchmark, backend: str, tmp_path: Path) -> None:
+    """``bucketize_many`` over a folder of copies of ``examples/sample.pcap`` (96 packets
+    each), one process: the time per file is the archive runner's per-file overhead plus
+    that small file's own work (``benchmarks/archive.py`` measures it as whole processes)."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    sample = (HERE.parent / "examples" / "sample.pcap").read_bytes()
+    for i in range(ARCHIVE_FILES):
+        (folder / f"ep{i:03d}.pcap").write_bytes(sample)
+    benchmark.extra_info.update(files=ARCHIVE_FILES, packets=96 * ARCHIVE_FILES)
+
+    @benchmark
+    def run() -> fastpcap.BatchResult:
+        return fastpcap.bucketize_many([folder], tmp_path / "out", jobs=1, force=True, progress=False)
+
+    written = sorted((tmp_path / "out").glob("ep*.jsonl"))
+    assert len(written) == ARCHIVE_FILES
+    assert (tmp_path / "out" / "ep000.jsonl").read_bytes() == fastpcap.format_rows(
+        fastpcap.bucket_rows(HERE.parent / "examples" / "sample.pcap"))
 
 
 # -- the baselines are right --------------------------------------------------------------
