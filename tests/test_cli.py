@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import stat
@@ -190,6 +191,19 @@ def test_console_script(capture: Path) -> None:
     proc = subprocess.run([script, "bucketize", str(capture)], capture_output=True, check=True)
     assert proc.stdout == oracle(capture.read_bytes()).jsonl
     assert subprocess.run([script, "--version"], capture_output=True, text=True).stdout.startswith("fastpcap ")
+
+
+def test_version_says_what_a_bug_report_needs(cli, backend: str) -> None:
+    import numpy
+
+    import fastpcap
+
+    proc = cli("--version", check=True)
+    assert proc.stdout.decode() == (
+        f"fastpcap {fastpcap.__version__} (backend {backend}; numpy {numpy.__version__}; "
+        f"{platform.python_implementation()} {platform.python_version()} on {platform.system()} "
+        f"{platform.machine()})\n")
+    assert proc.stderr == b""
 
 
 @pytest.mark.parametrize("size", [(24, 100), (0, 0)], ids=["sized", "unsized"])

@@ -64,10 +64,37 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def version_line() -> str:
+    """What a bug report needs: fastpcap's version, the backend, numpy's and Python's versions."""
+    import platform
+
+    import numpy
+
+    from . import _backend
+    from ._version import __version__
+
+    return (f"{PROG} {__version__} (backend {_backend.name()}; numpy {numpy.__version__}; "
+            f"{platform.python_implementation()} {platform.python_version()} on {platform.system()} "
+            f"{platform.machine()})")
+
+
+def _version_action() -> type:
+    import argparse
+
+    class Version(argparse.Action):
+        def __init__(self, option_strings: list[str], dest: str, **kw: Any) -> None:
+            super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+        def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+            _print(version_line())
+            parser.exit()
+
+    return Version
+
+
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    from ._version import __version__
     from .options import DECODES, SIZES, BucketSpec
 
     defaults = BucketSpec()
@@ -75,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Turn packet captures into time-bucketed traffic features.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_version_action(),
+                        help="show the version, the backend and numpy's and Python's versions, and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bucketize = commands.add_parser(
         "bucketize",
