@@ -92,6 +92,12 @@ def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
     finally:
         if reader is not None:
             reader.close()
+    warn_at_end(bucketer, path, reader)
+
+
+def warn_at_end(bucketer: Bucketer, path: str | None, reader: CaptureReader | None) -> None:
+    """The warnings of a finished run: one if the gap cap cut anything, one if frames were
+    counted by size only."""
     where = "<packets>" if path is None else path
     gaps = bucketer.gaps
     if gaps.gaps_cut:
@@ -99,13 +105,13 @@ def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
             f"{where}: the gap cap of {_seconds(bucketer.max_gap_ns)} s cut {gaps.gaps_cut} "
             f"gap(s) holding {gaps.rows_cut} empty {bucketer.bucket_ms} ms bucket(s); the first "
             f"one ends at packet {gaps.first_packet} (byte offset {gaps.first_offset}); "
-            "max_gap_s=None (--max-gap none) writes them all"), stacklevel=2)
+            "max_gap_s=None (--max-gap none) writes them all"), stacklevel=3)
     if reader is not None and reader.undecoded:
         kinds = ", ".join(f"{count} frame(s) of link type {linktype_name(lt)}"
                           for lt, count in sorted(reader.undecoded.items()))
         warnings.warn(LinkTypeWarning(
             f"{where}: {kinds} counted by size only (fastpcap does not decode "
-            f"{'this link type' if len(reader.undecoded) == 1 else 'these link types'})"), stacklevel=2)
+            f"{'this link type' if len(reader.undecoded) == 1 else 'these link types'})"), stacklevel=3)
 
 
 def _seconds(ns: int | None) -> str:

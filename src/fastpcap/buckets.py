@@ -230,6 +230,11 @@ class Bucketer:
                                     np.ones(len(values), dtype=np.uint8), marks)
 
     @property
+    def origin(self) -> int | None:
+        """The start of bucket 0 (``None`` until the first packet or ``first_t_ns`` fixes it)."""
+        return self._origin
+
+    @property
     def max_t_ns(self) -> int:
         """The latest timestamp fed so far (the running maximum)."""
         return self._runmax
