@@ -294,6 +294,7 @@ class _Follower:
                 self.floor = None  # time has passed the written bucket: nothing more is late
             self.real_max = int(real[-1])
         yield from self.bucketer.feed(chunk)
+        yield from self.bucketer.empty_before_open()  # no packet can go into them any more
 
     # -- the idle close ---------------------------------------------------------------------
     def _open_end(self) -> int | None:
