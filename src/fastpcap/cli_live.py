@@ -207,10 +207,14 @@ def capture_command(args: argparse.Namespace) -> int:
         cli._error(str(exc))
         return 2
     proc = handle.proc
+    ending = threading.Event()
 
     def end_capture() -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # tcpdump writes what it holds and exits
+        """Stop tcpdump (SIGINT; killed if it has not exited 5 s later) without waiting here:
+        the follow ends when it has exited, having read all it wrote."""
+        if not ending.is_set():
+            ending.set()
+            threading.Thread(target=stop_capture, args=(handle,), daemon=True).start()
 
     rows = None
     timer = threading.Timer(args.duration, end_capture) if args.duration is not None else None

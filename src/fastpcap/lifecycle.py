@@ -46,7 +46,8 @@ class CaptureHandle:
     """A running capture: stop it with :func:`stop_capture`, or use it as a context manager
     (``with run_capture(...) as handle:`` stops it on leaving).
 
-    ``proc`` is tcpdump's ``subprocess.Popen`` (its stderr a pipe, as the reference's);
+    ``proc`` is tcpdump's ``subprocess.Popen`` (its stderr a pipe, as the reference's, for
+    the caller to read and close);
     ``started_mono_ns`` the ``time.monotonic_ns()`` right after it was started;
     ``startup_message`` what tcpdump wrote on stderr while starting (its "listening on"
     line), read before :func:`run_capture` returned; the rest stays in ``proc.stderr``.
@@ -109,6 +110,8 @@ def run_capture(bridge: str, pcap_path: PathLike, *, snaplen: int = 262144, bpf:
         handle.startup_message = _wait_until_listening(handle, start_timeout_s)
     except BaseException:
         stop_capture(handle, timeout_s=2.0)  # never leave a tcpdump behind (Ctrl-C included)
+        if proc.stderr is not None:
+            proc.stderr.close()
         raise
     return handle
 
