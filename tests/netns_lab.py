@@ -126,8 +126,9 @@ def lab(tag: str, *, quiet: bool = False) -> Iterator[Lab]:
     """Two fresh namespaces wired as the sandbox's bridge; removed on exit, whatever happens.
 
     ``quiet``: nothing on the wire but what the test sends and the kernels' direct answers
-    to it -- static neighbour entries (no ARP) and no rate limit on ICMP errors (every UDP
-    datagram to a closed port gets its port-unreachable) -- so packet counts are exact."""
+    to it -- static neighbour entries (no ARP), no multicast snooping on the bridge (no IGMP
+    reports) and no rate limit on ICMP errors (every UDP datagram to a closed port gets its
+    port-unreachable) -- so packet counts are exact."""
     run_id = f"{os.getpid()}-{next(_RUN_IDS)}-{tag}"
     the_lab = Lab(host=f"fastpcap-host-{run_id}", guest=f"fastpcap-guest-{run_id}")
     with contextlib.ExitStack() as stack:
@@ -144,7 +145,9 @@ def lab(tag: str, *, quiet: bool = False) -> Iterator[Lab]:
             if quiet:
                 run(*the_lab.exec_argv(ns, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"))
             run("ip", "-n", ns, "link", "set", "lo", "up")
-        run("ip", "-n", the_lab.host, "link", "add", BRIDGE, "type", "bridge")
+        # (quiet: no multicast snooping, whose join of 224.0.0.106 sends IGMP reports)
+        run("ip", "-n", the_lab.host, "link", "add", BRIDGE, "type", "bridge",
+            *(("mcast_snooping", "0") if quiet else ()))
         run("ip", "-n", the_lab.host, "link", "add", VETH_HOST, "type", "veth",
             "peer", "name", VETH_GUEST, "netns", the_lab.guest)
         run("ip", "-n", the_lab.host, "link", "set", VETH_HOST, "master", BRIDGE)
