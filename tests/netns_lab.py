@@ -69,6 +69,22 @@ def check_netns_available(tools: tuple[str, ...] = ("ip", "tcpdump", "tshark")) 
     delete_netns(probe)
 
 
+def once_per_backend(store: dict, backend: str, make: Callable[[], T]) -> T:
+    """``make()``'s result for ``backend``, made on first use and kept in ``store`` (a module
+    fixture's dict): a capture is taken once per backend, not once per test.  A failure is
+    kept too, so that the tests after the first fail at once, naming it."""
+    if backend not in store:
+        try:
+            store[backend] = make()
+        except BaseException as exc:
+            store[backend] = exc
+            raise
+    result = store[backend]
+    if isinstance(result, BaseException):
+        pytest.fail(f"the capture failed earlier: {result!r}", pytrace=False)
+    return result  # type: ignore[no-any-return]
+
+
 def run(*cmd: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     """Run a setup command; raise with its stderr if it fails."""
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

@@ -62,6 +62,7 @@ from netns_lab import (
     check_netns_available,
     in_netns,
     lab,
+    once_per_backend,
     record_frames,
     stop_process,
     tshark_buckets,
@@ -156,9 +157,13 @@ def _send(ns: str, dst: str) -> int:
     return refused
 
 
-def _capture_dir() -> Path:
-    """A folder tcpdump can write after dropping to its own user, on any build of it."""
-    folder = Path(tempfile.mkdtemp(prefix="fastpcap-live-"))
+def _capture_dir(folder: Path | None = None) -> Path:
+    """A folder (new, or ``folder`` made) that tcpdump can write after dropping to its own
+    user, on any build of it."""
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="fastpcap-live-"))
+    else:
+        folder.mkdir(mode=0o700)
     with contextlib.suppress(KeyError):
         user = pwd.getpwnam("tcpdump")
         os.chown(folder, user.pw_uid, user.pw_gid)
@@ -243,26 +248,16 @@ def _capdir():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def netns_available() -> None:
+    check_netns_available()
+
+
 @pytest.fixture
-def session(_sessions: dict, _capdir: Path, backend: str, tmp_path_factory) -> Session:
+def session(netns_available, _sessions: dict, _capdir: Path, backend: str, tmp_path_factory) -> Session:
     """The session for the backend under test, taken on first use."""
-    if backend not in _sessions:
-        check_netns_available()
-        capdir = _capdir / backend
-        capdir.mkdir()
-        shutil.copystat(_capdir, capdir)
-        with contextlib.suppress(KeyError):
-            user = pwd.getpwnam("tcpdump")
-            os.chown(capdir, user.pw_uid, user.pw_gid)
-        try:
-            _sessions[backend] = _take_session(backend, tmp_path_factory.mktemp(f"live-{backend}"), capdir)
-        except BaseException as exc:
-            _sessions[backend] = exc
-            raise
-    result = _sessions[backend]
-    if isinstance(result, BaseException):
-        pytest.fail(f"the live session failed earlier: {result!r}", pytrace=False)
-    return result
+    return once_per_backend(_sessions, backend, lambda: _take_session(
+        backend, tmp_path_factory.mktemp(f"live-{backend}"), _capture_dir(_capdir / backend)))
 
 
 def _batch(session: Session, name: str) -> bytes:

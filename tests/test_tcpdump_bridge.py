@@ -55,6 +55,7 @@ from netns_lab import (
     PCAP_HEADER,
     Frame,
     check_netns_available,
+    once_per_backend,
 )
 from netns_lab import lab as _lab
 from netns_lab import record_frames as _record_frames
@@ -271,16 +272,8 @@ def _captures() -> dict:
 @pytest.fixture
 def capture(netns_available, _captures: dict, backend: str, cli, tmp_path_factory) -> Capture:
     """The capture for the backend under test, taken on first use (with its mid-flight reads)."""
-    if backend not in _captures:
-        try:
-            _captures[backend] = _take_capture(backend, tmp_path_factory.mktemp(f"bridge-{backend}"), cli)
-        except BaseException as exc:
-            _captures[backend] = exc
-            raise
-    result = _captures[backend]
-    if isinstance(result, BaseException):
-        pytest.fail(f"the capture failed earlier: {result!r}", pytrace=False)
-    return result
+    return once_per_backend(_captures, backend,
+                            lambda: _take_capture(backend, tmp_path_factory.mktemp(f"bridge-{backend}"), cli))
 
 
 # --------------------------------------------------------------------------------------

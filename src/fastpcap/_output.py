@@ -200,18 +200,12 @@ def open_live_output(path: PathLike | None, *, append: bool = False,
             yield out
         return
     name = os.fspath(path)
-    target, fd_view = resolve(name)
+    target, fd_view, st = _locate(name)
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and os.path.realpath(target) == os.path.realpath(source):
             raise OutputError(errno.EINVAL, "it is the capture being read (fastpcap never overwrites its input)",
                               name)
-    try:
-        st: os.stat_result | None = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise OutputError(exc.errno, exc.strerror, name) from None
-    if fd_view is not None or (st is not None and not stat.S_ISREG(st.st_mode)):
+    if _is_through(fd_view, st):
         with _through(name, target, fd_view, st) as out:
             yield out
         return
@@ -242,14 +236,8 @@ def _open_output(path: PathLike | None, *, append: bool, inputs: Iterable[object
         out.flush()
         return
     name = os.fspath(path)
-    target, fd_view = resolve(name)
-    try:
-        st: os.stat_result | None = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise OutputError(exc.errno, exc.strerror, name) from None
-    if fd_view is not None or (st is not None and not stat.S_ISREG(st.st_mode)):
+    target, fd_view, st = _locate(name)
+    if _is_through(fd_view, st):
         with _through(name, target, fd_view, st) as out:
             yield out
         return
@@ -261,6 +249,23 @@ def _open_output(path: PathLike | None, *, append: bool, inputs: Iterable[object
     manager = _appended(name, target, st) if append else _replaced(name, target, folder, st)
     with manager as out:
         yield out
+
+
+def _locate(name: str) -> tuple[str, int | None, os.stat_result | None]:
+    """Where the output ``name`` leads: the final path, the descriptor it views (if any) and
+    what is there (``None``: nothing yet)."""
+    target, fd_view = resolve(name)
+    try:
+        return target, fd_view, os.stat(target)
+    except FileNotFoundError:
+        return target, fd_view, None
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror, name) from None
+
+
+def _is_through(fd_view: int | None, st: os.stat_result | None) -> bool:
+    """Whether an output is written through (a descriptor view, or there and not a regular file)."""
+    return fd_view is not None or (st is not None and not stat.S_ISREG(st.st_mode))
 
 
 @contextmanager
