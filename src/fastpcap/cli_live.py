@@ -181,7 +181,7 @@ def capture_command(args: argparse.Namespace) -> int:
     from . import cli
     from ._output import compression_of
     from .errors import CaptureStartError
-    from .lifecycle import _one_line, run_capture, stop_capture
+    from .lifecycle import one_line, run_capture, stop_capture
 
     parser = args.parser
     if args.idle_close is not None and args.netflow is None:
@@ -221,6 +221,8 @@ def capture_command(args: argparse.Namespace) -> int:
                 from .options import BucketSpec
 
                 follow = cli._load(".follow")
+                # pid: woken at once when tcpdump exits; poll(): where pidfds do not exist, a
+                # child that has exited stays "alive" to signal 0 until it is reaped.
                 rows = follow.follow_jsonl(args.write, args.netflow, pid=proc.pid,
                                            stop=lambda: proc.poll() is not None,
                                            idle_close_ms=args.idle_close, spec=BucketSpec())
@@ -237,7 +239,7 @@ def capture_command(args: argparse.Namespace) -> int:
     proc.stderr.close()
     if status != 0:
         cli._error(f"tcpdump exited {status} while capturing on {args.interface}"
-                   + (f"; tcpdump said: {_one_line(said)}" if said.strip() else ""))
+                   + (f"; tcpdump said: {one_line(said)}" if said.strip() else ""))
         return 2
     if not args.quiet:
         counts = ", ".join(line.strip() for line in said.splitlines() if line.strip())

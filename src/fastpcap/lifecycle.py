@@ -147,8 +147,8 @@ def _wait_until_listening(handle: CaptureHandle, timeout_s: float) -> str:
         if not ready:
             raise CaptureStartError(
                 f"{TCPDUMP} did not start listening on {handle.bridge} within {timeout_s:g} s"
-                + (f"; tcpdump said: {_one_line(said)}" if said.strip() else ""),
-                interface=handle.bridge, pcap_path=str(handle.pcap_path), tcpdump_message=_one_line(said))
+                + (f"; tcpdump said: {one_line(said)}" if said.strip() else ""),
+                interface=handle.bridge, pcap_path=str(handle.pcap_path), tcpdump_message=one_line(said))
         chunk = os.read(fd, 4096)
         if not chunk:  # tcpdump is exiting: it failed
             try:
@@ -159,7 +159,8 @@ def _wait_until_listening(handle: CaptureHandle, timeout_s: float) -> str:
         said += chunk
 
 
-def _one_line(text: str | bytes) -> str:
+def one_line(text: str | bytes) -> str:
+    """tcpdump's stderr as one line (its lines joined by spaces)."""
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
@@ -167,7 +168,7 @@ def _one_line(text: str | bytes) -> str:
 
 def start_error(bridge: str, pcap_path: PathLike, stderr: str, returncode: int | None) -> CaptureStartError:
     """The error for a tcpdump that exited while starting, from what it wrote on stderr."""
-    said = _one_line(stderr)
+    said = one_line(stderr)
     path = os.fspath(pcap_path)
     tail = f"; tcpdump said: {said}" if said else f"; tcpdump exited {returncode} without a word"
 
