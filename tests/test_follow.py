@@ -413,6 +413,7 @@ def test_cli_follow_errors_are_one_line(cli, tmp_path: Path) -> None:
     missing = tmp_path / "missing.pcap"
     line = one_error_line(cli("bucketize", "--follow", missing, "-o", tmp_path / "o.jsonl", "--pid", gone.pid))
     assert f"{missing}: byte offset 0: cannot read: No such file or directory" in line
+    assert not (tmp_path / "o.jsonl").exists()  # created for the run, removed as nothing was written
     ng = tmp_path / "x.pcapng"
     ng.write_bytes(pcapng_file([Rec(T0, _frame(0))]))
     line = one_error_line(cli("bucketize", "--follow", ng, "-o", tmp_path / "o.jsonl", "--pid", gone.pid))

@@ -188,7 +188,8 @@ def open_live_output(path: PathLike | None, *, append: bool = False,
     every ``flush``); a device, FIFO, socket or descriptor view written through, as by
     :func:`open_output`; a regular file opened for appending (created with its folders if
     missing) and, without ``append``, emptied first, as the shell's ``>`` does.  Lines written
-    stay whatever happens later: a reader may already have used them.  The capture being
+    stay whatever happens later: a reader may already have used them (a file created for a run
+    that fails before writing anything is removed).  The capture being
     read is refused, also when it does not exist yet (by name); so is a compressed name
     (a compressed stream cannot be read line by line while it is written)."""
     if compression_of(path) is not None:
@@ -214,13 +215,18 @@ def open_live_output(path: PathLike | None, *, append: bool = False,
         fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
         raise OutputError(exc.errno, exc.strerror, name) from None
+    writer = _named(RawWriter(fd), name)
     try:
         if not append:
             try:
                 os.ftruncate(fd, 0)
             except OSError as exc:
                 raise OutputError(exc.errno, exc.strerror, name) from None
-        yield _named(RawWriter(fd), name)
+        yield writer
+    except BaseException:
+        if st is None and not writer.tell():  # created for a run that failed before its first row
+            _unlink(target)
+        raise
     finally:
         os.close(fd)
 
