@@ -27,7 +27,6 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +34,6 @@ import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -49,115 +47,30 @@ except ImportError:  # tests/ not on sys.path (e.g. another import mode)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from oracle import oracle_jsonl
 
+from netns_lab import (
+    BRIDGE,
+    BUCKET_NS,
+    COUNTERS,
+    HOST_IP,
+    PCAP_HEADER,
+    Frame,
+    check_netns_available,
+    once_per_backend,
+)
+from netns_lab import lab as _lab
+from netns_lab import record_frames as _record_frames
+from netns_lab import stop_process as _stop
+from netns_lab import tshark_buckets as _tshark_buckets
+from netns_lab import tshark_frames as _tshark_frames
+from netns_lab import wait_for as _wait_for
+
 pytestmark = pytest.mark.netns
 
-HOST_IP = "10.200.0.1"
-GUEST_IP = "10.200.0.2"
-BRIDGE = "br-malware"
-VETH_HOST = "veth-host"
-VETH_GUEST = "veth-guest"
 TCP_PORT = 8080  # a server in the host namespace accepts one connection here
 CLOSED_PORT = 8081  # nothing listens here: the connect is answered with RST
 DNS_QUERIES = 25  # at least this many UDP datagrams to HOST_IP:53...
 DNS_INTERVAL_S = 0.03  # ...one every 30 ms, until the mid-flight reads are done
 QUIET_GAP_S = 0.35  # silence between the DNS burst and the TCP part: empty buckets
-BUCKET_NS = 100_000_000
-PCAP_HEADER = 24
-RECORD_HEADER = 16
-
-REQUIRE_NETNS = os.environ.get("FASTPCAP_REQUIRE_NETNS") == "1"
-_RUN_IDS = itertools.count()
-
-
-def _unavailable(reason: str) -> None:
-    """Skip, or fail when CI demands the check (FASTPCAP_REQUIRE_NETNS=1)."""
-    if REQUIRE_NETNS:
-        pytest.fail(f"netns capture test cannot run: {reason} "
-                    "(FASTPCAP_REQUIRE_NETNS=1 forbids skipping it)", pytrace=False)
-    pytest.skip(f"netns capture test cannot run: {reason}")
-
-
-def _run(*cmd: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    """Run a setup command; raise with its stderr if it fails."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()}")
-    return proc
-
-
-def _wait_for(predicate, timeout: float, what: str, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5) -> None:
-    """End a process this module started (by its own handle) and reap it."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-
-
-# --------------------------------------------------------------------------------------
-# The lab: namespaces, bridge, veth
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Lab:
-    host: str  # netns names
-    guest: str
-
-    def exec_argv(self, ns: str, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", ns, *argv]
-
-
-def _delete_netns(name: str) -> None:
-    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
-
-
-@contextlib.contextmanager
-def _lab(tag: str):
-    """Two fresh namespaces wired as the sandbox's bridge; removed on exit, whatever happens."""
-    run_id = f"{os.getpid()}-{next(_RUN_IDS)}-{tag}"
-    lab = Lab(host=f"fastpcap-host-{run_id}", guest=f"fastpcap-guest-{run_id}")
-    with contextlib.ExitStack() as stack:
-        for ns in (lab.host, lab.guest):
-            _run("ip", "netns", "add", ns)
-            stack.callback(_delete_netns, ns)
-        for ns in (lab.host, lab.guest):
-            # No IPv6: keeps router solicitations and MLD reports out of the capture.  Not
-            # needed for correctness (non-IPv4 frames are counted too), so failures are fine.
-            for key in ("all", "default"):
-                subprocess.run(lab.exec_argv(ns, "sysctl", "-qw",
-                                             f"net.ipv6.conf.{key}.disable_ipv6=1"),
-                               capture_output=True, timeout=20)
-            _run("ip", "-n", ns, "link", "set", "lo", "up")
-        _run("ip", "-n", lab.host, "link", "add", BRIDGE, "type", "bridge")
-        _run("ip", "-n", lab.host, "link", "add", VETH_HOST, "type", "veth",
-             "peer", "name", VETH_GUEST, "netns", lab.guest)
-        _run("ip", "-n", lab.host, "link", "set", VETH_HOST, "master", BRIDGE)
-        _run("ip", "-n", lab.host, "addr", "add", f"{HOST_IP}/24", "dev", BRIDGE)
-        _run("ip", "-n", lab.guest, "addr", "add", f"{GUEST_IP}/24", "dev", VETH_GUEST)
-        for ns, dev in ((lab.host, BRIDGE), (lab.host, VETH_HOST), (lab.guest, VETH_GUEST)):
-            _run("ip", "-n", ns, "link", "set", dev, "up")
-        # The bridge has carrier once its port is up and forwarding (STP is off).
-        _wait_for(lambda: "LOWER_UP" in _run("ip", "-n", lab.host, "link", "show", BRIDGE).stdout,
-                  10, f"{BRIDGE} to come up")
-        yield lab
 
 
 # --------------------------------------------------------------------------------------
@@ -254,19 +167,6 @@ class Capture:
         return f"Capture({str(self.pcap)!r})"
 
 
-def _record_frames(path: Path) -> list[bytes]:
-    """The frames of the complete records in a (possibly growing) little-endian pcap file."""
-    data = path.read_bytes()
-    pos, frames = PCAP_HEADER, []
-    while len(data) - pos >= RECORD_HEADER:
-        incl = int.from_bytes(data[pos + 8:pos + 12], "little")
-        if len(data) - pos - RECORD_HEADER < incl:
-            break
-        frames.append(data[pos + RECORD_HEADER:pos + RECORD_HEADER + incl])
-        pos += RECORD_HEADER + incl
-    return frames
-
-
 def _has_tcp_rst(path: Path) -> bool:
     """Whether the capture file already holds the RST that ends the traffic (used only to
     know when to stop tcpdump; the checks count with tshark)."""
@@ -361,18 +261,7 @@ def _take_capture(tag: str, workdir: Path, cli) -> Capture:
 @pytest.fixture(scope="module")
 def netns_available() -> None:
     """Skip (or fail under FASTPCAP_REQUIRE_NETNS=1) when the lab cannot be built here."""
-    if not sys.platform.startswith("linux"):
-        _unavailable("network namespaces need Linux")
-    if os.geteuid() != 0:
-        _unavailable("needs root (to create network namespaces and run tcpdump)")
-    missing = [tool for tool in ("ip", "tcpdump", "tshark") if shutil.which(tool) is None]
-    if missing:
-        _unavailable(f"missing tool(s): {', '.join(missing)}")
-    probe = f"fastpcap-probe-{os.getpid()}"
-    proc = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=20)
-    if proc.returncode != 0:
-        _unavailable(f"`ip netns add` failed: {proc.stderr.strip()}")
-    _delete_netns(probe)
+    check_netns_available()
 
 
 @pytest.fixture(scope="module")
@@ -383,85 +272,13 @@ def _captures() -> dict:
 @pytest.fixture
 def capture(netns_available, _captures: dict, backend: str, cli, tmp_path_factory) -> Capture:
     """The capture for the backend under test, taken on first use (with its mid-flight reads)."""
-    if backend not in _captures:
-        try:
-            _captures[backend] = _take_capture(backend, tmp_path_factory.mktemp(f"bridge-{backend}"), cli)
-        except BaseException as exc:
-            _captures[backend] = exc
-            raise
-    result = _captures[backend]
-    if isinstance(result, BaseException):
-        pytest.fail(f"the capture failed earlier: {result!r}", pytrace=False)
-    return result
+    return once_per_backend(_captures, backend,
+                            lambda: _take_capture(backend, tmp_path_factory.mktemp(f"bridge-{backend}"), cli))
 
 
 # --------------------------------------------------------------------------------------
 # Independent counts with tshark
 # --------------------------------------------------------------------------------------
-
-
-def _tshark(pcap: Path, *args: str) -> list[str]:
-    proc = subprocess.run(["tshark", "-n", "-r", str(pcap), *args],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, f"tshark {args} exited {proc.returncode}: {proc.stderr}"
-    return proc.stdout.splitlines()
-
-
-@dataclass
-class Frame:
-    """One frame as tshark decodes it; the outer (first) header fields only, because ICMP
-    errors quote the offending IP/UDP/TCP header and tshark dissects that copy too."""
-    t_ns: int
-    cap_len: int
-    src: str  # outer IPv4 source, "" for non-IPv4 frames
-    proto: int | None  # outer IPv4 protocol
-    tcp_flags: int | None  # of the outer TCP header
-    udp_dport: int | None  # of the outer UDP header
-
-
-TSHARK_FIELDS = ("frame.time_epoch", "frame.cap_len", "ip.src", "ip.proto", "tcp.flags",
-                 "udp.dstport")
-
-
-def _tshark_frames(pcap: Path) -> list[Frame]:
-    args = ["-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
-    for name in TSHARK_FIELDS:
-        args += ["-e", name]
-    frames = []
-    for line in _tshark(pcap, *args):
-        epoch, cap_len, src, proto, flags, dport = line.split("\t")
-        proto_n = int(proto) if proto else None
-        frames.append(Frame(
-            t_ns=int(Decimal(epoch) * 1_000_000_000), cap_len=int(cap_len), src=src,
-            proto=proto_n,
-            tcp_flags=int(flags, 0) if proto_n == 6 and flags else None,
-            udp_dport=int(dport) if proto_n == 17 and dport else None))
-    return frames
-
-
-COUNTERS = ("pkts_in", "pkts_out", "bytes_in", "bytes_out", "syn_count", "fin_count",
-            "rst_count", "udp_count", "tcp_count", "dns_query_count", "tcp_new_flows")
-
-
-def _tshark_buckets(frames: list[Frame]) -> dict[int, Counter]:
-    """tshark's frames counted per 100 ms bucket (keyed by bucket start, ns)."""
-    buckets: dict[int, Counter] = {}
-    running = frames[0].t_ns
-    for f in frames:
-        running = max(running, f.t_ns)  # a late packet joins the open bucket
-        c = buckets.setdefault(running - running % BUCKET_NS, Counter())
-        direction = "out" if f.src == HOST_IP else "in"
-        c[f"pkts_{direction}"] += 1
-        c[f"bytes_{direction}"] += f.cap_len
-        c["tcp_count"] += f.proto == 6
-        c["udp_count"] += f.proto == 17
-        c["dns_query_count"] += f.udp_dport == 53
-        flags = f.tcp_flags or 0
-        c["syn_count"] += bool(flags & 0x02)
-        c["tcp_new_flows"] += bool(flags & 0x02) and not flags & 0x10
-        c["fin_count"] += bool(flags & 0x01)
-        c["rst_count"] += bool(flags & 0x04)
-    return buckets
 
 
 def _parse(jsonl: bytes) -> list[dict]:

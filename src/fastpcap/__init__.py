@@ -22,13 +22,21 @@ if TYPE_CHECKING:
     from .capture import iter_packets, open_capture, read_packets
     from .errors import (
         CaptureError,
+        CapturePermissionError,
+        CaptureStartError,
         FastpcapWarning,
         GapWarning,
         HostAddressWarning,
+        InterfaceNotFoundError,
+        LatePacketWarning,
         LinkTypeWarning,
+        PrivilegeDropError,
+        TcpdumpNotFoundError,
         UnreadableCaptureError,
     )
+    from .follow import follow_jsonl, follow_rows
     from .jsonl import format_rows
+    from .lifecycle import CaptureHandle, run_capture, stop_capture
     from .options import BucketSpec
     from .pcap import PcapHeader, PcapReader
     from .pcapng import PcapngReader
@@ -41,15 +49,20 @@ _HOMES = {
     "bucket_table": "api", "bucket_frame": "api", "bucketize_many": "batch", "BatchResult": "batch",
     "ROW_DTYPE": "rows", "ROW_FIELDS": "rows", "Bucketer": "buckets",
     "CaptureError": "errors", "FastpcapWarning": "errors", "GapWarning": "errors", "LinkTypeWarning": "errors",
-    "UnreadableCaptureError": "errors", "HostAddressWarning": "errors", "format_rows": "jsonl",
+    "UnreadableCaptureError": "errors", "HostAddressWarning": "errors",
+    "LatePacketWarning": "errors", "CaptureStartError": "errors", "TcpdumpNotFoundError": "errors",
+    "InterfaceNotFoundError": "errors", "CapturePermissionError": "errors", "PrivilegeDropError": "errors",
+    "run_capture": "lifecycle", "stop_capture": "lifecycle", "CaptureHandle": "lifecycle",
+    "follow_rows": "follow", "follow_jsonl": "follow",
+    "format_rows": "jsonl",
     "BucketSpec": "options",
     "PcapngReader": "pcapng", "PcapHeader": "pcap", "PcapReader": "pcap", "CaptureReader": "reader",
     "iter_packets": "capture", "open_capture": "capture", "read_packets": "capture",
 }
 #: Submodules reachable as attributes (``fastpcap.api``), as after an eager import.
-_SUBMODULES = frozenset({"api", "archive", "batch", "buckets", "capture", "cli", "compression", "errors", "info",
-                         "jsonl", "manifest", "options", "parallel", "parquet", "pcap", "pcapng", "progress",
-                         "reader", "rows"})
+_SUBMODULES = frozenset({"api", "archive", "batch", "buckets", "capture", "cli", "cli_live", "compression", "errors",
+                         "follow", "info", "jsonl", "lifecycle", "manifest", "options", "parallel", "parquet",
+                         "pcap", "pcapng", "progress", "reader", "rows"})
 #: Names whose value comes from the core (the same in both backends).
 _CORE = ("PACKET_DTYPE", "PACKET6_DTYPE", "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT")
 
@@ -61,6 +74,8 @@ __all__ = [
     "bucket_frame", "bucket_rows", "bucket_table",
     "bucketize", "bucketize_many", "format_rows", "iter_packets", "iter_rows", "open_capture", "read_packets",
     "write_jsonl", "write_parquet", "__version__",
+    "CaptureHandle", "CapturePermissionError", "CaptureStartError", "InterfaceNotFoundError", "LatePacketWarning",
+    "PrivilegeDropError", "TcpdumpNotFoundError", "follow_jsonl", "follow_rows", "run_capture", "stop_capture",
 ]
 
 

@@ -181,6 +181,57 @@ def open_output(path: PathLike | None, *, append: bool = False, inputs: Iterable
 
 
 @contextmanager
+def open_live_output(path: PathLike | None, *, append: bool = False,
+                     inputs: Iterable[object] = ()) -> Iterator[BinaryIO]:
+    """A file that whole lines are added to as they are made (rows of a capture being
+    followed), each write reaching it at once: stdout for ``None`` or ``"-"`` (flushed at
+    every ``flush``); a device, FIFO, socket or descriptor view written through, as by
+    :func:`open_output`; a regular file opened for appending (created with its folders if
+    missing) and, without ``append``, emptied first, as the shell's ``>`` does.  Lines written
+    stay whatever happens later: a reader may already have used them (a file created for a run
+    that fails before writing anything is removed).  The capture being
+    read is refused, also when it does not exist yet (by name); so is a compressed name
+    (a compressed stream cannot be read line by line while it is written)."""
+    if compression_of(path) is not None:
+        raise OutputError(errno.EINVAL, "rows written as they are made cannot be compressed (the name ends "
+                                        f"{os.path.splitext(os.fspath(path))[1]})", os.fspath(path))  # type: ignore[arg-type]
+    check_not_input(path, inputs)
+    if path is None or os.fspath(path) == "-":
+        with _open_output(path, append=True, inputs=()) as out:
+            yield out
+        return
+    name = os.fspath(path)
+    target, fd_view, st = _locate(name)
+    for source in inputs:
+        if isinstance(source, (str, os.PathLike)) and os.path.realpath(target) == os.path.realpath(source):
+            raise OutputError(errno.EINVAL, "it is the capture being read (fastpcap never overwrites its input)",
+                              name)
+    if _is_through(fd_view, st):
+        with _through(name, target, fd_view, st) as out:
+            yield out
+        return
+    try:
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror, name) from None
+    writer = _named(RawWriter(fd), name)
+    try:
+        if not append:
+            try:
+                os.ftruncate(fd, 0)
+            except OSError as exc:
+                raise OutputError(exc.errno, exc.strerror, name) from None
+        yield writer
+    except BaseException:
+        if st is None and not writer.tell():  # created for a run that failed before its first row
+            _unlink(target)
+        raise
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def _open_output(path: PathLike | None, *, append: bool, inputs: Iterable[object]) -> Iterator[BinaryIO]:
     check_not_input(path, inputs)
     if path is None or os.fspath(path) == "-":
@@ -191,14 +242,8 @@ def _open_output(path: PathLike | None, *, append: bool, inputs: Iterable[object
         out.flush()
         return
     name = os.fspath(path)
-    target, fd_view = resolve(name)
-    try:
-        st: os.stat_result | None = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise OutputError(exc.errno, exc.strerror, name) from None
-    if fd_view is not None or (st is not None and not stat.S_ISREG(st.st_mode)):
+    target, fd_view, st = _locate(name)
+    if _is_through(fd_view, st):
         with _through(name, target, fd_view, st) as out:
             yield out
         return
@@ -210,6 +255,23 @@ def _open_output(path: PathLike | None, *, append: bool, inputs: Iterable[object
     manager = _appended(name, target, st) if append else _replaced(name, target, folder, st)
     with manager as out:
         yield out
+
+
+def _locate(name: str) -> tuple[str, int | None, os.stat_result | None]:
+    """Where the output ``name`` leads: the final path, the descriptor it views (if any) and
+    what is there (``None``: nothing yet)."""
+    target, fd_view = resolve(name)
+    try:
+        return target, fd_view, os.stat(target)
+    except FileNotFoundError:
+        return target, fd_view, None
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror, name) from None
+
+
+def _is_through(fd_view: int | None, st: os.stat_result | None) -> bool:
+    """Whether an output is written through (a descriptor view, or there and not a regular file)."""
+    return fd_view is not None or (st is not None and not stat.S_ISREG(st.st_mode))
 
 
 @contextmanager

@@ -57,7 +57,7 @@ def iter_rows(
     spec = BucketSpec.make(spec, **options)
     _refuse_many(source)
     bucketer = Bucketer(spec)
-    hosts = _HostCheck(spec)
+    hosts = HostCheck(spec)
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
         reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress, decode=spec.decode)
         if splits_worthwhile(reader, usable_jobs(jobs)):
@@ -82,7 +82,7 @@ def _feed(chunks: Iterable[np.ndarray], bucketer: Bucketer) -> Iterator[np.ndarr
         yield from bucketer.feed(chunk)
 
 
-class _HostCheck:
+class HostCheck:
     """Whether a capture had IP traffic but no packet from the host addresses, from its rows
     (a destination is counted for every IP packet; "out" only for the hosts' packets)."""
 
@@ -106,7 +106,7 @@ class _HostCheck:
 
 
 def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
-          reader: CaptureReader | None, hosts: _HostCheck) -> Generator[np.ndarray, None, None]:
+          reader: CaptureReader | None, hosts: HostCheck) -> Generator[np.ndarray, None, None]:
     try:
         for block in itertools.chain(blocks, bucketer.finish()):
             yield hosts.see(block)
@@ -117,6 +117,13 @@ def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
     finally:
         if reader is not None:
             reader.close()
+    warn_at_end(bucketer, path, reader, hosts)
+
+
+def warn_at_end(bucketer: Bucketer, path: str | None, reader: CaptureReader | None,
+                hosts: HostCheck | None = None) -> None:
+    """The warnings of a finished run: one if the gap cap cut anything, one if frames were
+    counted by size only, one if ``hosts`` saw IP traffic but none from the host addresses."""
     where = "<packets>" if path is None else path
     gaps = bucketer.gaps
     if gaps.gaps_cut:
@@ -124,15 +131,15 @@ def _rows(blocks: Iterator[np.ndarray], bucketer: Bucketer, path: str | None,
             f"{where}: the gap cap of {_seconds(bucketer.max_gap_ns)} s cut {gaps.gaps_cut} "
             f"gap(s) holding {gaps.rows_cut} empty {bucketer.bucket_ms} ms bucket(s); the first "
             f"one ends at packet {gaps.first_packet} (byte offset {gaps.first_offset}); "
-            "max_gap_s=None (--max-gap none) writes them all"), stacklevel=2)
+            "max_gap_s=None (--max-gap none) writes them all"), stacklevel=3)
     if reader is not None and reader.undecoded:
         kinds = ", ".join(f"{count} frame(s) of link type {linktype_name(lt)}"
                           for lt, count in sorted(reader.undecoded.items()))
         warnings.warn(LinkTypeWarning(
             f"{where}: {kinds} counted by size only (fastpcap does not decode "
-            f"{'this link type' if len(reader.undecoded) == 1 else 'these link types'})"), stacklevel=2)
-    if (warning := hosts.warning(where)) is not None:
-        warnings.warn(warning, stacklevel=2)
+            f"{'this link type' if len(reader.undecoded) == 1 else 'these link types'})"), stacklevel=3)
+    if hosts is not None and (warning := hosts.warning(where)) is not None:
+        warnings.warn(warning, stacklevel=3)
 
 
 def _seconds(ns: int | None) -> str:

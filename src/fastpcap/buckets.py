@@ -183,6 +183,14 @@ class Bucketer:
         if self._open is not None:
             yield from self.close_open()
 
+    def empty_before_open(self) -> Iterator[np.ndarray]:
+        """Yield now the empty rows between the last bucket written and the open one, which
+        would otherwise come with the open bucket's own row (following a capture, they are
+        final as soon as a later bucket has opened); the gap cap applies as it would then.
+        Only with the default sink (a :class:`RowWriter`)."""
+        if self._open is not None and self._origin is not None and isinstance(self.sink, RowWriter):
+            yield from self.sink.empty_before(self._origin, self._open, *self._open_first)
+
     # -- the open bucket, for splicing (fastpcap.parallel) -----------------------------------
     @property
     def open_bucket(self) -> int | None:
@@ -228,6 +236,11 @@ class Bucketer:
             marks = np.empty(len(values), dtype=np.uint8)
             counter.first_in_bucket(values.astype(dtype), np.full(len(values), self._open, dtype=np.int64),
                                     np.ones(len(values), dtype=np.uint8), marks)
+
+    @property
+    def origin(self) -> int | None:
+        """The start of bucket 0 (``None`` until the first packet or ``first_t_ns`` fixes it)."""
+        return self._origin
 
     @property
     def max_t_ns(self) -> int:
@@ -357,3 +370,27 @@ class RowWriter:
             block[:, _C["bucket_ms"]] = self.bucket_ms
             self.rows += hi - lo
             yield block.view(ROW_DTYPE).reshape(hi - lo)
+
+    def empty_before(self, origin: int, bucket: int, first_no: int, first_off: int) -> Iterator[np.ndarray]:
+        """Yield the empty rows between the last bucket written and ``bucket`` (whose first
+        packet is number ``first_no`` at ``first_off``) now; :meth:`closed` then writes
+        ``bucket`` without them.  A gap longer than the gap cap is cut, as in :meth:`closed`."""
+        if self._last is None or bucket - self._last <= 1:
+            return
+        gap = bucket - self._last - 1
+        if self.max_gap_ns is not None and gap > self.max_gap_ns // self.bucket_ns:
+            if self.gaps.gaps_cut == 0:
+                self.gaps.first_packet, self.gaps.first_offset = first_no, first_off
+            self.gaps.gaps_cut += 1
+            self.gaps.rows_cut += gap
+        else:
+            for lo in range(0, gap, ROWS_PER_BLOCK):
+                n = min(ROWS_PER_BLOCK, gap - lo)
+                block = np.zeros((n, _NFIELDS), dtype=np.int64)
+                start = origin + (self._last + 1 + lo + np.arange(n)) * self.bucket_ns
+                block[:, _C["t_wall_ns"]] = start
+                block[:, _C["t_mono_ns"]] = start - self.t_mono_origin_ns
+                block[:, _C["bucket_ms"]] = self.bucket_ms
+                self.rows += n
+                yield block.view(ROW_DTYPE).reshape(n)
+        self._last = bucket - 1

@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="no progress bar (it is shown on stderr only when stderr is a terminal); a batch "
              "still ends with its summary line",
     )
+    live = _live()
+    live.add_follow_arguments(bucketize)
     info = commands.add_parser(
         "info",
         help="what captures hold, like capinfos",
@@ -229,7 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("inputs", metavar="FILE", nargs="+", help="captures to describe; '-' reads stdin")
     info.add_argument("--json", action="store_true",
                       help="one JSON object per line per file, for machines")
+    live.add_capture_parser(commands)
     return parser
+
+
+def _live() -> Any:
+    """The live commands (``bucketize --follow``, ``capture``): fastpcap.cli_live."""
+    from . import cli_live
+
+    return cli_live
 
 
 def bucket_spec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BucketSpec:
@@ -313,6 +323,8 @@ def is_batch(args: argparse.Namespace) -> bool:
 def _bucketize(args: argparse.Namespace, spec: BucketSpec) -> int:
     from contextlib import ExitStack
 
+    if args.follow or args.pid is not None or args.idle_close is not None:
+        return _live().follow_command(args, spec)
     if is_batch(args):
         return _batch(args, spec)
     if args.compress is not None:
@@ -450,7 +462,10 @@ def _run(args: argparse.Namespace, spec: BucketSpec | None) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", FastpcapWarning)
-                status = _info(args) if spec is None else _bucketize(args, spec)
+                if args.command == "capture":
+                    status = _live().capture_command(args)
+                else:
+                    status = _info(args) if spec is None else _bucketize(args, spec)
         finally:
             # (outside the recording block: there, showing a warning would record it again)
             for w in caught:

@@ -98,3 +98,50 @@ class LinkTypeWarning(FastpcapWarning):
 class HostAddressWarning(FastpcapWarning):
     """The capture has IP traffic but no packet from the host addresses (``bridge_ip`` or
     ``host_ips``), so every row counts nothing out: most likely the wrong address was given."""
+
+
+class LatePacketWarning(FastpcapWarning):
+    """Following a capture with an idle close, packets came after their bucket had been
+    written and were counted in the next row (docs/data-model.md, "Following a capture")."""
+
+
+class CaptureStartError(OSError):
+    """tcpdump could not start capturing (``fastpcap.run_capture``).
+
+    ``str(err)`` is one line saying what is wrong and, when tcpdump said something, its own
+    words; ``tcpdump_message`` holds those (one line), ``returncode`` its exit status
+    (``None`` if it never ran), ``interface`` and ``pcap_path`` what was asked for.
+    """
+
+    def __init__(self, message: str, *, interface: str | None = None, pcap_path: str | None = None,
+                 tcpdump_message: str = "", returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.interface = interface
+        self.pcap_path = pcap_path
+        self.tcpdump_message = tcpdump_message
+        self.returncode = returncode
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.args[0],), {
+            "interface": self.interface, "pcap_path": self.pcap_path,
+            "tcpdump_message": self.tcpdump_message, "returncode": self.returncode}
+
+
+class TcpdumpNotFoundError(CaptureStartError, FileNotFoundError):
+    """There is no ``tcpdump`` to run (a ``FileNotFoundError``, as the reference's was)."""
+
+
+class InterfaceNotFoundError(CaptureStartError):
+    """The interface to capture on does not exist (in this network namespace)."""
+
+
+class CapturePermissionError(CaptureStartError, PermissionError):
+    """Capturing on the interface, or writing the capture file, is not permitted."""
+
+
+class PrivilegeDropError(CapturePermissionError):
+    """tcpdump, started as root, switched to its own unprivileged user before creating the
+    capture file (its ``-Z`` default), and that user may not write the file's folder."""
