@@ -25,7 +25,14 @@ if TYPE_CHECKING:
 
     from .options import BucketSpec
 
-PROG = "fastpcap"
+from ._cli_common import PROG, STOP_SIGNALS, Stopped, is_batch
+from ._cli_common import error as _error
+from ._cli_common import integer as _integer
+from ._cli_common import load as _load
+from ._cli_common import positive_int as _positive_int
+from ._cli_common import print_line as _print
+from ._cli_common import stderr as _stderr
+
 #: What an interrupted run leaves (every output is written whole, atomically, or not at all).
 _LEFT = "every output is complete or as it was"
 #: --compress's choices and the compressions they name.
@@ -34,34 +41,6 @@ COMPRESS_FLAGS = {"gz": "gzip", "zst": "zstd", "xz": "xz", "bz2": "bzip2", "lz4"
 #: The command-line flag of each bucket option, for error messages.
 FLAGS = {"bucket_ms": "--bucket-ms", "bridge_ip": "--bridge-ip", "t_mono_origin_ns": "--t-mono-origin-ns",
          "max_gap_s": "--max-gap", "host_ips": "--host-ip", "size": "--size", "decode": "--decode"}
-
-
-class Stopped(BaseException):
-    """A signal that ends the run (SIGTERM, SIGHUP, SIGPIPE), raised so that outputs are
-    cleaned up as on Ctrl-C; ``status`` is the exit status."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.status = 128 + signum
-        self.name = signal.Signals(signum).name
-
-
-def _integer(text: str) -> int:
-    import argparse
-
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def version_line() -> str:
@@ -278,12 +257,6 @@ def _info(args: argparse.Namespace) -> int:
     return status
 
 
-def _print(text: str) -> None:
-    if sys.stdout is None:
-        raise OSError(9, "stdout is closed", "<stdout>")
-    print(text, flush=True)
-
-
 def _progress_bar(path: str, quiet: bool, stack: ExitStack) -> Callable[[int], object] | None:
     if quiet or path == "-" or not _on_terminal():
         return None
@@ -294,30 +267,6 @@ def _progress_bar(path: str, quiet: bool, stack: ExitStack) -> Callable[[int], o
     from .progress import capture_bar
 
     return stack.enter_context(capture_bar(path, total)).update  # type: ignore[no-any-return]
-
-
-def _load(module: str) -> Any:
-    """Import a heavy module (numpy and the core) with the stopping signals held back until it
-    is loaded: numpy turns a KeyboardInterrupt inside its import into an ImportError."""
-    import importlib
-
-    held = {signal.SIGINT, *_STOP_SIGNALS}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        return importlib.import_module(module, __package__)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a held signal is raised now
-
-
-def is_batch(args: argparse.Namespace) -> bool:
-    """Whether the command line names many captures (more than one input, a folder, a glob)
-    or asks for a combined table."""
-    import glob
-
-    if len(args.inputs) > 1 or args.combine is not None:
-        return True
-    (one,) = args.inputs
-    return one != "-" and (os.path.isdir(one) or (glob.has_magic(one) and not os.path.exists(one)))
 
 
 def _bucketize(args: argparse.Namespace, spec: BucketSpec) -> int:
@@ -387,25 +336,8 @@ def _on_terminal() -> bool:
     return on_terminal()
 
 
-def _error(message: str) -> None:
-    _stderr(f"{PROG}: error: {message}")
-
-
-def _stderr(line: str) -> None:
-    if sys.stderr is None:  # started with stderr closed (`2>&-`): the status says it
-        return
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):  # a terminal that went away (hang-up), a closed pipe
-        pass
-
-
 def _raise_stopped(signum: int, frame: object) -> None:
     raise Stopped(signum)
-
-
-#: Signals that end a run like Ctrl-C: outputs cleaned up, a status of 128 + the signal.
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGPIPE") if hasattr(signal, name))
 
 
 def _reserve_standard_fds() -> None:
@@ -439,7 +371,7 @@ def _main(argv: Sequence[str] | None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = {}
     if in_main_thread:
-        for signum in _STOP_SIGNALS:
+        for signum in STOP_SIGNALS:
             previous[signum] = signal.signal(signum, _raise_stopped)
     try:
         _reserve_standard_fds()

@@ -19,12 +19,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from .cli import _integer, _positive_int
+from . import _cli_common as common
+from ._cli_common import integer as _integer
+from ._cli_common import positive_int as _positive_int
 
 if TYPE_CHECKING:
     import argparse
 
-    from .cli import Stopped
+    from ._cli_common import Stopped
     from .options import BucketSpec
 
 #: The signals that end a live run normally.
@@ -136,12 +138,11 @@ def _ended_by_signals(end: Callable[[], object]) -> Iterator[None]:
 
 def follow_command(args: argparse.Namespace, spec: BucketSpec) -> int:
     """``bucketize --follow``: the arguments checked, then the follow until it ends."""
-    from . import cli
 
     parser = args.parser
     if not args.follow:
         parser.error("--pid and --idle-close go with --follow")
-    if cli.is_batch(args) or args.inputs == ["-"]:
+    if common.is_batch(args) or args.inputs == ["-"]:
         parser.error("--follow reads one capture file as it grows (not stdin, a folder or a glob)")
     for given, flag in ((args.format != "jsonl", "--format parquet"), (args.jobs is not None, "--jobs"),
                         (args.compress is not None, "--compress")):
@@ -151,34 +152,32 @@ def follow_command(args: argparse.Namespace, spec: BucketSpec) -> int:
 
     if compression_of(args.output) is not None:
         parser.error("--follow writes plain JSONL lines as they are made: OUT cannot be compressed")
-    follow = cli._load(".follow")
+    follow = common.load(".follow")
     (path,) = args.inputs
     stop = threading.Event()
     try:
         with _ended_by_signals(stop.set):
             follow.follow_jsonl(path, args.output, append=args.append, pid=args.pid,
                                 idle_close_ms=args.idle_close, stop=stop, spec=spec)
-    except (KeyboardInterrupt, cli.Stopped) as exc:
+    except (KeyboardInterrupt, common.Stopped) as exc:
         return _stopped_twice(exc, args.output)
     return 0
 
 
 def _stopped_twice(exc: KeyboardInterrupt | Stopped, output: str | None) -> int:
     """A second signal: stopped at once, without the last rows."""
-    from . import cli
 
     if isinstance(exc, KeyboardInterrupt):
         what, status = "interrupted", 130
     else:
         what, status = f"stopped by {exc.name}", exc.status
     if what != "stopped by SIGPIPE":
-        cli._error(f"{what} again; {'<stdout>' if output in (None, '-') else output} holds the rows written so far")
+        common.error(f"{what} again; {'<stdout>' if output in (None, '-') else output} holds the rows written so far")
     return status
 
 
 def capture_command(args: argparse.Namespace) -> int:
     """``fastpcap capture``: tcpdump started, followed if asked, stopped; its status reported."""
-    from . import cli
     from ._output import compression_of
     from .errors import CaptureStartError
     from .lifecycle import one_line, run_capture, stop_capture
@@ -194,7 +193,7 @@ def capture_command(args: argparse.Namespace) -> int:
     try:
         handle = run_capture(args.interface, args.write, snaplen=args.snaplen, bpf=args.bpf, immediate=True)
     except CaptureStartError as exc:
-        cli._error(str(exc))
+        common.error(str(exc))
         return 2
     proc = handle.proc
     ending = threading.Event()
@@ -212,7 +211,7 @@ def capture_command(args: argparse.Namespace) -> int:
         with _ended_by_signals(end_capture):
             if not args.quiet:
                 also = f" and its rows into {args.netflow}" if args.netflow is not None else ""
-                cli._stderr(f"{cli.PROG}: capturing on {args.interface} into {args.write}{also}; "
+                common.stderr(f"{common.PROG}: capturing on {args.interface} into {args.write}{also}; "
                             + (f"stopping after {args.duration:g} s" if timer else "Ctrl-C stops"))
             if timer is not None:
                 timer.daemon = True
@@ -220,7 +219,7 @@ def capture_command(args: argparse.Namespace) -> int:
             if args.netflow is not None:
                 from .options import BucketSpec
 
-                follow = cli._load(".follow")
+                follow = common.load(".follow")
                 # pid: woken at once when tcpdump exits; poll(): where pidfds do not exist, a
                 # child that has exited stays "alive" to signal 0 until it is reaped.
                 rows = follow.follow_jsonl(args.write, args.netflow, pid=proc.pid,
@@ -228,7 +227,7 @@ def capture_command(args: argparse.Namespace) -> int:
                                            idle_close_ms=args.idle_close, spec=BucketSpec())
             else:
                 proc.wait()
-    except (KeyboardInterrupt, cli.Stopped) as exc:
+    except (KeyboardInterrupt, common.Stopped) as exc:
         return _stopped_twice(exc, args.netflow)
     finally:
         if timer is not None:
@@ -238,12 +237,12 @@ def capture_command(args: argparse.Namespace) -> int:
     said = proc.stderr.read().decode(errors="replace")
     proc.stderr.close()
     if status != 0:
-        cli._error(f"tcpdump exited {status} while capturing on {args.interface}"
+        common.error(f"tcpdump exited {status} while capturing on {args.interface}"
                    + (f"; tcpdump said: {one_line(said)}" if said.strip() else ""))
         return 2
     if not args.quiet:
         counts = ", ".join(line.strip() for line in said.splitlines() if line.strip())
-        cli._stderr(f"{cli.PROG}: tcpdump: {counts or 'ended'}")
+        common.stderr(f"{common.PROG}: tcpdump: {counts or 'ended'}")
         if rows is not None:
-            cli._stderr(f"{cli.PROG}: wrote {rows} row(s) to {args.netflow}")
+            common.stderr(f"{common.PROG}: wrote {rows} row(s) to {args.netflow}")
     return 0
