@@ -28,7 +28,8 @@ class CaptureError(ValueError):
 
 
 class FastpcapWarning(UserWarning):
-    """Base class of the warnings fastpcap emits (at most one of each kind per run)."""
+    """Base class of the warnings fastpcap emits (at most one of each kind per run, but for
+    :class:`CorruptWarning`: one per corrupt region)."""
 
 
 class GapWarning(FastpcapWarning):
@@ -37,3 +38,18 @@ class GapWarning(FastpcapWarning):
 
 class LinkTypeWarning(FastpcapWarning):
     """Frames of a link type fastpcap does not decode were counted by size only."""
+
+
+class CorruptWarning(FastpcapWarning):
+    """A corrupt record met under ``on_corrupt="stop"`` or ``"resync"`` (docs/data-model.md,
+    "Corrupt records"): where the reading stopped (``kind`` ``"stop"``), a skipped region
+    (``"region"``: ``offset`` and ``skipped_bytes``), or the end of a run that skipped some
+    (``"summary"``: ``regions`` and ``skipped_bytes`` in all)."""
+
+    def __init__(self, message: str, *, kind: str, offset: int | None = None, skipped_bytes: int = 0,
+                 regions: int = 0) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.offset = offset
+        self.skipped_bytes = skipped_bytes
+        self.regions = regions
