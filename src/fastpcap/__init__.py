@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .batch import BatchResult, bucketize_many
     from .buckets import Bucketer
     from .capture import iter_packets, open_capture, read_packets
-    from .errors import CaptureError, FastpcapWarning, GapWarning, LinkTypeWarning
+    from .errors import CaptureError, CorruptWarning, FastpcapWarning, GapWarning, LinkTypeWarning
     from .jsonl import format_rows
     from .options import BucketSpec
     from .pcap import PcapHeader, PcapReader
@@ -33,7 +33,8 @@ _HOMES = {
     "bucket_rows": "api", "bucketize": "api", "iter_rows": "api", "write_jsonl": "api", "write_parquet": "api",
     "bucket_table": "api", "bucket_frame": "api", "bucketize_many": "batch", "BatchResult": "batch",
     "ROW_DTYPE": "rows", "ROW_FIELDS": "rows", "Bucketer": "buckets",
-    "CaptureError": "errors", "FastpcapWarning": "errors", "GapWarning": "errors", "LinkTypeWarning": "errors",
+    "CaptureError": "errors", "CorruptWarning": "errors", "FastpcapWarning": "errors", "GapWarning": "errors",
+    "LinkTypeWarning": "errors",
     "format_rows": "jsonl",
     "BucketSpec": "options",
     "PcapngReader": "pcapng", "PcapHeader": "pcap", "PcapReader": "pcap", "CaptureReader": "reader",
@@ -42,17 +43,17 @@ _HOMES = {
 #: Submodules reachable as attributes (``fastpcap.api``), as after an eager import.
 _SUBMODULES = frozenset({"api", "archive", "batch", "buckets", "capture", "cli", "compression", "errors", "info",
                          "jsonl", "manifest", "options", "parallel", "parquet", "pcap", "pcapng", "progress",
-                         "reader", "rows"})
+                         "reader", "resync", "rows"})
 #: Names whose value comes from the core (the same in both backends).
 _CORE = ("PACKET_DTYPE", "PACKET6_DTYPE", "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT")
 
 __all__ = [
     "BACKEND", "PACKET_DTYPE", "PACKET6_DTYPE", "ROW_DTYPE", "ROW_FIELDS", "DEC_LINK", "DEC_IPV4",
     "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
-    "BatchResult", "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "FastpcapWarning", "GapWarning",
-    "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "bucket_frame", "bucket_rows", "bucket_table",
-    "bucketize", "bucketize_many", "format_rows", "iter_packets", "iter_rows", "open_capture", "read_packets",
-    "write_jsonl", "write_parquet", "__version__",
+    "BatchResult", "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "CorruptWarning", "FastpcapWarning",
+    "GapWarning", "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "bucket_frame", "bucket_rows",
+    "bucket_table", "bucketize", "bucketize_many", "format_rows", "iter_packets", "iter_rows", "open_capture",
+    "read_packets", "write_jsonl", "write_parquet", "__version__",
 ]
 
 
