@@ -190,13 +190,17 @@ class PcapngReader(CaptureReader):
                     try:
                         block = self._control_block(win, byteorder, limit)
                     except CaptureError as bad:  # a corrupt section header or interface description
-                        if not self.corrupt(bad, win, self._scan(byteorder, section, limit)):
+                        ends = _at_section_header(win)  # (a corrupt section header ends its section)
+                        if not self.corrupt(bad, win, self._scan(byteorder, None if ends else section, limit)):
                             break
+                        section = None if ends else section
                         continue
                     if block is None:  # not all in the window yet
                         need = 12 if win.left < 12 else self._length(win, byteorder)
                         if not win.refill(max(need, 12)):
-                            if self._corrupt_tail(win, byteorder, section, limit):
+                            ends = _at_section_header(win)
+                            if self._corrupt_tail(win, byteorder, None if ends else section, limit):
+                                section = None if ends else section
                                 continue
                             break
                         continue
@@ -223,7 +227,9 @@ class PcapngReader(CaptureReader):
                 # The walk stopped at a block that is not complete in the window.
                 need = self._length(win, byteorder) if win.left >= 8 else 8
                 if not win.refill(max(need, 8)):
-                    if self._corrupt_tail(win, byteorder, section, limit):
+                    ends = _at_section_header(win)
+                    if self._corrupt_tail(win, byteorder, None if ends else section, limit):
+                        section = None if ends else section
                         continue
                     break
             # (stopped at a corrupt block: what follows it is not a tail)
@@ -233,7 +239,7 @@ class PcapngReader(CaptureReader):
 
     def _scan(self, byteorder: Literal["little", "big"], section: list[Interface] | None,
               limit: int) -> PcapngScan:
-        """The resync rule in the current section."""
+        """The resync rule in ``section`` (``None``: none, only a section header will do)."""
         return PcapngScan(byteorder, section, limit, self.last_t_ns)
 
     def _corrupt_tail(self, win: Window, byteorder: Literal["little", "big"], section: list[Interface] | None,
@@ -340,6 +346,11 @@ class PcapngReader(CaptureReader):
             caplen = win.u32(20, byteorder)
         return (f"{name} claims {caplen} captured bytes, more than the {max_caplen(linktype)} "
                 f"libpcap allows for link type {linktype_name(linktype)}; the file is corrupt")
+
+
+def _at_section_header(win: Window) -> bool:
+    """Whether the block at the walk's position is a section header (by its type alone)."""
+    return win.left >= 4 and win.u32(0, "little") == SHB
 
 
 def _trailer_problem(btype: int, length: int, trailer: int) -> str:

@@ -113,8 +113,8 @@ def resync(win: Window, scan: Scan) -> bool:
 
 
 def _fields(raw: np.ndarray, span: int, dtype: np.dtype, at: int) -> np.ndarray:
-    """The u32 at ``at`` of each of the ``span`` offsets of ``raw``, as int64."""
-    return np.ndarray(span, dtype=dtype, buffer=raw, offset=at, strides=1).astype(np.int64)
+    """The u32 at ``at`` of each of the ``span`` offsets of ``raw`` (a view: no copy)."""
+    return np.ndarray(span, dtype=dtype, buffer=raw, offset=at, strides=1)
 
 
 def _near(t: int, near: int | None) -> bool:
@@ -140,7 +140,8 @@ class PcapScan:
         sec, frac, incl, orig = (_fields(raw, span, self._u32, at) for at in (0, 4, 8, 12))
         ok = (frac < self._frac_limit) & (incl >= 1) & (incl <= self._limit) & (incl <= orig)
         if self._after is not None:
-            ok &= np.abs(sec * 1_000_000_000 + frac * self._frac_ns - self._after) <= MAX_TIME_JUMP_NS
+            t = sec.astype(np.int64) * 1_000_000_000 + frac.astype(np.int64) * self._frac_ns
+            ok &= np.abs(t - self._after) <= MAX_TIME_JUMP_NS
         return np.flatnonzero(ok)
 
     def check(self, buf: bytearray, at: int, filled: int, eof: bool) -> int:
@@ -178,7 +179,7 @@ class PcapngScan:
         self._section = section
         self._limit = limit
         self._after = after_t_ns
-        self._known = np.array(sorted(KNOWN_BLOCK_TYPES), dtype=np.int64)
+        self._known = np.array(sorted(KNOWN_BLOCK_TYPES), dtype=np.uint32)
 
     def candidates(self, raw: np.ndarray, span: int) -> np.ndarray:
         btype, length = (_fields(raw, span, self._u32, at) for at in (0, 4))
