@@ -15,6 +15,12 @@ The opt-in "Extended decode" of ``docs/data-model.md`` (VLAN/QinQ tags, the IPv4
 check and fragments, IPv6 with its extension headers, host addresses of either family,
 wire sizes) is ``oracle(data, decode="extended", host_ips=[...], size="wire")``;
 ``decode_packet(frame, linktype, extended)`` exposes the per-packet decode of either mode.
+
+The corrupt-record policies of ``docs/data-model.md`` ("Corrupt records") are
+``oracle(data, on_corrupt="stop" | "resync")``: the resync tries every byte offset after the
+corrupt record's first one, naively, with the checks the doc lists (``pcap_plausible``,
+``pcapng_plausible``); ``result.skipped`` lists the regions, ``result.stopped_at`` the offset
+a stop ended at.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ __all__ = [
     "OracleError", "OracleResult", "oracle", "oracle_jsonl", "decompress", "walk",
     "decode_frame", "LINKTYPE_MAX_INCL_LEN", "DECODED_LINKTYPES", "COMPRESSION_MAGICS",
     "decode_packet", "walk_records", "capture_records", "Record", "parse_host_ips",
-    "DECODES", "SIZES", "VLAN_TPIDS", "IPV6_EXT_HEADERS",
+    "DECODES", "SIZES", "VLAN_TPIDS", "IPV6_EXT_HEADERS", "ON_CORRUPT", "pcap_plausible", "pcapng_plausible",
     "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
 ]
 
@@ -108,6 +114,11 @@ MIN_BLOCK_LEN = {
 BLOCK_NAMES = {BT_IDB: "IDB", BT_PB: "packet block", BT_SPB: "SPB", BT_EPB: "EPB"}
 OPT_ENDOFOPT, OPT_IF_TSRESOL, OPT_IF_TSOFFSET = 0, 9, 14
 
+# Corrupt records (data-model.md, "Corrupt records")
+ON_CORRUPT = ("error", "stop", "resync")
+DAY_NS = 86_400 * 1_000_000_000  # how far a plausible record's time may be from its neighbour's
+KNOWN_BLOCK_TYPES = frozenset(range(1, 11)) | {0xBAD, 0x40000BAD}  # besides the SHB
+
 SOURCE = "bridge_pcap"
 AVAILABLE_IN_DEPLOYMENT = True
 
@@ -146,6 +157,9 @@ class OracleResult:
     linktypes: list = field(default_factory=list)  # classic: [header's]; pcapng: every IDB's, in order
     truncated_stream: bool = False  # the compressed stream ended before its end marker
     int64_times: bool = True  # refuse a packet time int64 ns cannot hold (off: frames only)
+    on_corrupt: str = "error"  # "error", "stop" or "resync"
+    skipped: list = field(default_factory=list)  # resync: [(offset, length)] of each skipped region
+    stopped_at: int | None = None  # stop: the corrupt record's offset
 
 
 # ---------------------------------------------------------------------------
@@ -667,6 +681,145 @@ def decompress(kind: str, raw: bytes):
 
 
 # ---------------------------------------------------------------------------
+# Corrupt records (data-model.md, "Corrupt records")
+# ---------------------------------------------------------------------------
+
+
+def next_plausible(data: bytes, pos: int, plausible) -> int | None:
+    """The first offset after ``pos`` where ``plausible(offset)`` holds: every one is tried."""
+    for q in range(pos + 1, len(data)):
+        if plausible(q):
+            return q
+    return None
+
+
+def on_corrupt(result: OracleResult, data: bytes, pos: int, problem: str, plausible) -> int | None:
+    """The policy for the corrupt record at ``pos``: raise (error), None (stop: the walk ends
+    there), or the offset the walk goes on from (resync; the end of the data if no
+    plausible record follows)."""
+    if result.on_corrupt == "error":
+        raise OracleError(pos, problem)
+    if result.on_corrupt == "stop":
+        result.stopped_at = pos
+        return None
+    q = next_plausible(data, pos, plausible)
+    q = len(data) if q is None else q
+    result.skipped.append((pos, q - pos))
+    return q
+
+
+def cut_short(result: OracleResult, data: bytes, pos: int, plausible, *, tail: bool = True) -> int | None:
+    """A record at ``pos`` that the end of the data cuts short: a partial tail (the walk ends;
+    ``truncated_tail`` = ``tail``), unless, under stop or resync, a plausible record starts
+    inside it: then it is a corrupt record."""
+    if result.on_corrupt != "error" and next_plausible(data, pos, plausible) is not None:
+        return on_corrupt(result, data, pos, "cut short around a plausible record", plausible)
+    result.truncated_tail = tail
+    return None
+
+
+def _pcap_header(data: bytes, q: int, bo: str, nsec: bool, limit: int):
+    """(t_ns, incl_len) of the record header at ``q`` if it passes the field checks."""
+    if len(data) - q < RECORD_HEADER_SIZE:
+        return None
+    sec, frac, incl, orig = struct.unpack(bo + "IIII", data[q : q + RECORD_HEADER_SIZE])
+    if frac >= (1_000_000_000 if nsec else 1_000_000) or not 1 <= incl <= orig or incl > limit:
+        return None
+    return sec * 1_000_000_000 + frac * (1 if nsec else 1000), incl
+
+
+def pcap_plausible(data: bytes, q: int, bo: str, nsec: bool, limit: int, last_t: int | None) -> bool:
+    """A plausible classic record at ``q``: its header's fields, its time near ``last_t``,
+    complete, and then the end (< 16 bytes) or a header as plausible, its time near."""
+    first = _pcap_header(data, q, bo, nsec, limit)
+    if first is None:
+        return False
+    t, incl = first
+    if last_t is not None and abs(t - last_t) > DAY_NS:
+        return False
+    end = q + RECORD_HEADER_SIZE + incl
+    if end > len(data):
+        return False
+    if len(data) - end < RECORD_HEADER_SIZE:
+        return True
+    after = _pcap_header(data, end, bo, nsec, limit)
+    return after is not None and abs(after[0] - t) <= DAY_NS
+
+
+def _pcapng_framing(data: bytes, q: int, bo: str, in_section: bool, limit: int):
+    """(type, byte order, total length) of a block at ``q`` of a known type with a possible
+    total length, else None (a section header: its own byte order and 16 MiB)."""
+    if len(data) - q < 12:
+        return None
+    if data[q : q + 4] == SHB_TYPE:
+        sbo = BOM_ENCODINGS.get(data[q + 8 : q + 12])
+        if sbo is None:
+            return None
+        btype, lim, min_len = "SHB", MAX_BLOCK_LEN, MIN_BLOCK_LEN["SHB"]
+    elif in_section:
+        sbo = bo
+        (btype,) = struct.unpack(bo + "I", data[q : q + 4])
+        if btype not in KNOWN_BLOCK_TYPES:
+            return None
+        lim, min_len = limit, MIN_BLOCK_LEN.get(btype, 12)
+    else:
+        return None
+    (length,) = struct.unpack(sbo + "I", data[q + 4 : q + 8])
+    if length % 4 or length < min_len or length > lim:
+        return None
+    return btype, sbo, length
+
+
+def pcapng_plausible(data: bytes, q: int, bo: str, interfaces, last_t: int | None) -> bool:
+    """A plausible pcapng block at ``q`` in a section of byte order ``bo`` and these
+    ``interfaces`` (None: no section yet); ``last_t``: the last EPB / packet block's time."""
+    ifaces = interfaces or []
+    limit = block_limit(ifaces)
+    framed = _pcapng_framing(data, q, bo, interfaces is not None, limit)
+    if framed is None:
+        return False
+    btype, sbo, length = framed
+    if q + length > len(data) or struct.unpack(sbo + "I", data[q + length - 4 : q + length])[0] != length:
+        return False
+    body = data[q + 8 : q + length - 4]
+    after_limit = limit
+    if btype == "SHB":
+        if struct.unpack(sbo + "H", body[4:6])[0] != 1:
+            return False
+        after_limit = MAX_BLOCK_LEN
+    elif btype == BT_IDB:
+        after_limit = block_limit(ifaces + [parse_idb(body, sbo)])
+    elif btype in (BT_EPB, BT_PB):
+        if btype == BT_EPB:
+            iface_id, ts_hi, ts_lo, caplen = struct.unpack(sbo + "IIII", body[:16])
+        else:
+            iface_id, _drops, ts_hi, ts_lo, caplen = struct.unpack(sbo + "HHIII", body[:16])
+        if iface_id >= len(ifaces):
+            return False
+        if caplen > len(body) - 20 or caplen > max_incl_len(ifaces[iface_id].linktype):
+            return False
+        t = pcapng_t_ns(ts_hi << 32 | ts_lo, ifaces[iface_id])
+        if not INT64_MIN <= t <= INT64_MAX or (last_t is not None and abs(t - last_t) > DAY_NS):
+            return False
+    elif btype == BT_SPB:
+        if not ifaces:
+            return False
+        caplen = min(struct.unpack(sbo + "I", body[:4])[0], len(body) - 4)
+        if ifaces[0].snaplen:
+            caplen = min(caplen, ifaces[0].snaplen)
+        if caplen > max_incl_len(ifaces[0].linktype):
+            return False
+    r = q + length
+    if len(data) - r < 12:
+        return True
+    after = _pcapng_framing(data, r, sbo, True, after_limit)
+    if after is None:
+        return False
+    _, abo, alen = after
+    return r + alen > len(data) or struct.unpack(abo + "I", data[r + alen - 4 : r + alen])[0] == alen
+
+
+# ---------------------------------------------------------------------------
 # Record walk: classic pcap
 # ---------------------------------------------------------------------------
 
@@ -691,6 +844,11 @@ def walk_pcap(data: bytes, result: OracleResult):
     # --- records -------------------------------------------------------------
     pos = GLOBAL_HEADER_SIZE
     number = 0
+    last_t = None  # the last packet's time (a resync looks for times near it)
+
+    def plausible(q: int) -> bool:
+        return pcap_plausible(data, q, bo, nsec, limit, last_t)
+
     while pos < len(data):
         if len(data) - pos < RECORD_HEADER_SIZE:
             result.truncated_tail = True  # partial record header
@@ -699,15 +857,20 @@ def walk_pcap(data: bytes, result: OracleResult):
             bo + "IIII", data[pos : pos + RECORD_HEADER_SIZE]
         )
         if incl_len > limit:
-            raise OracleError(
-                pos, f"record incl_len {incl_len} exceeds the maximum {limit} for link type {linktype}"
-            )
+            pos = on_corrupt(result, data, pos, f"record incl_len {incl_len} exceeds the maximum {limit} "
+                             f"for link type {linktype}", plausible)
+            if pos is None:
+                return
+            continue
         start = pos + RECORD_HEADER_SIZE
         if len(data) - start < incl_len:
-            result.truncated_tail = True  # partial record data
-            return
+            pos = cut_short(result, data, pos, plausible)  # partial record data
+            if pos is None:
+                return
+            continue
         number += 1
         t_ns = ts_sec * 1_000_000_000 + ts_frac * frac_mult
+        last_t = t_ns
         yield number, pos, t_ns, data[start : start + incl_len], linktype, orig_len
         pos = start + incl_len
 
@@ -776,105 +939,130 @@ def walk_pcapng(data: bytes, result: OracleResult):
     packet block (EPB, SPB, obsolete PB) of a pcapng file.  Checks that need only the block's
     type and length (and, for an SHB, its byte-order magic) are made as soon as those
     bytes are there; the rest once the whole block is.  A block cut short ends the walk
-    (``truncated_tail`` unless it is the first SHB)."""
+    (``truncated_tail`` unless it is the first SHB).  A corrupt block: ``on_corrupt``."""
     n = len(data)
     pos = 0
     number = 0
     bo = "<"
-    interfaces: list[Interface] = []
+    interfaces: list[Interface] | None = None  # the section's (None: no section header read yet)
+    last_t = None  # the last EPB / packet block's time (a resync looks for times near it)
 
     def err(problem: str):
         raise OracleError(pos, problem)
 
-    def partial():
-        result.truncated_tail = pos > 0
+    def plausible(q: int) -> bool:
+        return pcapng_plausible(data, q, bo, interfaces, last_t)
 
+    if n >= 12 and data[8:12] not in BOM_ENCODINGS:  # not a capture: an error whatever the policy
+        raise OracleError(0, f"pcapng: section header with a bad byte-order magic {data[8:12].hex()}")
     while pos < n:
         rem = n - pos
-        if rem < 8:
-            return partial()
-        is_shb = data[pos : pos + 4] == SHB_TYPE
-        if is_shb:
-            if rem < 12:
-                return partial()
-            bom = data[pos + 8 : pos + 12]
-            if bom not in BOM_ENCODINGS:
-                err(f"pcapng: section header with a bad byte-order magic {bom.hex()}")
-            sbo = BOM_ENCODINGS[bom]
-            btype = struct.unpack(sbo + "I", data[pos : pos + 4])[0]
-            length = struct.unpack(sbo + "I", data[pos + 4 : pos + 8])[0]
-            limit, name, min_len = MAX_BLOCK_LEN, "SHB", MIN_BLOCK_LEN["SHB"]
-        else:
-            sbo = bo
-            btype, length = struct.unpack(bo + "II", data[pos : pos + 8])
-            name = BLOCK_NAMES.get(btype, f"block of type 0x{btype:08x}")
-            min_len = MIN_BLOCK_LEN.get(btype, 12)
-            limit = block_limit(interfaces)
-
-        # --- checks on the block header alone ---------------------------------------
-        if length < 12:
-            err(f"pcapng: {name} total length {length} is below 12")
-        if length % 4:
-            err(f"pcapng: {name} total length {length} is not a multiple of 4")
-        if length > limit:
-            err(f"pcapng: {name} total length {length} is above the maximum {limit}")
-        if length < min_len:
-            err(f"pcapng: {name} total length {length} is too short for its fields ({min_len})")
-        if rem < length:
-            return partial()
-
-        # --- the whole block is here ------------------------------------------------
-        trailer = struct.unpack(sbo + "I", data[pos + length - 4 : pos + length])[0]
-        if trailer != length:
-            err(f"pcapng: {name} total length {length} differs from the trailing copy {trailer}")
-        body = data[pos + 8 : pos + length - 4]
-
-        if is_shb:
-            major, _minor = struct.unpack(sbo + "HH", body[4:8])
-            if major != 1:
-                err(f"pcapng: section header major version {major}, not 1")
-            bo = sbo
-            interfaces = []  # a new section forgets the previous one's interfaces
-        elif btype == BT_IDB:
-            iface = parse_idb(body, bo)
-            interfaces.append(iface)
-            result.linktypes.append(iface.linktype)
-        elif btype in PACKET_BLOCKS:
-            if btype == BT_EPB:
-                iface_id, ts_hi, ts_lo, caplen, orig = struct.unpack(bo + "IIIII", body[:20])
-                holds = len(body) - 20
-            elif btype == BT_PB:
-                iface_id, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack(bo + "HHIIII", body[:20])
-                holds = len(body) - 20
-            else:  # SPB
-                iface_id = 0
-                (orig,) = struct.unpack(bo + "I", body[:4])
-                holds = len(body) - 4
-            if iface_id >= len(interfaces):
-                err(f"pcapng: {name} on interface {iface_id}, which the section has not described "
-                    f"({len(interfaces)} interfaces)")
-            iface = interfaces[iface_id]
-            if btype == BT_SPB:
-                caplen = min(orig, holds)
-                if iface.snaplen:
-                    caplen = min(caplen, iface.snaplen)
-                frame = body[4 : 4 + caplen]
-                t_ns = 0  # no timestamp: counts in the open bucket (running maximum)
+        try:
+            if rem < 8 or (data[pos : pos + 4] == SHB_TYPE and rem < 12):
+                raise _CutShort
+            is_shb = data[pos : pos + 4] == SHB_TYPE
+            if is_shb:
+                bom = data[pos + 8 : pos + 12]
+                if bom not in BOM_ENCODINGS:
+                    err(f"pcapng: section header with a bad byte-order magic {bom.hex()}")
+                sbo = BOM_ENCODINGS[bom]
+                btype = struct.unpack(sbo + "I", data[pos : pos + 4])[0]
+                length = struct.unpack(sbo + "I", data[pos + 4 : pos + 8])[0]
+                limit, name, min_len = MAX_BLOCK_LEN, "SHB", MIN_BLOCK_LEN["SHB"]
             else:
-                if caplen > holds:
-                    err(f"pcapng: {name} captured length {caplen} is larger than the block holds ({holds})")
-                frame = body[20 : 20 + caplen]
-                t_ns = pcapng_t_ns(ts_hi << 32 | ts_lo, iface)
-                if result.int64_times and not INT64_MIN <= t_ns <= INT64_MAX:
-                    err(f"pcapng: {name} timestamp {t_ns} ns does not fit in an int64")
-            lmax = max_incl_len(iface.linktype)
-            if caplen > lmax:
-                err(f"pcapng: {name} captured length {caplen} exceeds the maximum {lmax} "
-                    f"for link type {iface.linktype}")
-            number += 1
-            yield number, pos, t_ns, frame, iface.linktype, orig
-        # anything else (NRB, ISB, DSB, custom, unknown): skipped by its length
-        pos += length
+                sbo = bo
+                btype, length = struct.unpack(bo + "II", data[pos : pos + 8])
+                name = BLOCK_NAMES.get(btype, f"block of type 0x{btype:08x}")
+                min_len = MIN_BLOCK_LEN.get(btype, 12)
+                limit = block_limit(interfaces or [])
+
+            # --- checks on the block header alone ---------------------------------------
+            if length < 12:
+                err(f"pcapng: {name} total length {length} is below 12")
+            if length % 4:
+                err(f"pcapng: {name} total length {length} is not a multiple of 4")
+            if length > limit:
+                err(f"pcapng: {name} total length {length} is above the maximum {limit}")
+            if length < min_len:
+                err(f"pcapng: {name} total length {length} is too short for its fields ({min_len})")
+            if rem < length:
+                raise _CutShort
+
+            # --- the whole block is here ------------------------------------------------
+            trailer = struct.unpack(sbo + "I", data[pos + length - 4 : pos + length])[0]
+            if trailer != length:
+                err(f"pcapng: {name} total length {length} differs from the trailing copy {trailer}")
+            body = data[pos + 8 : pos + length - 4]
+
+            packet = None
+            if is_shb:
+                major, _minor = struct.unpack(sbo + "HH", body[4:8])
+                if major != 1:
+                    err(f"pcapng: section header major version {major}, not 1")
+                bo = sbo
+                interfaces = []  # a new section forgets the previous one's interfaces
+            elif btype == BT_IDB:
+                iface = parse_idb(body, bo)
+                assert interfaces is not None  # (the walk starts at a section header)
+                interfaces.append(iface)
+                result.linktypes.append(iface.linktype)
+            elif btype in PACKET_BLOCKS:
+                ifaces = interfaces or []
+                if btype == BT_EPB:
+                    iface_id, ts_hi, ts_lo, caplen, orig = struct.unpack(bo + "IIIII", body[:20])
+                    holds = len(body) - 20
+                elif btype == BT_PB:
+                    iface_id, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack(bo + "HHIIII", body[:20])
+                    holds = len(body) - 20
+                else:  # SPB
+                    iface_id = 0
+                    (orig,) = struct.unpack(bo + "I", body[:4])
+                    holds = len(body) - 4
+                if iface_id >= len(ifaces):
+                    err(f"pcapng: {name} on interface {iface_id}, which the section has not described "
+                        f"({len(ifaces)} interfaces)")
+                iface = ifaces[iface_id]
+                if btype == BT_SPB:
+                    caplen = min(orig, holds)
+                    if iface.snaplen:
+                        caplen = min(caplen, iface.snaplen)
+                    frame = body[4 : 4 + caplen]
+                    t_ns = 0  # no timestamp: counts in the open bucket (running maximum)
+                else:
+                    if caplen > holds:
+                        err(f"pcapng: {name} captured length {caplen} is larger than the block holds ({holds})")
+                    frame = body[20 : 20 + caplen]
+                    t_ns = pcapng_t_ns(ts_hi << 32 | ts_lo, iface)
+                    if result.int64_times and not INT64_MIN <= t_ns <= INT64_MAX:
+                        err(f"pcapng: {name} timestamp {t_ns} ns does not fit in an int64")
+                lmax = max_incl_len(iface.linktype)
+                if caplen > lmax:
+                    err(f"pcapng: {name} captured length {caplen} exceeds the maximum {lmax} "
+                        f"for link type {iface.linktype}")
+                packet = (t_ns, frame, iface.linktype, orig)
+                if btype != BT_SPB:
+                    last_t = t_ns
+            # anything else (NRB, ISB, DSB, custom, unknown): skipped by its length
+        except OracleError as exc:
+            if data[pos : pos + 4] == SHB_TYPE:
+                interfaces = None  # a corrupt section header ends its section
+            nxt = on_corrupt(result, data, pos, exc.problem, plausible)
+        except _CutShort:
+            if data[pos : pos + 4] == SHB_TYPE:
+                interfaces = None
+            nxt = cut_short(result, data, pos, plausible, tail=pos > 0)
+        else:
+            if packet is not None:
+                number += 1
+                yield (number, pos, *packet)
+            nxt = pos + length
+        if nxt is None:
+            return
+        pos = nxt
+
+
+class _CutShort(Exception):
+    """The end of the data cuts the block short."""
 
 
 # ---------------------------------------------------------------------------
@@ -951,6 +1139,7 @@ def oracle(
     decode: str = "reference",
     host_ips: list[str] | None = None,
     size: str = "captured",
+    on_corrupt: str = "error",
 ) -> OracleResult:
     """Bucketize a whole capture held in memory, per the contract.
 
@@ -958,6 +1147,8 @@ def oracle(
     ``decode_packet``); ``host_ips`` (IPv4 and/or IPv6 addresses) replaces ``bridge_ip``
     for the direction (default: ``[bridge_ip]``); ``size="wire"`` counts the original
     length in ``bytes_in``/``bytes_out``.  The defaults are the reference, unchanged.
+    ``on_corrupt="stop"``/``"resync"``: data-model.md's "Corrupt records" (only records and
+    blocks: corrupt compressed data, a bad magic and the bucket rule's errors still raise).
 
     Decisions beyond the spec text:
 
@@ -1038,7 +1229,9 @@ def oracle(
     else:
         hosts = None  # the reference's rule: the dotted source string equals bridge_ip
 
-    result = OracleResult()
+    if on_corrupt not in ON_CORRUPT:
+        raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
+    result = OracleResult(on_corrupt=on_corrupt)
 
     data = bytes(data)
     pending_error = None

@@ -57,7 +57,7 @@ __all__ = [
     "BT_CB_COPY", "BT_CB_NOCOPY", "OPT_ENDOFOPT", "OPT_COMMENT", "IF_NAME", "IF_TSRESOL", "IF_TSOFFSET",
     "option", "options", "block", "shb", "idb", "epb", "spb", "opb", "isb", "nrb", "dsb", "custom_block",
     "pcapng", "pcapng_file", "units_per_second", "ts_units", "tsresol_option", "tsoffset_option",
-    "COMPRESSIONS", "compress",
+    "COMPRESSIONS", "compress", "record_offsets",
 ]
 
 FIN, SYN, RST, PSH, ACK, URG = 1, 2, 4, 8, 16, 32
@@ -740,6 +740,33 @@ def pcapng_file(
         blocks.append(epb(0, ts_units(r.t_ns, tsresol=tsresol, tsoffset=tsoffset or 0), r.frame,
                           orig_len=r.orig_len, caplen=r.incl_len, byteorder=byteorder))
     return pcapng(blocks, tail=tail)
+
+
+def record_offsets(data: bytes) -> list[tuple[int, int]]:
+    """``(offset, length)`` of each record (classic pcap, after the global header) or block
+    (pcapng) of a well-formed uncompressed capture, in order, as far as whole ones go: where
+    to aim a corruption."""
+    out = []
+    if data[:4] == SHB_TYPE.to_bytes(4, "little"):
+        pos, bo = 0, "<"
+        while len(data) - pos >= 12:
+            if data[pos:pos + 4] == SHB_TYPE.to_bytes(4, "little"):
+                bo = "<" if data[pos + 8:pos + 12] == struct.pack("<I", BYTE_ORDER_MAGIC) else ">"
+            (length,) = struct.unpack_from(bo + "I", data, pos + 4)
+            if length < 12 or pos + length > len(data):
+                break
+            out.append((pos, length))
+            pos += length
+        return out
+    bo = ">" if data[:4] in (struct.pack(">I", MAGIC_USEC), struct.pack(">I", MAGIC_NSEC)) else "<"
+    pos = 24
+    while len(data) - pos >= 16:
+        (incl,) = struct.unpack_from(bo + "I", data, pos + 8)
+        if pos + 16 + incl > len(data):
+            break
+        out.append((pos, 16 + incl))
+        pos += 16 + incl
+    return out
 
 
 # ---------------------------------------------------------------------------

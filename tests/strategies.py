@@ -9,6 +9,7 @@ Entry points (each returns a strategy)::
     pcapng_twins(...)             (pcapng bytes, classic pcap bytes) holding the same packets
     pcapng_captures(...)          (pcapng bytes, oracle kwargs)
     compressed(strategy, ...)     what ``strategy`` draws, compressed (or not), maybe cut
+    corrupted(strategy, ...)      what ``strategy`` draws, with records damaged (resync tests)
     extended_frames()             frames for the extended decode (VLAN stacks, IPv6 chains)
     extended_linktype_frames(lt)  the same behind another link header
     extended_captures(...)        (pcap or pcapng bytes, oracle kwargs with decode="extended")
@@ -85,6 +86,7 @@ from pcapgen import (
     pcap,
     pcapng,
     record_bytes,
+    record_offsets,
     shb,
     sll,
     sll2,
@@ -109,7 +111,7 @@ def sweep(examples: int) -> int:
 
 
 __all__ = [
-    "frames", "records", "captures", "linktype_frames", "pcapng_twins", "pcapng_captures", "compressed",
+    "frames", "records", "captures", "linktype_frames", "pcapng_twins", "pcapng_captures", "compressed", "corrupted",
     "extended_frames", "extended_linktype_frames", "extended_captures",
     "ADDR_POOL", "PORT_POOL", "FLAG_POOL", "OTHER_PROTOS", "TWIN_LINKTYPES", "CAPTURE_LINKTYPES", "KNOWN_MAGICS",
     "EXT_LINKTYPES", "V4_POOL", "V6_POOL", "HOST_IP_POOL", "SWEEP", "sweep",
@@ -900,6 +902,62 @@ def compressed(draw, data_strategy, *, truncate: bool = True, multi: bool = Fals
         if corrupt and data and _weighted(draw, [(2, False), (1, True)]):
             where = draw(st.integers(0, len(data) - 1))
             data = data[:where] + bytes([data[where] ^ draw(st.integers(1, 255))]) + data[where + 1 :]
+    return data if rest is None else (data, *rest)
+
+
+CORRUPTIONS = [(4, "length"), (3, "insert"), (1, "zeros"), (2, "overwrite"), (2, "delete")]
+
+
+@st.composite
+def corrupted(draw, data_strategy, *, max_corruptions: int = 3):
+    """Strategy: what ``data_strategy`` draws (an uncompressed capture's bytes, or a tuple
+    whose first item is them) damaged 1 to ``max_corruptions`` times, after its file header
+    (classic) or first 12 bytes (pcapng): a record's or block's length field overwritten
+    (garbage above any link type's maximum, any 32-bit value, or a few bytes off), random
+    bytes (up to 2,100) or zeros inserted at a record boundary or anywhere, a stretch
+    overwritten with random bytes, or a stretch deleted.  A gap cap of none in the oracle
+    keyword arguments becomes 3600 s."""
+    value = draw(data_strategy)
+    data, rest = (value[0], value[1:]) if isinstance(value, tuple) else (value, None)
+    buf = bytearray(data)
+    ng = buf[:4] == b"\x0a\x0d\x0d\x0a"
+    lo = 12 if ng else 24
+    for _ in range(draw(st.integers(1, max_corruptions))):
+        if len(buf) < lo:
+            break
+        kind = _weighted(draw, CORRUPTIONS)
+        records = record_offsets(bytes(buf))
+        if kind == "length" and not records:
+            kind = "overwrite"
+        if kind in ("length", "insert", "zeros") and records and draw(st.booleans()):
+            at = draw(st.sampled_from(records))[0]  # a record boundary
+        else:
+            at = draw(st.integers(lo, len(buf)))
+        if kind == "length":
+            at = draw(st.sampled_from(records))[0] + (4 if ng else 8)
+            old = int.from_bytes(buf[at:at + 4], "little")
+            new = _weighted(draw, [(2, "huge"), (2, "any"), (1, "near")])
+            if new == "huge":
+                new = draw(st.integers(128 << 20 | 1, _U32))
+            elif new == "any":
+                new = draw(st.integers(0, _U32))
+            else:
+                new = max(0, min(_U32, old + draw(st.sampled_from([-8, -4, -1, 1, 4, 8]))))
+            # (the byte order of the field does not matter: any value is a corruption)
+            buf[at:at + 4] = new.to_bytes(4, "little")
+        elif kind == "insert":
+            buf[at:at] = draw(st.binary(min_size=1, max_size=2100))
+        elif kind == "zeros":
+            buf[at:at] = bytes(draw(st.integers(1, 300)))
+        elif kind == "overwrite":
+            junk = draw(st.binary(min_size=1, max_size=64))
+            buf[at:at + len(junk)] = junk
+        else:
+            del buf[at:at + draw(st.integers(1, 200))]
+    data = bytes(buf)
+    if rest and isinstance(rest[0], dict) and rest[0].get("max_gap_s", 0) is None:
+        # A damaged clock with no gap cap would be billions of empty rows.
+        rest = ({**rest[0], "max_gap_s": 3600}, *rest[1:])
     return data if rest is None else (data, *rest)
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         CaptureError,
         CapturePermissionError,
         CaptureStartError,
+        CorruptWarning,
         FastpcapWarning,
         GapWarning,
         HostAddressWarning,
@@ -48,7 +49,8 @@ _HOMES = {
     "bucket_rows": "api", "bucketize": "api", "iter_rows": "api", "write_jsonl": "api", "write_parquet": "api",
     "bucket_table": "api", "bucket_frame": "api", "bucketize_many": "batch", "BatchResult": "batch",
     "ROW_DTYPE": "rows", "ROW_FIELDS": "rows", "Bucketer": "buckets",
-    "CaptureError": "errors", "FastpcapWarning": "errors", "GapWarning": "errors", "LinkTypeWarning": "errors",
+    "CaptureError": "errors", "CorruptWarning": "errors", "FastpcapWarning": "errors", "GapWarning": "errors",
+    "LinkTypeWarning": "errors",
     "UnreadableCaptureError": "errors", "HostAddressWarning": "errors",
     "LatePacketWarning": "errors", "CaptureStartError": "errors", "TcpdumpNotFoundError": "errors",
     "InterfaceNotFoundError": "errors", "CapturePermissionError": "errors", "PrivilegeDropError": "errors",
@@ -62,14 +64,15 @@ _HOMES = {
 #: Submodules reachable as attributes (``fastpcap.api``), as after an eager import.
 _SUBMODULES = frozenset({"api", "archive", "batch", "buckets", "capture", "cli", "cli_live", "compression", "errors",
                          "follow", "info", "jsonl", "lifecycle", "manifest", "options", "parallel", "parquet",
-                         "pcap", "pcapng", "progress", "reader", "rows"})
+                         "pcap", "pcapng", "progress", "reader", "resync", "rows"})
 #: Names whose value comes from the core (the same in both backends).
 _CORE = ("PACKET_DTYPE", "PACKET6_DTYPE", "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT")
 
 __all__ = [
     "BACKEND", "PACKET_DTYPE", "PACKET6_DTYPE", "ROW_DTYPE", "ROW_FIELDS", "DEC_LINK", "DEC_IPV4",
     "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
-    "BatchResult", "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "FastpcapWarning", "GapWarning",
+    "BatchResult", "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "CorruptWarning",
+    "FastpcapWarning", "GapWarning",
     "HostAddressWarning", "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "UnreadableCaptureError",
     "bucket_frame", "bucket_rows", "bucket_table",
     "bucketize", "bucketize_many", "format_rows", "iter_packets", "iter_rows", "open_capture", "read_packets",

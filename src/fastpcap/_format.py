@@ -51,6 +51,11 @@ IDB = 1  # interface description block
 OPB = 2  # packet block (obsolete)
 SPB = 3  # simple packet block
 EPB = 6  # enhanced packet block
+#: The block types the pcapng specification registers (section header apart): interface
+#: description, packet (obsolete), simple packet, name resolution, interface statistics,
+#: enhanced packet, IRIG timestamp, ARINC 429, systemd journal, decryption secrets, and the
+#: two custom blocks.  A resync lands only on one of these (docs/data-model.md).
+KNOWN_BLOCK_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x00000BAD, 0x40000BAD})
 PCAPNG_MAGIC = SHB.to_bytes(4, "little")
 #: The section header's byte-order magic 0x1A2B3C4D as it reads in each byte order.
 BYTE_ORDER_MAGICS: dict[bytes, Literal["little", "big"]] = {

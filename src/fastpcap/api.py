@@ -14,7 +14,7 @@ from ._format import linktype_name
 from ._output import check_not_input, open_output
 from .buckets import ROW_DTYPE, Bucketer
 from .capture import open_capture
-from .errors import CaptureError, GapWarning, HostAddressWarning, LinkTypeWarning
+from .errors import CaptureError, CorruptWarning, GapWarning, HostAddressWarning, LinkTypeWarning
 from .jsonl import write_rows
 from .options import BucketSpec, Seconds
 from .parallel import bucketize_parallel, splits_worthwhile, usable_jobs
@@ -45,21 +45,25 @@ def iter_rows(
     ``source`` is a capture path or an open binary stream of one (read in chunks, so memory
     stays bounded), an array of packets, or an iterable of arrays of packets in capture order.
     The bucket options (``bucket_ms``, ``bridge_ip``, ``t_mono_origin_ns``, ``max_gap_s``,
-    ``host_ips``, ``size``, ``decode``: see :class:`~fastpcap.BucketSpec`) are keywords, or a
-    ``spec`` (keywords then replace its values).  ``jobs`` processes share a large capture
-    file (``None``: one per CPU); the rows are the same as with one.  Arguments and the
-    capture header are checked now; a corrupt record raises :class:`~fastpcap.CaptureError`
-    when the iteration reaches it.  At the end, one :class:`~fastpcap.GapWarning` if the gap
-    cap cut anything and one :class:`~fastpcap.LinkTypeWarning` if frames were counted by
-    size only.  ``progress``, if given, is called with the number of bytes read each time it
-    reads.
+    ``host_ips``, ``size``, ``decode``, ``on_corrupt``: see :class:`~fastpcap.BucketSpec`) are
+    keywords, or a ``spec`` (keywords then replace its values).  ``jobs`` processes share a
+    large capture file (``None``: one per CPU); the rows are the same as with one.  Arguments
+    and the capture header are checked now; a corrupt record raises
+    :class:`~fastpcap.CaptureError` when the iteration reaches it, or with ``on_corrupt``
+    ``"stop"`` ends the rows there, or with ``"resync"`` is skipped, each with a
+    :class:`~fastpcap.CorruptWarning`.  At the end, one :class:`~fastpcap.GapWarning` if the
+    gap cap cut anything, one :class:`~fastpcap.LinkTypeWarning` if frames were counted by
+    size only, and one :class:`~fastpcap.CorruptWarning` with the bytes skipped in all if a
+    resync skipped any.  ``progress``, if given, is called with the number of bytes read each
+    time it reads.
     """
     spec = BucketSpec.make(spec, **options)
     _refuse_many(source)
     bucketer = Bucketer(spec)
     hosts = HostCheck(spec)
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
-        reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress, decode=spec.decode)
+        reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress, decode=spec.decode,
+                              on_corrupt=spec.on_corrupt)
         if splits_worthwhile(reader, usable_jobs(jobs)):
             blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
         else:
@@ -140,6 +144,12 @@ def warn_at_end(bucketer: Bucketer, path: str | None, reader: CaptureReader | No
             f"{'this link type' if len(reader.undecoded) == 1 else 'these link types'})"), stacklevel=3)
     if hosts is not None and (warning := hosts.warning(where)) is not None:
         warnings.warn(warning, stacklevel=3)
+    if reader is not None and reader.skipped_regions:
+        regions, skipped = reader.skipped_regions, reader.skipped_bytes
+        shown = f" (the first {len(reader.skipped)} reported one by one)" if len(reader.skipped) < regions else ""
+        warnings.warn(CorruptWarning(
+            f"{where}: skipped {regions} corrupt region(s), {skipped} byte(s) in all{shown} (--on-corrupt resync)",
+            kind="summary", skipped_bytes=skipped, regions=regions), stacklevel=3)
 
 
 def _seconds(ns: int | None) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from . import _backend
 from ._version import __version__
 from .archive import Capture, Plan, UsageError, plan
-from .errors import CaptureError, FastpcapWarning
+from .errors import CaptureError, CorruptWarning, FastpcapWarning
 from .options import BucketSpec
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    skipped_bytes: int = 0  # corrupt bytes a resync skipped (on_corrupt="resync")
 
 
 @dataclass
@@ -105,17 +106,26 @@ class BatchResult:
         return sum(r.capture.size for r in self.results if r.outcome.status == "written")
 
     @property
+    def skipped_bytes(self) -> int:
+        """Corrupt bytes skipped by resyncs in the captures written this run."""
+        return sum(r.outcome.skipped_bytes for r in self.results if r.outcome.status == "written")
+
+    @property
     def status(self) -> int:
         return 1 if self.failed else 0
 
     def summary(self) -> str:
-        """One line: captures written / up to date / failed, packets, bytes, time, rates."""
+        """One line: captures written / up to date / failed, packets, bytes, time, rates, and
+        the corrupt bytes skipped if any."""
         seconds = max(self.seconds, 1e-9)
         ignored = f"; {self.ignored} other file{'s' * (self.ignored != 1)} ignored" if self.ignored else ""
+        resynced = [r for r in self.results if r.outcome.status == "written" and r.outcome.skipped_bytes]
+        corrupt = (f"; {self.skipped_bytes:,} corrupt bytes skipped in {len(resynced)} "
+                   f"capture{'s' * (len(resynced) != 1)}" if resynced else "")
         return (f"{len(self.results)} capture{'s' * (len(self.results) != 1)}: {self.written} written, "
                 f"{self.skipped} up to date, {self.failed} failed{ignored}; {self.packets:,} packets, "
                 f"{_size(self.bytes)} in {self.seconds:.2f} s ({_rate(self.packets / seconds)} packets/s, "
-                f"{_size(self.bytes / seconds)}/s)")
+                f"{_size(self.bytes / seconds)}/s){corrupt}")
 
 
 def _size(n: float) -> str:
@@ -152,6 +162,8 @@ def process(job: Job, progress: Callable[[int], object] | None = None) -> Outcom
         except (CaptureError, OSError) as exc:
             outcome = Outcome("failed", error=_error_line(exc, job))
     outcome.warnings = [str(w.message) for w in caught if issubclass(w.category, FastpcapWarning)]
+    outcome.skipped_bytes = sum(w.message.skipped_bytes for w in caught
+                                if isinstance(w.message, CorruptWarning) and w.message.kind == "summary")
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -496,7 +508,8 @@ def _finish(result: BatchResult, manifest: Any, capture: Capture, outcome: Outco
             "output": None if capture.output is None else os.path.relpath(capture.output, folder),
             "size": capture.size, "mtime_ns": capture.mtime_ns, "options": options, "version": __version__,
             "status": outcome.status, "rows": outcome.rows, "packets": outcome.packets,
-            "output_size": outcome.output_size, "error": outcome.error, "seconds": round(outcome.seconds, 6),
+            "output_size": outcome.output_size, "error": outcome.error, "skipped_bytes": outcome.skipped_bytes,
+            "seconds": round(outcome.seconds, 6),
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         })
     report(BatchEvent("capture", capture.size if outcome.status == "skipped" else 0, capture=capture,

@@ -40,7 +40,14 @@ COMPRESS_FLAGS = {"gz": "gzip", "zst": "zstd", "xz": "xz", "bz2": "bzip2", "lz4"
 
 #: The command-line flag of each bucket option, for error messages.
 FLAGS = {"bucket_ms": "--bucket-ms", "bridge_ip": "--bridge-ip", "t_mono_origin_ns": "--t-mono-origin-ns",
-         "max_gap_s": "--max-gap", "host_ips": "--host-ip", "size": "--size", "decode": "--decode"}
+         "max_gap_s": "--max-gap", "host_ips": "--host-ip", "size": "--size", "decode": "--decode",
+         "on_corrupt": "--on-corrupt"}
+#: What --on-corrupt's choices do, for both commands' help.
+ON_CORRUPT_HELP = (
+    "what a corrupt record does: 'error' (the default) fails the run; 'stop' keeps everything "
+    "before it and ends there, with a warning naming its offset; 'resync' skips to the next "
+    "plausible record and reads on, with a warning per skipped region (its offset and size) "
+    "and their total at the end (docs/data-model.md)")
 
 
 def version_line() -> str:
@@ -74,7 +81,7 @@ def _version_action() -> type:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    from .options import DECODES, SIZES, BucketSpec
+    from .options import DECODES, ON_CORRUPT, SIZES, BucketSpec
 
     defaults = BucketSpec()
     parser = argparse.ArgumentParser(
@@ -179,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
              "(the records' original lengths)",
     )
     bucketize.add_argument(
+        "--on-corrupt", choices=ON_CORRUPT, default=defaults.on_corrupt, help=ON_CORRUPT_HELP)
+    bucketize.add_argument(
         "--append", action="store_true",
         help="append to OUT instead of replacing it (what the drop-in bucketize() does); a "
              "failed run truncates OUT back to its previous length",
@@ -203,13 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "For each capture: container and byte order, compression, link types, snap length, "
             "packets, bytes, first and last timestamp, duration, packet rate, out-of-order "
-            "packets, protocol mix, and a partial tail or corrupt record if there is one."
+            "packets, protocol mix, and a partial tail, corrupt record or skipped regions if "
+            "there are any."
         ),
-        epilog="Exit status: 0, or 2 if any file could not be read to its end.",
+        epilog="Exit status: 0, or 2 if any file could not be read to its end (a corrupt record "
+               "is not an error with --on-corrupt stop or resync).",
     )
     info.add_argument("inputs", metavar="FILE", nargs="+", help="captures to describe; '-' reads stdin")
     info.add_argument("--json", action="store_true",
                       help="one JSON object per line per file, for machines")
+    info.add_argument("--on-corrupt", choices=ON_CORRUPT, default=defaults.on_corrupt,
+                      help=ON_CORRUPT_HELP.replace("fails the run", "reports it as an error (exit 2)")
+                      + "; the summary lists the regions skipped")
     live.add_capture_parser(commands)
     return parser
 
@@ -246,7 +260,7 @@ def _info(args: argparse.Namespace) -> int:
     status = 0
     for i, path in enumerate(args.inputs):
         try:
-            summary = capture_info(sys.stdin.buffer if path == "-" else path)
+            summary = capture_info(sys.stdin.buffer if path == "-" else path, on_corrupt=args.on_corrupt)
         except CaptureError as exc:
             _error(str(exc))
             status = 2

@@ -84,7 +84,8 @@ def unreadable(path: str | os.PathLike[str] | None, exc: OSError, offset: int | 
 
 
 class FastpcapWarning(UserWarning):
-    """Base class of the warnings fastpcap emits (at most one of each kind per run)."""
+    """Base class of the warnings fastpcap emits (at most one of each kind per run, but for
+    :class:`CorruptWarning`: one per corrupt region)."""
 
 
 class GapWarning(FastpcapWarning):
@@ -145,3 +146,18 @@ class CapturePermissionError(CaptureStartError, PermissionError):
 class PrivilegeDropError(CapturePermissionError):
     """tcpdump, started as root, switched to its own unprivileged user before creating the
     capture file (its ``-Z`` default), and that user may not write the file's folder."""
+
+
+class CorruptWarning(FastpcapWarning):
+    """A corrupt record met under ``on_corrupt="stop"`` or ``"resync"`` (docs/data-model.md,
+    "Corrupt records"): where the reading stopped (``kind`` ``"stop"``), a skipped region
+    (``"region"``: ``offset`` and ``skipped_bytes``), or the end of a run that skipped some
+    (``"summary"``: ``regions`` and ``skipped_bytes`` in all)."""
+
+    def __init__(self, message: str, *, kind: str, offset: int | None = None, skipped_bytes: int = 0,
+                 regions: int = 0) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.offset = offset
+        self.skipped_bytes = skipped_bytes
+        self.regions = regions

@@ -19,22 +19,27 @@ from .pcap import PcapReader
 FIELDS = (
     "path", "format", "compression", "byteorder", "linktypes", "snaplen", "packets", "bytes",
     "wire_bytes", "first_ns", "last_ns", "duration_s", "packets_per_s", "out_of_order",
-    "ipv4", "ipv6", "arp", "other", "tcp", "udp", "icmp", "tail_bytes", "error",
+    "ipv4", "ipv6", "arp", "other", "tcp", "udp", "icmp", "tail_bytes", "skipped_regions",
+    "skipped_bytes", "skipped", "stopped", "error",
 )
 
 
 def capture_info(source: str | os.PathLike[str] | BinaryIO,
-                 progress: Callable[[int], object] | None = None) -> dict[str, Any]:
+                 progress: Callable[[int], object] | None = None, *,
+                 on_corrupt: str = "error") -> dict[str, Any]:
     """Summarise a capture: container, link types, counts, time span, protocol mix.
 
     A capture that turns out to be corrupt part-way is summarised up to the corrupt record
-    and its ``error`` says where and why; one that cannot be opened raises
+    and its ``error`` says where and why (``on_corrupt="stop"``: ``stopped`` says it
+    instead); with ``on_corrupt="resync"`` it is summarised without the regions a resync
+    skipped: ``skipped_regions`` and ``skipped_bytes`` count them, ``skipped`` lists the
+    first 100 as ``[offset, bytes]``.  One that cannot be opened raises
     :class:`~fastpcap.CaptureError`.  ``first_ns``/``last_ns`` are the earliest and latest
     timestamps (``None`` without packets).  The protocol mix comes from the extended decode
     (VLAN tags stripped, IPv6 decoded): ``tcp``/``udp``/``icmp`` count IPv4 and IPv6 packets
     (ICMP and ICMPv6).
     """
-    reader = open_capture(source, progress=progress, decode="extended")
+    reader = open_capture(source, progress=progress, decode="extended", on_corrupt=on_corrupt)
     info: dict[str, Any] = dict.fromkeys(FIELDS, 0)
     info.update(path=reader.path, format=reader.format, compression=reader.compression,
                 first_ns=None, last_ns=None, error=None)
@@ -71,6 +76,9 @@ def capture_info(source: str | os.PathLike[str] | BinaryIO,
         reader.close()
     info["other"] = info["packets"] - info["ipv4"] - info["ipv6"] - info["arp"]
     info["tail_bytes"] = reader.tail_bytes
+    info["skipped_regions"], info["skipped_bytes"] = reader.skipped_regions, reader.skipped_bytes
+    info["skipped"] = [list(region) for region in reader.skipped]
+    info["stopped"] = None if reader.stopped is None else str(reader.stopped)
     info["linktypes"] = [linktype_name(lt) for lt in reader.linktypes]
     if isinstance(reader, PcapReader):
         header = reader.header
@@ -139,6 +147,13 @@ def to_text(info: dict[str, Any]) -> str:
         ("Tail", f"{info['tail_bytes']:,} bytes after the last complete record (still being written?)"
          if info["tail_bytes"] else "complete"),
     ]
+    if info["skipped_regions"]:
+        listed = "; ".join(f"{size:,} at byte offset {offset:,}" for offset, size in info["skipped"])
+        more = info["skipped_regions"] - len(info["skipped"])
+        lines.append(("Skipped", f"{info['skipped_bytes']:,} corrupt bytes in {info['skipped_regions']:,} "
+                                 f"region(s): {listed}{f'; and {more:,} more' if more else ''}"))
+    if info["stopped"]:
+        lines.append(("Stopped", info["stopped"]))
     if info["error"]:
         lines.append(("Error", info["error"]))
     return "\n".join(f"{label + ':':<16}{value}" for label, value in lines)

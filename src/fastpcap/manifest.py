@@ -4,7 +4,8 @@ One JSON object per line, per capture and run, appended as each capture finishes
 (as found, as given, and relative to the folder it was found in), the output (relative to
 OUTDIR), the input's size and modification time, the options that change rows, the version,
 the status (``written``, ``skipped`` — up to date from an earlier run —, or ``failed``), rows,
-packets, the output's size, the error, and the seconds it took.
+packets, the output's size, the error, the corrupt bytes a resync skipped, and the seconds
+it took.
 
 A rerun skips a capture whose latest ``written``/``failed`` line is ``written``, with the same
 input size, modification time and options, and whose output still has the recorded size.

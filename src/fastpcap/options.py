@@ -31,6 +31,9 @@ MAX_BUCKET_MS = 1 << 40
 DECODES = ("reference", "extended")
 #: How bytes are counted: the captured length (the reference's) or the original length.
 SIZES = ("captured", "wire")
+#: What a corrupt record does: fail the run (the default), end the reading there, or skip
+#: to the next plausible record (docs/data-model.md, "Corrupt records").
+ON_CORRUPT = ("error", "stop", "resync")
 
 Seconds = Union[int, float, str, Decimal, None]
 
@@ -45,6 +48,7 @@ class BucketOptions(TypedDict, total=False):
     host_ips: Any  # a sequence of address strings, or None
     size: str
     decode: str
+    on_corrupt: str
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class BucketSpec:
     bucket's start to give ``t_mono_ns`` (an int64).  ``max_gap_s``: the gap cap in seconds
     (``None``, ``"none"`` or infinity: no cap).  ``host_ips``: addresses (IPv4 or IPv6) whose
     packets count as "out", instead of ``bridge_ip``.  ``size``: bytes as ``"captured"`` or
-    as on the ``"wire"``.  ``decode``: ``"reference"`` or ``"extended"``.
+    as on the ``"wire"``.  ``decode``: ``"reference"`` or ``"extended"``.  ``on_corrupt``:
+    what a corrupt record does, ``"error"``, ``"stop"`` or ``"resync"`` (a reading policy, like
+    ``decode`` handed to the reader; here because it changes rows).
 
     Values are kept in a canonical form (addresses as :mod:`ipaddress` spells them, the gap
     cap as a :class:`~decimal.Decimal`), so equal options make equal specs.  Raises
@@ -70,6 +76,7 @@ class BucketSpec:
     host_ips: tuple[str, ...] | None = None
     size: str = "captured"
     decode: str = "reference"
+    on_corrupt: str = "error"
 
     def __post_init__(self) -> None:
         canonical = {
@@ -80,6 +87,7 @@ class BucketSpec:
             "host_ips": _hosts(self.host_ips),
             "size": _choice("size", self.size, SIZES),
             "decode": _choice("decode", self.decode, DECODES),
+            "on_corrupt": check_on_corrupt(self.on_corrupt),
         }
         for name, value in canonical.items():
             object.__setattr__(self, name, value)
@@ -192,6 +200,11 @@ def _seconds(value: object) -> Decimal | None:
     if not seconds.is_finite() or seconds < 0:
         raise ValueError(f"max_gap_s must be a non-negative number of seconds, not {value!r}")
     return seconds
+
+
+def check_on_corrupt(value: object) -> str:
+    """``value`` if it names a corrupt-record policy (``ValueError`` otherwise)."""
+    return _choice("on_corrupt", value, ON_CORRUPT)
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:

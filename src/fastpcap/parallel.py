@@ -13,6 +13,11 @@ previous one ended, its walk raised nothing, and at most one of its buckets fall
 previous range's open bucket.  Otherwise the main process walks that range itself, from the
 boundary it knows, with the same bucketer.  So the rows are byte-identical to one process's,
 whatever the file holds; a bad guess costs time, never correctness.
+
+Workers treat a corrupt record as an error whatever ``on_corrupt`` says: their range is then
+walked here, where the policy applies exactly as in one process (a resync looks for times
+near the last packet before the corrupt one, which the reader knows even when a worker
+walked it; after a stop, no later range is used).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class Segment:
     tail_bytes: int = 0
     packets: int = 0
     max_t_ns: int = 0
+    last_t_ns: int | None = None  # the time of its last packet
     buckets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rows: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     first_no: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -264,7 +270,7 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
         return Segment(start=begin, end=reader.end_offset, tail_bytes=reader.tail_bytes)
     return Segment(
         start=begin, end=reader.end_offset, tail_bytes=reader.tail_bytes,
-        packets=bucketer.packets, max_t_ns=bucketer.max_t_ns,
+        packets=bucketer.packets, max_t_ns=bucketer.max_t_ns, last_t_ns=reader.last_t_ns,
         buckets=np.concatenate([p[0] for p in parts]), rows=np.concatenate([p[1] for p in parts]),
         first_no=np.concatenate([p[2] for p in parts]), first_off=np.concatenate([p[3] for p in parts]),
         first_sets=bucketer.first_sets or last_sets, last_sets=last_sets,
@@ -327,16 +333,22 @@ def bucketize_parallel(reader: CaptureReader, bucketer: Bucketer, jobs: int,
             stats["crashed"] += segment.crashed is not None
             receive.close()
             process.join()
-            if segment.start == boundary and not segment.failed and can_splice(bucketer, segment.buckets):
+            # (a partial last record may hide a corrupt length: the policy decides, here)
+            tail_to_check = segment.tail_bytes and reader.on_corrupt != "error"
+            if (segment.start == boundary and not segment.failed and not tail_to_check
+                    and can_splice(bucketer, segment.buckets)):
                 yield from splice(bucketer, segment)
                 stats["spliced"] += 1
-                bar.done(k, reader.walked_elsewhere(segment.packets, segment.end, segment.tail_bytes))
+                bar.done(k, reader.walked_elsewhere(segment.packets, segment.end, segment.tail_bytes,
+                                                    segment.last_t_ns))
                 boundary = segment.end
             else:
                 reader.reported_elsewhere(bar.done(k, 0))
                 yield from _walk_here(reader, bucketer, boundary, stop, size)
                 boundary = reader.end_offset
                 stats["walked_here"] += 1
+                if reader.stopped is not None:  # on_corrupt="stop": nothing after it counts
+                    break
     finally:
         for process, receive in workers:
             if process.is_alive():

@@ -2,8 +2,9 @@
 
 The rules (docs/data-model.md, "Classic pcap"): a 24-byte global header in either byte
 order with microsecond or nanosecond timestamps, then 16-byte record headers each followed
-by its captured bytes.  A record longer than libpcap allows for the link type is an error;
-a record cut short by the end of the file is a partial tail (a capture still being written).
+by its captured bytes.  A record longer than libpcap allows for the link type is corrupt
+(an error, or what ``on_corrupt`` says); a record cut short by the end of the file is a
+partial tail (a capture still being written).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ._format import (
 )
 from .errors import CaptureError
 from .reader import CaptureReader, Window
+from .resync import PcapScan
 
 
 @dataclass(frozen=True)
@@ -142,15 +144,21 @@ class PcapReader(CaptureReader):
                         status = WALK_OK
                 if n:
                     self.count_walked(header.linktype, n)
+                    self.last_t_ns = int(out["t_ns"][n - 1])
                     yield out[:n]
                 if status == WALK_BAD_CAPLEN:
-                    raise self.error(win.offset, (
+                    error = self.error(win.offset, (
                         f"record {self.packets + 1} claims {win.u32(8, header.byteorder)} captured bytes, "
                         f"more than the {limit} libpcap allows for link type "
                         f"{linktype_name(header.linktype)}; the file is corrupt"))
+                    if not self.corrupt(error, win, self._scan()):
+                        self.end_offset, self.tail_bytes = win.offset, 0
+                        return
                 if stop is not None and win.offset >= stop:
                     self.end_offset, self.tail_bytes = win.offset, 0
                     return
+                if status == WALK_BAD_CAPLEN:
+                    continue  # walk on from the record the resync found
                 if n == self.chunk_packets:
                     continue
                 # The walk stopped at a record that is not complete in the window.
@@ -158,17 +166,35 @@ class PcapReader(CaptureReader):
                 if win.left >= RECORD_HEADER_SIZE:
                     need += win.u32(8, header.byteorder)
                 if not win.refill(need):
-                    self.end_offset, self.tail_bytes = win.offset, win.left
+                    if self.corrupt_tail(lambda: self._tail_error(win), win, self._scan()):
+                        continue
+                    self.end_offset, self.tail_bytes = win.offset, 0 if self.stopped else win.left
                     return
         finally:
             if close:
                 self.close()
 
-    def walked_elsewhere(self, packets: int, end_offset: int, tail_bytes: int) -> int:
+    def _scan(self) -> PcapScan:
+        """The resync rule for this capture's records, after the last packet walked."""
+        assert self.header is not None
+        return PcapScan(self.header.byteorder, self.header.nsec, self.header.linktype, self.last_t_ns)
+
+    def _tail_error(self, win: Window) -> CaptureError:
+        assert self.header is not None
+        return self.error(win.offset, (
+            f"record {self.packets + 1} claims {win.u32(8, self.header.byteorder)} captured bytes, but the "
+            f"capture ends {win.left - RECORD_HEADER_SIZE} bytes after its header, and a plausible record "
+            "starts before that; the file is corrupt"))
+
+    def walked_elsewhere(self, packets: int, end_offset: int, tail_bytes: int,
+                         last_t_ns: int | None = None) -> int:
         """Account for ``packets`` records walked by another process, up to ``end_offset``
-        (and a partial record of ``tail_bytes`` after it); returns the bytes read there that
-        progress has not been told of (see :meth:`passed`)."""
+        (and a partial record of ``tail_bytes`` after it); ``last_t_ns`` is the last one's
+        time.  Returns the bytes read there that progress has not been told of (see
+        :meth:`passed`)."""
         assert self.header is not None
         self.count_walked(self.header.linktype, packets)
         self.end_offset, self.tail_bytes = end_offset, tail_bytes
+        if packets and last_t_ns is not None:
+            self.last_t_ns = last_t_ns
         return self.passed(end_offset + tail_bytes)

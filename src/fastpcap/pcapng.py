@@ -3,7 +3,8 @@
 
 Packet blocks (enhanced, simple, obsolete) and blocks to skip are walked by the core; section
 headers and interface descriptions change how the blocks after them are read, so the walk
-stops at each and they are read here.  The rules are in docs/data-model.md ("pcapng").
+stops at each and they are read here.  The rules are in docs/data-model.md ("pcapng"); a
+corrupt block is an error, or what ``on_corrupt`` says.
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ from ._format import (
     max_block,
     max_caplen,
 )
+from .errors import CaptureError
 from .reader import CaptureReader, Window
+from .resync import PcapngScan
 
 _U64 = (1 << 64) - 1
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,15 @@ class Interface:
         else:
             scaled = (ts * 1_000_000_000) >> factor
         return scaled + offset * 1_000_000_000
+
+    def walk_ns(self, ts: int) -> int | None:
+        """A timestamp of this interface in nanoseconds as the walker reads it: unsigned, or
+        signed when that does not fit an int64 and the top bit is set; ``None`` if neither
+        fits (the walker refuses the block)."""
+        ns = self.ns(ts)
+        if not _I64_MIN <= ns <= _I64_MAX and ts >> 63:
+            ns = self.ns(ts - (1 << 64))
+        return ns if _I64_MIN <= ns <= _I64_MAX else None
 
 
 def is_prefix(head: bytes) -> bool:
@@ -171,12 +184,24 @@ class PcapngReader(CaptureReader):
                     win.pos = pos
                     if n:
                         self._count_chunk(out[:n])
+                        self._last_timed(out[:n], win, byteorder)
                         yield out[:n]
                 if status == WALK_BLOCK:
-                    block = self._control_block(win, byteorder, limit)
+                    try:
+                        block = self._control_block(win, byteorder, limit)
+                    except CaptureError as bad:  # a corrupt section header or interface description
+                        ends = _at_section_header(win)  # (a corrupt section header ends its section)
+                        if not self.corrupt(bad, win, self._scan(byteorder, None if ends else section, limit)):
+                            break
+                        section = None if ends else section
+                        continue
                     if block is None:  # not all in the window yet
                         need = 12 if win.left < 12 else self._length(win, byteorder)
                         if not win.refill(max(need, 12)):
+                            ends = _at_section_header(win)
+                            if self._corrupt_tail(win, byteorder, None if ends else section, limit):
+                                section = None if ends else section
+                                continue
                             break
                         continue
                     kind, value, length = block
@@ -193,16 +218,55 @@ class PcapngReader(CaptureReader):
                     win.pos += length
                     continue
                 if status != WALK_OK:
-                    raise self.error(win.offset, self._problem(win, byteorder, section or [], limit, status))
+                    error = self.error(win.offset, self._problem(win, byteorder, section or [], limit, status))
+                    if not self.corrupt(error, win, self._scan(byteorder, section, limit)):
+                        break
+                    continue
                 if n == self.chunk_packets:
                     continue
                 # The walk stopped at a block that is not complete in the window.
                 need = self._length(win, byteorder) if win.left >= 8 else 8
                 if not win.refill(max(need, 8)):
+                    ends = _at_section_header(win)
+                    if self._corrupt_tail(win, byteorder, None if ends else section, limit):
+                        section = None if ends else section
+                        continue
                     break
-            self.end_offset, self.tail_bytes = win.offset, win.left
+            # (stopped at a corrupt block: what follows it is not a tail)
+            self.end_offset, self.tail_bytes = win.offset, 0 if self.stopped else win.left
         finally:
             self.close()
+
+    def _scan(self, byteorder: Literal["little", "big"], section: list[Interface] | None,
+              limit: int) -> PcapngScan:
+        """The resync rule in ``section`` (``None``: none, only a section header will do)."""
+        return PcapngScan(byteorder, section, limit, self.last_t_ns)
+
+    def _corrupt_tail(self, win: Window, byteorder: Literal["little", "big"], section: list[Interface] | None,
+                      limit: int) -> bool:
+        """The capture ends inside the block at the walk's position: see :meth:`corrupt_tail`."""
+        def error() -> CaptureError:
+            btype = SHB if win.u32(0, "little") == SHB else win.u32(0, byteorder)
+            return self.error(win.offset, (
+                f"{block_name(btype)} claims a total length of {self._length(win, byteorder)} bytes, but the "
+                f"capture ends {win.left} bytes after its start, and a plausible block starts before that; "
+                "the file is corrupt"))
+
+        return self.corrupt_tail(error, win, self._scan(byteorder, section, limit))
+
+    def _last_timed(self, packets: np.ndarray, win: Window, byteorder: Literal["little", "big"]) -> None:
+        """Remember the time of the last of ``packets`` (just walked, their blocks still in the
+        window) that is not from a simple packet block, which has no time."""
+        at = packets["offset"] - win.base
+        raw = np.frombuffer(win.buf, dtype=np.uint8)
+        try:
+            lsb = raw[at + (3 if byteorder == "big" else 0)]
+            rest = [raw[at + k] for k in ((0, 1, 2) if byteorder == "big" else (1, 2, 3))]
+            timed = np.flatnonzero((lsb != SPB) | (rest[0] != 0) | (rest[1] != 0) | (rest[2] != 0))
+        finally:
+            del raw  # (the window's buffer must not stay exported)
+        if len(timed):
+            self.last_t_ns = int(packets["t_ns"][timed[-1]])
 
     @staticmethod
     def _length(win: Window, byteorder: Literal["little", "big"]) -> int:
@@ -282,6 +346,11 @@ class PcapngReader(CaptureReader):
             caplen = win.u32(20, byteorder)
         return (f"{name} claims {caplen} captured bytes, more than the {max_caplen(linktype)} "
                 f"libpcap allows for link type {linktype_name(linktype)}; the file is corrupt")
+
+
+def _at_section_header(win: Window) -> bool:
+    """Whether the block at the walk's position is a section header (by its type alone)."""
+    return win.left >= 4 and win.u32(0, "little") == SHB
 
 
 def _trailer_problem(btype: int, length: int, trailer: int) -> str:

@@ -12,11 +12,15 @@ The pieces, so that other containers and sources slot in beside them (libpcap's
 
 Memory stays bounded: one window (grown only for a single record larger than it, at most
 the link type's maximum record size) and one chunk of packet rows at a time.
+
+A corrupt record is handled by :meth:`CaptureReader.corrupt`, whatever the container: an
+error, the end of the reading, or a resync (:mod:`.resync`) per the ``on_corrupt`` policy.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar
 
@@ -24,8 +28,9 @@ import numpy as np
 
 from . import _backend
 from ._format import DECODED_LINKTYPES
-from .errors import CaptureError, unreadable
-from .options import DECODES
+from .errors import CaptureError, CorruptWarning, unreadable
+from .options import DECODES, check_on_corrupt
+from .resync import MAX_REPORTED, Scan, resync
 
 if TYPE_CHECKING:
     from .compression import CorruptStream
@@ -76,16 +81,20 @@ class CaptureReader:
         compression: str | None = None,
         decode: str = "reference",
         closer: BinaryIO | None = None,
+        on_corrupt: str = "error",
     ) -> None:
         """``source``: a path, or an open binary stream (read, and closed by :meth:`close`
         only if ``closer`` is given: the file under a decompressor, say).  ``name``: the
-        capture's name in errors.  ``compression``: what ``source`` was decompressed from."""
+        capture's name in errors.  ``compression``: what ``source`` was decompressed from.
+        ``on_corrupt``: what a corrupt record does (:meth:`corrupt`)."""
         if decode not in DECODES:
             raise ValueError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
         if chunk_packets < 1:
             raise ValueError("chunk_packets must be at least 1")
         if block_size < MIN_BLOCK_SIZE:
             raise ValueError(f"block_size must be at least {MIN_BLOCK_SIZE}")
+        #: "error", "stop" or "resync" (docs/data-model.md, "Corrupt records").
+        self.on_corrupt = check_on_corrupt(on_corrupt)
         self.chunk_packets = chunk_packets
         self.block_size = block_size
         self._progress = progress
@@ -109,6 +118,15 @@ class CaptureReader:
         #: spliced from worker processes, how many were walked again here, and how many of
         #: those because a worker crashed (``None``: one process).
         self.split_stats: dict[str, int] | None = None
+        #: The corrupt record the reading stopped at (``on_corrupt="stop"``).
+        self.stopped: CaptureError | None = None
+        #: Regions skipped by resyncs, and their bytes (``on_corrupt="resync"``); ``skipped``
+        #: lists the first :data:`~fastpcap.resync.MAX_REPORTED` as (offset, bytes).
+        self.skipped_regions = 0
+        self.skipped_bytes = 0
+        self.skipped: list[tuple[int, int]] = []
+        #: The time of the last packet walked that has one (a resync looks for times near it).
+        self.last_t_ns: int | None = None
         self._position = 0  # offset the next read starts from
         self._deferred: CaptureError | None = None  # a read error met after some bytes came
         if is_stream(source):
@@ -148,6 +166,61 @@ class CaptureReader:
     def error(self, offset: int, problem: str) -> CaptureError:
         """The error for ``problem`` at ``offset`` of this capture."""
         return CaptureError(self.path, offset, problem, decompressed=self.compression is not None)
+
+    def corrupt(self, error: CaptureError, win: Window, scan: Scan) -> bool:
+        """The walk met the corrupt record at ``win.pos`` (``error`` says what is wrong): raise
+        ``error`` (``on_corrupt="error"``), or warn and return False, the reading ending there
+        (``"stop"``), or move ``win.pos`` to the next plausible record ``scan`` finds, warn
+        with the region skipped, and return True (``"resync"``; at the end of the capture if
+        there is none)."""
+        if self.on_corrupt == "error":
+            raise error
+        if self.on_corrupt == "stop":
+            self._stop(error)
+            return False
+        start = win.offset
+        self._skipped(error, start, win, resync(win, scan))
+        return True
+
+    def corrupt_tail(self, error: Callable[[], CaptureError], win: Window, scan: Scan) -> bool:
+        """The capture ends inside the record at ``win.pos``: a partial record (a capture
+        still being written), unless a plausible record starts inside it, which makes its
+        length the corrupt part (``error()`` says so).  With ``on_corrupt`` "stop" or
+        "resync", that case is handled as :meth:`corrupt` does; returns True when the walk
+        goes on from ``win.pos``."""
+        if self.on_corrupt == "error" or not win.left:
+            return False
+        start = win.pos
+        found = resync(win, scan)  # (at the end of the capture: no byte is let go)
+        landed, win.pos = win.pos, start
+        if not found:
+            return False
+        problem = error()
+        if self.on_corrupt == "stop":
+            self._stop(problem)
+            return False
+        win.pos = landed
+        self._skipped(problem, win.base + start, win, True)
+        return True
+
+    def _stop(self, error: CaptureError) -> None:
+        self.stopped = error
+        warnings.warn(CorruptWarning(
+            f"{error}; stopped reading there (--on-corrupt stop) after {self.packets} packet(s)",
+            kind="stop", offset=error.offset), stacklevel=3)
+
+    def _skipped(self, error: CaptureError, start: int, win: Window, found: bool) -> None:
+        """Account for (and report) the region from ``start`` to ``win.offset`` a resync skipped."""
+        length = win.offset - start
+        self.skipped_regions += 1
+        self.skipped_bytes += length
+        if len(self.skipped) < MAX_REPORTED:
+            self.skipped.append((start, length))
+            where = (f"to the next plausible record, at byte offset {win.offset}" if found
+                     else "to the end of the capture (no plausible record after it)")
+            warnings.warn(CorruptWarning(f"{error}; skipped {length} byte(s) {where} (--on-corrupt resync)",
+                                         kind="region", offset=start, skipped_bytes=length, regions=1),
+                          stacklevel=3)
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes from where the reading is: fewer only at the end of the
