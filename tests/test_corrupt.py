@@ -51,7 +51,7 @@ from pcapgen import (
     tcp,
     udp,
 )
-from strategies import captures, compressed, corrupted, pcapng_captures
+from strategies import captures, compressed, corrupted, pcapng_captures, sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from traffic import write_capture  # noqa: E402
@@ -339,7 +339,7 @@ def test_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(regions(one[1])) == 4
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=sweep(40), suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=corrupted(captures(max_records=60)), policy=st.sampled_from(["stop", "resync"]),
        jobs=st.integers(2, 5), size=st.integers(40, 400))
 def test_jobs_on_random_damage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case, policy: str, jobs: int,
@@ -431,7 +431,7 @@ DAMAGED = corrupted(captures(max_records=30)) | corrupted(pcapng_captures(max_re
 
 @pytest.mark.once
 @BOTH
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(300), suppress_health_check=[HealthCheck.too_slow])
 @given(case=compressed(DAMAGED, truncate=False), policy=st.sampled_from(["stop", "resync"]),
        chunk=st.integers(1, 40), block=st.sampled_from([16, 23, 256, 1000, 1 << 20]))
 def test_both_backends_resync_to_the_same_offsets(case, policy: str, chunk: int, block: int) -> None:
@@ -442,7 +442,7 @@ def test_both_backends_resync_to_the_same_offsets(case, policy: str, chunk: int,
     assert compiled == read_all(COMPILED, data, policy, 1 << 14, 1 << 22)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sweep(200), suppress_health_check=[HealthCheck.too_slow])
 @given(case=DAMAGED, policy=st.sampled_from(["stop", "resync"]), block=st.sampled_from([16, 64, 1 << 20]))
 def test_resync_equals_the_oracle(case, policy: str, block: int) -> None:
     data, kw = case
