@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided fuzzing of fastpcap with atheris: both backends on every input.
 
     python fuzz/fuzz_fastpcap.py [libFuzzer flags] CORPUS_DIR [SEED_DIR...]
