@@ -372,11 +372,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:  # during start-up, before an output existed
+        _ending()
         _error("interrupted")
         return 130
     except Stopped as stop:
+        _ending()
         _error(f"stopped by {stop.name}")
         return stop.status
+
+
+def _ending() -> None:
+    """The run is ending on a signal, already handled: a further Ctrl-C (or a SIGINT still
+    pending from the same stop) must not turn into a second KeyboardInterrupt on the way out,
+    which the interpreter would report by dying of SIGINT instead of the status we return."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (main() called from a thread): nothing to do
+        pass
 
 
 def _main(argv: Sequence[str] | None) -> int:
