@@ -378,3 +378,43 @@ def test_ctrl_c_at_any_moment_of_start_up(backend: str, capture: Path, tmp_path:
         assert err.decode().startswith("fastpcap: error: interrupted") and err.count(b"\n") == 1, err
         assert out.read_bytes() == b"previous\n"
         assert leftovers(tmp_path) == []
+
+
+_INTERRUPTED_INSIDE = """\
+import sys, weakref
+from fastpcap import cli
+
+def build_parser():
+    if sys.argv[1] == "exec":  # Ctrl-C while a dataclass builds its methods with exec()
+        exec("raise KeyboardInterrupt")
+    class Locked:  # Ctrl-C inside a weakref callback (the import system's module locks)
+        pass
+    def callback(ref):
+        raise KeyboardInterrupt
+    lock = Locked()
+    ref = weakref.ref(lock, callback)
+    del lock
+    return real()
+
+real, cli.build_parser = cli.build_parser, build_parser
+raise SystemExit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.once
+@pytest.mark.parametrize("where", ["exec", "callback"])
+def test_ctrl_c_inside_exec_or_a_callback(where: str, capture: Path, tmp_path: Path) -> None:
+    """The two places a Ctrl-C at a random moment of start-up can land that Python treats
+    specially, made deterministic: inside code run by exec() (CPython then kills the process
+    with SIGINT at exit, whatever status we return, under `python -m`) and inside a weakref
+    callback (where Python prints "Exception ignored ... Traceback" and goes on)."""
+    (tmp_path / "interrupted_inside.py").write_text(_INTERRUPTED_INSIDE)
+    out = tmp_path / "rows.jsonl"
+    done = subprocess.run([sys.executable, "-m", "interrupted_inside", where, "bucketize", str(capture),
+                           "-o", str(out)], capture_output=True, cwd=tmp_path, env=cli_env("cython"))
+    if where == "exec":
+        assert (done.returncode, done.stderr) == (130, b"fastpcap: error: interrupted\n")
+        assert not out.exists()
+    else:  # the interrupt cannot be raised there: the run completes, quietly
+        assert (done.returncode, done.stderr) == (0, b"")
+        assert out.read_bytes() == rows_of(capture)

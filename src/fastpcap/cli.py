@@ -369,6 +369,8 @@ def _reserve_standard_fds() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_stops(previous_hook)
     try:
         return _main(argv)
     except KeyboardInterrupt:  # during start-up, before an output existed
@@ -379,6 +381,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         _ending()
         _error(f"stopped by {stop.name}")
         return stop.status
+    finally:
+        sys.unraisablehook = previous_hook
+        _forget_handled_interrupt()
+
+
+def _quiet_stops(previous: Callable[[Any], object]) -> Callable[[Any], object]:
+    """An unraisable-exception hook that drops a Ctrl-C (or stop) raised where Python cannot
+    raise it: inside a weakref callback or a finaliser (the import system's module locks have
+    one). The interpreter would print it as "Exception ignored ... Traceback" and carry on; the
+    run then simply completes, every output whole."""
+
+    def hook(unraisable: Any) -> object:
+        if isinstance(unraisable.exc_value, (KeyboardInterrupt, Stopped)):
+            return None
+        return previous(unraisable)
+
+    return hook
+
+
+def _forget_handled_interrupt() -> None:
+    """CPython remembers a KeyboardInterrupt that left code run by ``exec``/``eval`` of a string
+    (dataclasses and namedtuples build their methods that way while modules load) even after
+    we caught it, and at exit kills the process with SIGINT instead of returning our status
+    (`python -m` only). Running a string of no code clears that memory: the interrupt was
+    handled, and the status we return is the one the shell sees."""
+    exec("")  # noqa: S102 - resets the interpreter's unhandled-interrupt flag; runs nothing
 
 
 def _ending() -> None:
