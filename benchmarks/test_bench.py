@@ -9,6 +9,8 @@ benchmark records ``packets`` and ``file_bytes`` in ``extra_info``: packets/s is
 ``packets / time``.
 
 * ``test_walk``: the record walk only (``iter_packets``);
+* ``test_iter_rows``: the same walk and the bucketing, rows streamed (``iter_rows``), in
+  ``test_walk``'s group: the ratio of the two is what the bucketing costs;
 * ``test_walk_bucket``: walk and bucketing into rows (``bucket_rows``);
 * ``test_end_to_end``: capture to a JSONL file (``write_jsonl``);
 * ``test_c_probe``: the speed-of-light probe (``probe.c``, whole process), once;
@@ -172,6 +174,19 @@ def test_walk(benchmark, backend: str, main_capture: Path) -> None:
         return sum(len(chunk) for chunk in fastpcap.iter_packets(main_capture))
 
     assert walk == PACKETS
+
+
+@pytest.mark.benchmark(group="walk")
+def test_iter_rows(benchmark, backend: str, main_capture: Path) -> None:
+    """The pair of ``test_walk``: the same capture to rows, streamed (``iter_rows``); the
+    difference is what the bucketing costs."""
+    info(benchmark, main_capture, PACKETS)
+
+    @benchmark
+    def rows() -> int:
+        return sum(int(block["pkts_in"].sum() + block["pkts_out"].sum()) for block in fastpcap.iter_rows(main_capture))
+
+    assert rows == PACKETS
 
 
 @pytest.mark.benchmark(group="walk+bucket")

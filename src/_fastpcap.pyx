@@ -30,6 +30,7 @@ ctypedef struct Packet:
     uint8_t ip_proto
     uint8_t tcp_flags
     uint8_t decoded
+    uint8_t cls  # CLS_* bits: what the bucket counters count (classify())
 
 # The same row for the extended decode, with room for IPv6 addresses.
 ctypedef struct Packet6:
@@ -46,6 +47,7 @@ ctypedef struct Packet6:
     uint8_t ip_proto
     uint8_t tcp_flags
     uint8_t decoded
+    uint8_t cls  # CLS_* bits: what the bucket counters count (classify())
     uint8_t src_ip6[16]
     uint8_t dst_ip6[16]
 
@@ -69,6 +71,14 @@ cdef enum:
     C_DEC_IPV6 = 8    # extended decode: IPv6 header decoded (src_ip6, dst_ip6, ip_proto)
     C_DEC_FRAGMENT = 16  # extended decode: a non-first fragment (no ports, no flags)
     # Why a walk stopped.
+    # Bits of Packet.cls: the packet's class, what each bucket counter counts (docs/data-model.md).
+    C_CLS_TCP = 1        # IPv4 (or IPv6, extended) with protocol 6
+    C_CLS_UDP = 2        # ... with protocol 17
+    C_CLS_SYN = 4        # TCP with SYN
+    C_CLS_FIN = 8        # TCP with FIN
+    C_CLS_RST = 16       # TCP with RST
+    C_CLS_DNS_QUERY = 32  # UDP with ports decoded and destination port 53
+    C_CLS_NEW_FLOW = 64  # TCP with SYN and not ACK
     C_WALK_OK = 0           # a partial record or block, the end of the block, or `out` full
     C_WALK_BAD_CAPLEN = 1   # a captured length above the link type's maximum
     C_WALK_BLOCK = 2        # pcapng: a section header or interface block for the caller to read
@@ -91,6 +101,13 @@ DEC_IPV4 = C_DEC_IPV4
 DEC_PORTS = C_DEC_PORTS
 DEC_IPV6 = C_DEC_IPV6
 DEC_FRAGMENT = C_DEC_FRAGMENT
+CLS_TCP = C_CLS_TCP
+CLS_UDP = C_CLS_UDP
+CLS_SYN = C_CLS_SYN
+CLS_FIN = C_CLS_FIN
+CLS_RST = C_CLS_RST
+CLS_DNS_QUERY = C_CLS_DNS_QUERY
+CLS_NEW_FLOW = C_CLS_NEW_FLOW
 WALK_OK = C_WALK_OK
 WALK_BAD_CAPLEN = C_WALK_BAD_CAPLEN
 WALK_BLOCK = C_WALK_BLOCK
@@ -262,6 +279,28 @@ cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linkty
             decode_network(f, caplen, 4, 0x86DD, False, r)
 
 
+cdef inline void classify(packet_t* r) noexcept nogil:
+    """The packet's class bits from its decoded fields (docs/data-model.md, rule 3)."""
+    cdef uint8_t c = 0
+    cdef uint8_t f = r.tcp_flags  # 0 unless TCP with ports decoded
+    if r.decoded & (C_DEC_IPV4 | C_DEC_IPV6):
+        if r.ip_proto == 6:
+            c = C_CLS_TCP
+            if f & 0x02:
+                c |= C_CLS_SYN
+                if not (f & 0x10):
+                    c |= C_CLS_NEW_FLOW
+            if f & 0x01:
+                c |= C_CLS_FIN
+            if f & 0x04:
+                c |= C_CLS_RST
+        elif r.ip_proto == 17:
+            c = C_CLS_UDP
+            if r.decoded & C_DEC_PORTS and r.dst_port == 53:
+                c |= C_CLS_DNS_QUERY
+    r.cls = c
+
+
 def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet_t[::1] out,
          int64_t base_offset, bint swapped, bint nsec, uint32_t linktype, uint32_t max_caplen):
     """Walk the complete classic-pcap records in ``buf[start:end]``, decoding each into ``out``.
@@ -312,6 +351,7 @@ def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet_t[::1]
             r.wirelen = orig
             r.linktype = <uint16_t>linktype
             decode_frame(p + 16, incl, linktype, r)
+            classify(r)
             pos += 16 + incl
             n += 1
     return pos, n, status
@@ -489,6 +529,7 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
             r.wirelen = orig
             r.linktype = <uint16_t>if_linktype[iface]
             decode_frame(frame, caplen, if_linktype[iface], r)
+            classify(r)
             pos += blen
             n += 1
     return pos, n, status

@@ -147,6 +147,8 @@ def test_read_packets_fields(capture: Path) -> None:
     assert ipaddress.IPv4Address(int(first["src_ip"])) == ipaddress.IPv4Address("10.200.0.2")
     assert (first["ip_proto"], first["src_port"], first["dst_port"]) == (17, 40000, 53)
     assert first["decoded"] == fastpcap.DEC_LINK | fastpcap.DEC_IPV4 | fastpcap.DEC_PORTS
+    assert first["cls"] == fastpcap.CLS_UDP | fastpcap.CLS_DNS_QUERY
+    assert second["cls"] == fastpcap.CLS_TCP | fastpcap.CLS_SYN  # SYN+ACK: not a new flow
     assert first["ethertype"] == 0x0800 and first["linktype"] == 1
     assert first["caplen"] == first["wirelen"] == 14 + 20 + 8
     assert second["offset"] == 24 + 16 + first["caplen"]
@@ -157,7 +159,7 @@ def test_read_packets_fields(capture: Path) -> None:
 def test_padding_bytes_are_zero(capture: Path) -> None:
     # So that packet arrays from both backends are equal byte for byte.
     raw = fastpcap.read_packets(capture).view(np.uint8).reshape(-1, fastpcap.PACKET_DTYPE.itemsize)
-    assert not raw[:, 43:].any()
+    assert not raw[:, 44:].any()
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 10, 11])
@@ -207,6 +209,31 @@ def test_bucket_rows_from_a_path_an_array_and_chunks(capture: Path) -> None:
     chunks = [packets[i:i + 2] for i in range(0, len(packets), 2)]
     assert fastpcap.bucket_rows(chunks).tobytes() == from_path.tobytes()
     assert fastpcap.format_rows(from_path) == oracle(capture.read_bytes()).jsonl
+
+
+def test_packets_built_elsewhere_get_their_classes_recomputed(capture: Path) -> None:
+    """An array of packets made outside a walk (``cls`` left zero, or wrong) gives the rows
+    its other fields say, and the caller's array is left as it was."""
+    from_path = fastpcap.bucket_rows(capture)
+    packets = fastpcap.read_packets(capture)
+    for wrong in (0, 0xFF):
+        mine = packets.copy()
+        mine["cls"] = wrong
+        assert fastpcap.bucket_rows(mine).tobytes() == from_path.tobytes()
+        assert fastpcap.bucket_rows([mine[:4], mine[4:]]).tobytes() == from_path.tobytes()
+        assert (mine["cls"] == wrong).all()
+
+
+def test_one_bucket_of_more_packets_than_a_16_bit_counter_holds() -> None:
+    """Counters are summed in 16-bit fields per step of at most 65,535 packets: a bucket of
+    200,000 TCP SYNs (one array, fed whole) still counts every one."""
+    n = 200_000
+    frame = eth(ipv4(tcp(40000, 80, flags=SYN), src=HOST, dst="10.200.1.1"))
+    packets = fastpcap.read_packets(io.BytesIO(pcap([Rec(T0, frame)] * 3)))
+    packets = np.repeat(packets[:1], n)
+    (row,) = fastpcap.bucket_rows(packets)
+    assert (row["pkts_out"], row["syn_count"], row["tcp_count"], row["tcp_new_flows"]) == (n, n, n, n)
+    assert row["bytes_out"] == n * int(packets["caplen"][0]) and row["pkts_in"] == 0
 
 
 def test_bucket_rows_of_nothing() -> None:

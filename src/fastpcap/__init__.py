@@ -62,15 +62,17 @@ _HOMES = {
     "iter_packets": "capture", "open_capture": "capture", "read_packets": "capture",
 }
 #: Submodules reachable as attributes (``fastpcap.api``), as after an eager import.
-_SUBMODULES = frozenset({"api", "archive", "batch", "buckets", "capture", "cli", "cli_live", "compression", "errors",
-                         "follow", "info", "jsonl", "lifecycle", "manifest", "options", "parallel", "parquet",
-                         "pcap", "pcapng", "progress", "reader", "resync", "rows"})
+_SUBMODULES = frozenset({"api", "archive", "batch", "buckets", "capture", "classes", "cli", "cli_live",
+                         "compression", "errors", "follow", "info", "jsonl", "lifecycle", "manifest", "options",
+                         "parallel", "parquet", "pcap", "pcapng", "progress", "reader", "resync", "rows"})
 #: Names whose value comes from the core (the same in both backends).
-_CORE = ("PACKET_DTYPE", "PACKET6_DTYPE", "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT")
+_CORE = ("PACKET_DTYPE", "PACKET6_DTYPE", "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
+         "CLS_TCP", "CLS_UDP", "CLS_SYN", "CLS_FIN", "CLS_RST", "CLS_DNS_QUERY", "CLS_NEW_FLOW")
 
 __all__ = [
     "BACKEND", "PACKET_DTYPE", "PACKET6_DTYPE", "ROW_DTYPE", "ROW_FIELDS", "DEC_LINK", "DEC_IPV4",
-    "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
+    "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT", "CLS_TCP", "CLS_UDP", "CLS_SYN", "CLS_FIN", "CLS_RST",
+    "CLS_DNS_QUERY", "CLS_NEW_FLOW",
     "BatchResult", "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "CorruptWarning",
     "FastpcapWarning", "GapWarning",
     "HostAddressWarning", "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "UnreadableCaptureError",

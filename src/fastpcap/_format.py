@@ -16,6 +16,15 @@ DEC_PORTS = 4  # TCP or UDP header decoded: ports (and TCP flags) are valid
 DEC_IPV6 = 8  # extended decode: IPv6 header decoded (src_ip6, dst_ip6, ip_proto)
 DEC_FRAGMENT = 16  # extended decode: a non-first fragment (no ports, no flags)
 
+# -- bits of a packet's ``cls`` field: its class, what each bucket counter counts ---------
+CLS_TCP = 1  # IPv4 (or IPv6, extended decode) with protocol 6
+CLS_UDP = 2  # ... with protocol 17
+CLS_SYN = 4  # TCP with the SYN flag
+CLS_FIN = 8  # TCP with the FIN flag
+CLS_RST = 16  # TCP with the RST flag
+CLS_DNS_QUERY = 32  # UDP with ports decoded and destination port 53
+CLS_NEW_FLOW = 64  # TCP with SYN and without ACK
+
 # -- why a walk stopped: the ``status`` the walkers return ------------------------------
 WALK_OK = 0  # a partial record or block, the end of the bytes given, or the output full
 WALK_BAD_CAPLEN = 1  # a record/packet block claims more captured bytes than its link type allows

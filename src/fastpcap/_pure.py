@@ -14,6 +14,13 @@ import numpy as np
 
 from ._format import (  # the compiled core exports the same names, with the same values
     ANY_MIN_BLOCK_LENGTH,
+    CLS_DNS_QUERY,
+    CLS_FIN,
+    CLS_NEW_FLOW,
+    CLS_RST,
+    CLS_SYN,
+    CLS_TCP,
+    CLS_UDP,
     DEC_FRAGMENT,
     DEC_IPV4,
     DEC_IPV6,
@@ -36,8 +43,10 @@ from ._format import (  # the compiled core exports the same names, with the sam
     WALK_SHORT_BLOCK,
     WALK_UNALIGNED_BLOCK,
 )
+from .classes import classify
 
 __all__ = [  # the compiled core's names, exactly (tests/test_backend.py checks)
+    "CLS_DNS_QUERY", "CLS_FIN", "CLS_NEW_FLOW", "CLS_RST", "CLS_SYN", "CLS_TCP", "CLS_UDP",
     "DECODED_LINKTYPES", "DEC_FRAGMENT", "DEC_IPV4", "DEC_IPV6", "DEC_LINK", "DEC_PORTS", "DistinctCounter",
     "MIN_BLOCK_LENGTH", "PACKET6_DTYPE", "PACKET_DTYPE", "WALK_BAD_CAPLEN", "WALK_BAD_INTERFACE",
     "WALK_BAD_TIMESTAMP", "WALK_BAD_TRAILER", "WALK_BLOCK", "WALK_CAPLEN_BEYOND_BLOCK", "WALK_HUGE_BLOCK",
@@ -48,10 +57,10 @@ PACKET_DTYPE = np.dtype(
     {
         "names": [
             "t_ns", "offset", "caplen", "wirelen", "src_ip", "dst_ip", "src_port", "dst_port",
-            "ethertype", "linktype", "ip_proto", "tcp_flags", "decoded",
+            "ethertype", "linktype", "ip_proto", "tcp_flags", "decoded", "cls",
         ],
-        "formats": ["<i8", "<i8", "<u4", "<u4", "<u4", "<u4", "<u2", "<u2", "<u2", "<u2", "u1", "u1", "u1"],
-        "offsets": [0, 8, 16, 20, 24, 28, 32, 34, 36, 38, 40, 41, 42],
+        "formats": ["<i8", "<i8", "<u4", "<u4", "<u4", "<u4", "<u2", "<u2", "<u2", "<u2", "u1", "u1", "u1", "u1"],
+        "offsets": [0, 8, 16, 20, 24, 28, 32, 34, 36, 38, 40, 41, 42, 43],
         "itemsize": 48,
     }
 )
@@ -60,11 +69,11 @@ PACKET6_DTYPE = np.dtype(
     {
         "names": [
             "t_ns", "offset", "caplen", "wirelen", "src_ip", "dst_ip", "src_port", "dst_port",
-            "ethertype", "linktype", "ip_proto", "tcp_flags", "decoded", "src_ip6", "dst_ip6",
+            "ethertype", "linktype", "ip_proto", "tcp_flags", "decoded", "cls", "src_ip6", "dst_ip6",
         ],
-        "formats": ["<i8", "<i8", "<u4", "<u4", "<u4", "<u4", "<u2", "<u2", "<u2", "<u2", "u1", "u1", "u1",
+        "formats": ["<i8", "<i8", "<u4", "<u4", "<u4", "<u4", "<u2", "<u2", "<u2", "<u2", "u1", "u1", "u1", "u1",
                     ("u1", (16,)), ("u1", (16,))],
-        "offsets": [0, 8, 16, 20, 24, 28, 32, 34, 36, 38, 40, 41, 42, 43, 59],
+        "offsets": [0, 8, 16, 20, 24, 28, 32, 34, 36, 38, 40, 41, 42, 43, 44, 60],
         "itemsize": 80,
     }
 )
@@ -278,6 +287,7 @@ def decode_frames(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray,
     _decode_ipv4(b, np.where(known & (net_type == 0x0800), net_at, -1), end, rec, extended)
     if extended:
         _decode_ipv6(b, np.where(known & (net_type == 0x86DD), net_at, -1), end, rec)
+    rec["cls"] = classify(rec)
 
 
 _VLAN_TYPES = [0x8100, 0x88A8, 0x9100]

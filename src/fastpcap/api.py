@@ -14,6 +14,7 @@ from ._format import linktype_name
 from ._output import check_not_input, open_output
 from .buckets import ROW_DTYPE, Bucketer
 from .capture import open_capture
+from .classes import with_classes
 from .errors import CaptureError, CorruptWarning, GapWarning, HostAddressWarning, LinkTypeWarning
 from .jsonl import write_rows
 from .options import BucketSpec, Seconds
@@ -70,7 +71,8 @@ def iter_rows(
             blocks = _feed(reader, bucketer)
         return _rows(blocks, bucketer, reader.path, reader, hosts)
     chunks = (source,) if isinstance(source, np.ndarray) else cast("Iterable[np.ndarray]", source)
-    return _rows(_feed(chunks, bucketer), bucketer, None, None, hosts)
+    # Packets from elsewhere: their class bits are recomputed (the walks set them as they decode).
+    return _rows(_feed(map(with_classes, chunks), bucketer), bucketer, None, None, hosts)
 
 
 def _refuse_many(source: object) -> None:

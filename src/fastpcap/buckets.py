@@ -22,7 +22,18 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from . import _backend
-from ._format import DEC_IPV4, DEC_IPV6, DEC_PORTS
+from ._format import (
+    CLS_DNS_QUERY,
+    CLS_FIN,
+    CLS_NEW_FLOW,
+    CLS_RST,
+    CLS_SYN,
+    CLS_TCP,
+    CLS_UDP,
+    DEC_IPV4,
+    DEC_IPV6,
+    DEC_PORTS,
+)
 from .errors import CaptureError
 from .options import INT64_MAX, INT64_MIN, BucketSpec
 from .rows import ROW_DTYPE, ROW_FIELDS
@@ -34,6 +45,9 @@ _NFIELDS = len(ROW_FIELDS)
 _C = {name: i for i, name in enumerate(ROW_FIELDS)}  # column of each field in a row
 #: Rows per array yielded (gaps without a cap can hold billions of empty rows).
 ROWS_PER_BLOCK = 1 << 16
+#: Packets per step of :meth:`Bucketer.feed` (larger arrays are fed in steps): a run's
+#: counters are summed in 16-bit fields.
+MAX_FEED = (1 << 16) - 1
 _EMPTY = np.zeros(0, dtype=np.uint32)
 
 
@@ -112,6 +126,10 @@ class Bucketer:
         """Add a chunk of packets (``PACKET_DTYPE``, in capture order)."""
         n = len(packets)
         if n == 0:
+            return
+        if n > MAX_FEED:
+            for at in range(0, n, MAX_FEED):
+                yield from self.feed(packets[at:at + MAX_FEED])
             return
         t = packets["t_ns"].astype(np.int64, copy=False)
         origin, runmax = self._origin, self._runmax
@@ -259,25 +277,17 @@ class Bucketer:
         yield from self.sink.closed(self._origin, buckets, rows, first_no, first_off)
 
     def _reduce(self, packets: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """Per-run counters (docs/data-model.md, rule 3), as rows of ``_NFIELDS`` int64 without times."""
+        """Per-run counters (docs/data-model.md, rule 3), as rows of ``_NFIELDS`` int64 without times.
+
+        Each packet's class bits (``cls``, set by the walk) and its "out" bit make one byte;
+        two lookup tables spread that byte over two uint64 lanes of four 16-bit counters
+        each, so two ``np.add.reduceat`` give all eight counters of every run (a run holds
+        at most ``MAX_FEED`` packets: no counter overflows its 16 bits)."""
         rows = np.zeros((len(starts), _NFIELDS), dtype=np.int64)
-        sizes = np.diff(np.append(starts, len(packets)))
-
-        def total(mask_or_values: np.ndarray) -> np.ndarray:
-            return np.add.reduceat(mask_or_values, starts, dtype=np.int64)
-
         dec = packets["decoded"]
         ip = (dec & DEC_IPV4) != 0
-        ports = (dec & DEC_PORTS) != 0
-        proto = packets["ip_proto"]
         extended = "dst_ip6" in packets.dtype.names  # type: ignore[operator]
         ip6 = (dec & DEC_IPV6) != 0 if extended else None
-        any_ip = ip | ip6 if ip6 is not None else ip
-        tcp = any_ip & (proto == 6)
-        udp = any_ip & (proto == 17)
-        flags = packets["tcp_flags"]  # 0 unless TCP with ports decoded (PACKET_DTYPE's contract)
-        syn = tcp & ((flags & 0x02) != 0)
-        size = packets["wirelen" if self._wire else "caplen"].astype(np.int64)
         if len(self._hosts4) == 1:
             out = ip & (packets["src_ip"] == self._hosts4[0])
         elif not len(self._hosts4):
@@ -287,30 +297,49 @@ class Bucketer:
         if ip6 is not None and len(self._hosts6):
             src6 = _halves(packets["src_ip6"])
             out |= ip6 & (src6[:, None, :] == self._hosts6[None, :, :]).all(axis=2).any(axis=1)
-
-        pkts_out = total(out)
-        bytes_out = total(size * out)
-        rows[:, _C["pkts_out"]] = pkts_out
-        rows[:, _C["pkts_in"]] = sizes - pkts_out
+        code = packets["cls"] | (out.view(np.uint8) << 7)
+        for lane, fields in zip(_LANES, _LANE_FIELDS):
+            sums = np.add.reduceat(lane.take(code), starts)
+            for k, name in enumerate(fields):
+                rows[:, _C[name]] = (sums >> np.uint64(16 * k)) & np.uint64(0xFFFF)
+        size = packets["wirelen" if self._wire else "caplen"]
+        total_bytes = np.add.reduceat(size, starts, dtype=np.int64)
+        bytes_out = np.add.reduceat(size * out, starts, dtype=np.int64)
+        rows[:, _C["pkts_in"]] = np.diff(np.append(starts, len(packets))) - rows[:, _C["pkts_out"]]
         rows[:, _C["bytes_out"]] = bytes_out
-        rows[:, _C["bytes_in"]] = total(size) - bytes_out
-        rows[:, _C["syn_count"]] = total(syn)
-        rows[:, _C["fin_count"]] = total(tcp & ((flags & 0x01) != 0))
-        rows[:, _C["rst_count"]] = total(tcp & ((flags & 0x04) != 0))
-        rows[:, _C["udp_count"]] = total(udp)
-        rows[:, _C["tcp_count"]] = total(tcp)
-        rows[:, _C["dns_query_count"]] = total(udp & ports & (packets["dst_port"] == 53))
-        rows[:, _C["tcp_new_flows"]] = total(syn & ((flags & 0x10) == 0))
+        rows[:, _C["bytes_in"]] = total_bytes - bytes_out
         # Distinct destinations: count each value's first packet in its bucket.
         new = np.empty(len(packets), dtype=np.uint8)
         self._ips.first_in_bucket(packets["dst_ip"], idx, ip.view(np.uint8), new)
-        rows[:, _C["unique_dst_ips"]] = total(new)
+        rows[:, _C["unique_dst_ips"]] = np.add.reduceat(new, starts, dtype=np.int64)
         if ip6 is not None and ip6.any():
             self._ips6.first_in_bucket(packets["dst_ip6"], idx, ip6.view(np.uint8), new)
-            rows[:, _C["unique_dst_ips"]] += total(new)
-        self._ports.first_in_bucket(packets["dst_port"], idx, ports.view(np.uint8), new)
-        rows[:, _C["unique_dst_ports"]] = total(new)
+            rows[:, _C["unique_dst_ips"]] += np.add.reduceat(new, starts, dtype=np.int64)
+        ports = ((dec & DEC_PORTS) != 0).view(np.uint8)
+        self._ports.first_in_bucket(packets["dst_port"], idx, ports, new)
+        rows[:, _C["unique_dst_ports"]] = np.add.reduceat(new, starts, dtype=np.int64)
         return rows
+
+
+def _lanes() -> tuple[tuple[np.ndarray, ...], tuple[tuple[str, ...], ...]]:
+    """For every byte ``cls | out << 7``: two uint64 words holding, in 16-bit fields, 1 for
+    each counter that the packet counts in."""
+    bits = {"tcp_count": CLS_TCP, "udp_count": CLS_UDP, "syn_count": CLS_SYN, "fin_count": CLS_FIN,
+            "rst_count": CLS_RST, "dns_query_count": CLS_DNS_QUERY, "tcp_new_flows": CLS_NEW_FLOW,
+            "pkts_out": 1 << 7}
+    names = tuple(bits)
+    fields = (names[:4], names[4:])
+    code = np.arange(256, dtype=np.uint64)
+    lanes = []
+    for group in fields:
+        lane = np.zeros(256, dtype=np.uint64)
+        for k, name in enumerate(group):
+            lane |= ((code & np.uint64(bits[name])) != 0).astype(np.uint64) << np.uint64(16 * k)
+        lanes.append(lane)
+    return tuple(lanes), fields
+
+
+_LANES, _LANE_FIELDS = _lanes()
 
 
 class BucketSink(Protocol):
