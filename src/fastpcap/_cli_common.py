@@ -59,6 +59,8 @@ def load(module: str) -> Any:
     is loaded: numpy turns a KeyboardInterrupt inside its import into an ImportError."""
     import importlib
 
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks to hold them with
+        return importlib.import_module(module, __package__)
     held = {signal.SIGINT, *STOP_SIGNALS}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
