@@ -297,7 +297,7 @@ class Bucketer:
         if ip6 is not None and len(self._hosts6):
             src6 = _halves(packets["src_ip6"])
             out |= ip6 & (src6[:, None, :] == self._hosts6[None, :, :]).all(axis=2).any(axis=1)
-        code = packets["cls"] | (out.view(np.uint8) << 7)
+        code = packets["cls"] | (out.view(np.uint8) << _OUT_SHIFT)
         for lane, fields in zip(_LANES, _LANE_FIELDS):
             sums = np.add.reduceat(lane.take(code), starts)
             for k, name in enumerate(fields):
@@ -321,12 +321,16 @@ class Bucketer:
         return rows
 
 
+#: Where a packet's "out" bit sits beside its class bits (``CLS_*`` use bits 0-6).
+_OUT_SHIFT = 7
+
+
 def _lanes() -> tuple[tuple[np.ndarray, ...], tuple[tuple[str, ...], ...]]:
     """For every byte ``cls | out << 7``: two uint64 words holding, in 16-bit fields, 1 for
     each counter that the packet counts in."""
     bits = {"tcp_count": CLS_TCP, "udp_count": CLS_UDP, "syn_count": CLS_SYN, "fin_count": CLS_FIN,
             "rst_count": CLS_RST, "dns_query_count": CLS_DNS_QUERY, "tcp_new_flows": CLS_NEW_FLOW,
-            "pkts_out": 1 << 7}
+            "pkts_out": 1 << _OUT_SHIFT}
     names = tuple(bits)
     fields = (names[:4], names[4:])
     code = np.arange(256, dtype=np.uint64)
