@@ -95,6 +95,9 @@ cdef enum:
     C_OPB = 2
     C_SPB = 3
     C_EPB = 6
+    # The extended decode's bounds (docs/data-model.md): encapsulation headers walked, NFLOG TLVs read.
+    C_MAX_HEADERS = 8
+    C_MAX_TLVS = 32
 
 DEC_LINK = C_DEC_LINK
 DEC_IPV4 = C_DEC_IPV4
@@ -120,6 +123,8 @@ WALK_BAD_TRAILER = C_WALK_BAD_TRAILER
 WALK_CAPLEN_BEYOND_BLOCK = C_WALK_CAPLEN_BEYOND_BLOCK
 #: Link types whose header decode_frame() decodes (the others count by size only).
 DECODED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
+#: Link types the extended decode reads: those, and PPP, PPP_HDLC, C_HDLC, FDDI and NFLOG.
+EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset({9, 10, 50, 104, 239})
 #: The shortest total length of each pcapng block type (min_block_length below).
 MIN_BLOCK_LENGTH = {C_SHB: 28, C_IDB: 20, C_EPB: 32, C_OPB: 32, C_SPB: 16}
 
@@ -215,21 +220,146 @@ cdef inline bint is_inet6(uint32_t family) noexcept nogil:
     return family == 10 or family == 24 or family == 28 or family == 30
 
 
+cdef inline int ppp_protocol(const uint8_t* f, uint32_t caplen, uint32_t* at) noexcept nogil:
+    """The PPP protocol field at ``at[0]`` (one byte when odd: field compression; else two) as
+    an Ethernet type: 0x0021 IPv4, 0x0057 IPv6, 0x0281/0x0283 MPLS; 0 for any other protocol,
+    -1 when the field is not all captured.  ``at[0]`` moves past the field."""
+    cdef uint16_t proto
+    if caplen - at[0] < 1 or at[0] > caplen:
+        return -1
+    if f[at[0]] & 1:
+        proto = f[at[0]]
+        at[0] += 1
+    else:
+        if caplen - at[0] < 2:
+            return -1
+        proto = be16(f + at[0])
+        at[0] += 2
+    if proto == 0x0021:
+        return 0x0800
+    if proto == 0x0057:
+        return 0x86DD
+    if proto == 0x0281:
+        return 0x8847
+    if proto == 0x0283:
+        return 0x8848
+    return 0
+
+
 cdef inline void decode_network(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t ethertype,
                                 bint tagged, packet_t* r) noexcept nogil:
-    """From the protocol type found at offset ``at``: VLAN tags (extended, ``tagged`` links),
-    then IPv4, or IPv6 (extended)."""
+    """From the protocol type found at offset ``at``: the encapsulations (extended, ``tagged``
+    links: VLAN tags, PPPoE, MPLS, PBB, VN-Tag, at most C_MAX_HEADERS headers), then IPv4, or
+    IPv6 (extended)."""
+    cdef int n = 0, t
+    cdef uint32_t a
     if packet_t is Packet6:
         if tagged:
-            while (ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100) and caplen - at >= 4:
-                ethertype = be16(f + at + 2)
-                at += 4
+            while n < C_MAX_HEADERS and ethertype != 0x0800 and ethertype != 0x86DD:
+                if ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100:
+                    if caplen - at < 4:
+                        break
+                    ethertype = be16(f + at + 2)
+                    at += 4
+                elif ethertype == 0x8847 or ethertype == 0x8848:  # one MPLS label stack entry
+                    if caplen - at < 4:
+                        break
+                    at += 4
+                    if f[at - 2] & 1:  # bottom of stack: the first nibble tells
+                        if caplen - at < 1:
+                            break
+                        if f[at] >> 4 == 4:
+                            ethertype = 0x0800
+                        elif f[at] >> 4 == 6:
+                            ethertype = 0x86DD
+                        else:
+                            break
+                elif ethertype == 0x8864:  # PPPoE session: 6 bytes, then the PPP protocol
+                    if caplen - at < 6:
+                        break
+                    a = at + 6
+                    t = ppp_protocol(f, caplen, &a)
+                    if t <= 0:
+                        break
+                    ethertype = <uint16_t>t
+                    at = a
+                elif ethertype == 0x88E7:  # 802.1ah: I-TAG, customer addresses, type
+                    if caplen - at < 18:
+                        break
+                    ethertype = be16(f + at + 16)
+                    at += 18
+                elif ethertype == 0x8926:  # VN-Tag: 4 bytes, then the type
+                    if caplen - at < 6:
+                        break
+                    ethertype = be16(f + at + 4)
+                    at += 6
+                else:
+                    break
+                n += 1
     r.ethertype = ethertype
     if ethertype == 0x0800:
         decode_ipv4(f + at, caplen - at, r)
     elif packet_t is Packet6:
         if ethertype == 0x86DD:
             decode_ipv6(f + at, caplen - at, r)
+
+
+cdef inline uint16_t nflog16(const uint8_t* p, bint big) noexcept nogil:
+    return be16(p) if big else <uint16_t>((<uint16_t>p[1] << 8) | p[0])
+
+
+cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t linktype,
+                                   Packet6* r) noexcept nogil:
+    """The link types only the extended decode reads: PPP (9), PPP_HDLC (50), C_HDLC (104),
+    FDDI (10), NFLOG (239) (docs/data-model.md, "Extended decode")."""
+    cdef uint32_t at = 0, ln, ty, plen
+    cdef int t, n = 0
+    cdef uint16_t tle, tbe
+    cdef bint big
+    if linktype == 104 or ((linktype == 9 or linktype == 50) and caplen >= 1 and (f[0] == 0x0F or f[0] == 0x8F)):
+        if caplen < 4:  # Cisco HDLC: address, control, protocol (an Ethernet type)
+            return
+        r.decoded = C_DEC_LINK
+        decode_network(f, caplen, 4, be16(f + 2), True, r)
+    elif linktype == 9 or linktype == 50:  # PPP: [0xFF 0x03] protocol
+        if caplen >= 1 and f[0] == 0xFF:
+            at = 2
+        t = ppp_protocol(f, caplen, &at)
+        if t < 0:
+            return
+        r.decoded = C_DEC_LINK
+        if t > 0:
+            decode_network(f, caplen, at, <uint16_t>t, True, r)
+    elif linktype == 10:  # FDDI: frame control, addresses, then LLC/SNAP
+        if caplen < 13:
+            return
+        r.decoded = C_DEC_LINK
+        if ((f[0] & 0xF0) == 0x50 and caplen >= 21 and f[13] == 0xAA and f[14] == 0xAA and f[15] == 0x03
+                and f[16] == 0 and f[17] == 0 and (f[18] == 0 or f[18] == 0xF8)):
+            decode_network(f, caplen, 21, be16(f + 19), True, r)
+    elif linktype == 239:  # NFLOG: family, version, resource id, then TLVs
+        if caplen < 4:
+            return
+        r.decoded = C_DEC_LINK
+        if (f[0] != 2 and f[0] != 10) or caplen < 8:
+            return
+        tle = ((<uint16_t>f[7] << 8) | f[6]) & 0x7FFF
+        tbe = be16(f + 6) & 0x7FFF
+        big = (tle == 0 or tle >= 0x100) and tbe >= 1 and tbe < 0x100
+        at = 4
+        while n < C_MAX_TLVS and at + 4 <= caplen:
+            ln = nflog16(f + at, big)
+            ty = nflog16(f + at + 2, big) & 0x7FFF
+            if ln < 4:
+                return
+            if ty == 9:  # NFULA_PAYLOAD: the packet, from its network header
+                plen = ln - 4
+                if plen > caplen - at - 4:
+                    plen = caplen - at - 4
+                decode_network(f, at + 4 + plen, at + 4, 0x0800 if f[0] == 2 else 0x86DD, False, r)
+                return
+            at += (ln + 3) & ~(<uint32_t>3)
+            n += 1
 
 
 cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linktype,
@@ -277,6 +407,9 @@ cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linkty
             decode_network(f, caplen, 4, 0x0800, False, r)
         elif is_inet6(le) or is_inet6(be):
             decode_network(f, caplen, 4, 0x86DD, False, r)
+    else:
+        if packet_t is Packet6:
+            decode_more_links(f, caplen, linktype, r)
 
 
 cdef inline void classify(packet_t* r) noexcept nogil:

@@ -38,7 +38,7 @@ from fractions import Fraction
 
 __all__ = [
     "OracleError", "OracleResult", "oracle", "oracle_jsonl", "decompress", "walk",
-    "decode_frame", "LINKTYPE_MAX_INCL_LEN", "DECODED_LINKTYPES", "COMPRESSION_MAGICS",
+    "decode_frame", "LINKTYPE_MAX_INCL_LEN", "DECODED_LINKTYPES", "EXTENDED_LINKTYPES", "COMPRESSION_MAGICS",
     "decode_packet", "walk_records", "capture_records", "Record", "parse_host_ips",
     "DECODES", "SIZES", "VLAN_TPIDS", "IPV6_EXT_HEADERS", "ON_CORRUPT", "pcap_plausible", "pcapng_plausible",
     "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
@@ -84,6 +84,10 @@ LINKTYPE_RAW_BSD = (12, 14)
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 DECODED_LINKTYPES = frozenset({1, 113, 276, 101, 12, 14, 228, 229, 0, 108})
+# ... and those the extended decode adds (data-model.md, "Extended decode", step 6)
+LINKTYPE_PPP, LINKTYPE_FDDI, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC, LINKTYPE_NFLOG = 9, 10, 50, 104, 239
+EXTENDED_LINKTYPES = DECODED_LINKTYPES | {LINKTYPE_PPP, LINKTYPE_FDDI, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC,
+                                          LINKTYPE_NFLOG}
 
 # Compression, detected by the first bytes (data-model.md, "Compression").
 COMPRESSION_MAGICS = {
@@ -326,14 +330,9 @@ def link_layer(frame: bytes, linktype: int, extended: bool):
         if n < off:
             return None
         ethertype = _be16(frame, type_at)
-        tags = 0
-        if extended:
-            # 1. VLAN tags: skip 4 bytes while the type is a TPID and the tag is captured
-            while ethertype in VLAN_TPIDS and n - off >= 4:
-                ethertype = _be16(frame, off + 2)
-                off += 4
-                tags += 1
-        return ethertype, off, tags
+        if extended:  # 1. the encapsulation walk
+            return walk_encapsulations(frame, ethertype, off)
+        return ethertype, off, 0
     if linktype == LINKTYPE_RAW or linktype in LINKTYPE_RAW_BSD:
         if n < 1:
             return None
@@ -355,6 +354,101 @@ def link_layer(frame: bytes, linktype: int, extended: bool):
         if families & AF_INET6_FAMILIES:
             return ETHERTYPE_IPV6, 4, 0
         return 0, 4, 0
+    return None
+
+
+# The encapsulation walk of the extended decode (data-model.md, "Extended decode", step 1)
+MAX_HEADERS = 8
+PPP_TYPES = {0x0021: ETHERTYPE_IPV4, 0x0057: ETHERTYPE_IPV6, 0x0281: 0x8847, 0x0283: 0x8848}
+ETHERTYPE_PPPOE, ETHERTYPE_PBB, ETHERTYPE_VNTAG = 0x8864, 0x88E7, 0x8926
+ETHERTYPE_MPLS = (0x8847, 0x8848)
+
+
+def ppp_protocol(frame: bytes, at: int):
+    """The PPP protocol field at ``at``: ``(protocol, offset after it)``, or None when it is not
+    all captured.  One byte when that byte is odd (field compression), else two, big-endian."""
+    if at >= len(frame):
+        return None
+    if frame[at] & 1:
+        return frame[at], at + 1
+    if len(frame) - at < 2:
+        return None
+    return _be16(frame, at), at + 2
+
+
+def walk_encapsulations(frame: bytes, ethertype: int, off: int):
+    """``(ethertype, network_offset, headers)`` after walking VLAN tags, PPPoE, MPLS label
+    stack entries, PBB and VN-Tag headers, at most MAX_HEADERS of them."""
+    n = len(frame)
+    headers = 0
+    while headers < MAX_HEADERS:
+        rest = n - off
+        if ethertype in VLAN_TPIDS and rest >= 4:
+            ethertype, off = _be16(frame, off + 2), off + 4
+        elif ethertype == ETHERTYPE_PBB and rest >= 18:
+            ethertype, off = _be16(frame, off + 16), off + 18
+        elif ethertype == ETHERTYPE_VNTAG and rest >= 6:
+            ethertype, off = _be16(frame, off + 4), off + 6
+        elif ethertype == ETHERTYPE_PPPOE and rest >= 6:
+            field = ppp_protocol(frame, off + 6)
+            if field is None or field[0] not in PPP_TYPES:
+                break
+            ethertype, off = PPP_TYPES[field[0]], field[1]
+        elif ethertype in ETHERTYPE_MPLS and rest >= 4:
+            bottom = frame[off + 2] & 1
+            off += 4
+            if bottom:
+                if off >= n or frame[off] >> 4 not in (4, 6):
+                    break
+                ethertype = ETHERTYPE_IPV4 if frame[off] >> 4 == 4 else ETHERTYPE_IPV6
+        else:
+            break
+        headers += 1
+    return ethertype, off, headers
+
+
+def more_links(frame: bytes, linktype: int):
+    """The link types only the extended decode reads (step 6): ``(ethertype, network_offset,
+    headers, network_end)``, or None when the link header is not there."""
+    n = len(frame)
+    if linktype == LINKTYPE_C_HDLC or (linktype in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC) and n >= 1
+                                       and frame[0] in (0x0F, 0x8F)):
+        if n < 4:
+            return None
+        return (*walk_encapsulations(frame, _be16(frame, 2), 4), n)
+    if linktype in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC):
+        field = ppp_protocol(frame, 2 if n >= 1 and frame[0] == 0xFF else 0)
+        if field is None:
+            return None
+        if field[0] not in PPP_TYPES:
+            return 0, field[1], 0, n
+        return (*walk_encapsulations(frame, PPP_TYPES[field[0]], field[1]), n)
+    if linktype == LINKTYPE_FDDI:
+        if n < 13:
+            return None
+        if frame[0] >> 4 == 5 and n >= 21 and frame[13:16] == b"\xaa\xaa\x03" and frame[16:19] in (
+                b"\0\0\0", b"\0\0\xf8"):
+            return (*walk_encapsulations(frame, _be16(frame, 19), 21), n)
+        return 0, 13, 0, n
+    if linktype == LINKTYPE_NFLOG:
+        if n < 4:
+            return None
+        kind = {2: ETHERTYPE_IPV4, 10: ETHERTYPE_IPV6}.get(frame[0])
+        if kind is None or n < 8:
+            return 0, 4, 0, n
+        little, big = struct.unpack("<H", frame[6:8])[0] & 0x7FFF, struct.unpack(">H", frame[6:8])[0] & 0x7FFF
+        order = ">" if (little == 0 or little > 0xFF) and 1 <= big <= 0xFF else "<"
+        at = 4
+        for _ in range(32):
+            if n - at < 4:
+                break
+            length, tlv_type = struct.unpack(order + "HH", frame[at : at + 4])
+            if length < 4:
+                break
+            if tlv_type & 0x7FFF == 9:
+                return kind, at + 4, 0, min(at + length, n)
+            at += (length + 3) // 4 * 4
+        return 0, 4, 0, n
     return None
 
 
@@ -462,6 +556,11 @@ def decode_packet(frame: bytes, linktype: int, extended: bool) -> dict:
          "ip_proto": None, "src_port": None, "dst_port": None, "tcp_flags": None, "fragment": False,
          "ext_headers": (), "ext_truncated": False}
     link = link_layer(frame, linktype, extended)
+    if link is None and extended:
+        more = more_links(frame, linktype)
+        if more is not None:
+            link = more[:3]
+            frame = frame[: more[3]]  # NFLOG: the payload TLV's value ends the network layer
     if link is None:
         return p
     ethertype, off, tags = link
@@ -1265,7 +1364,7 @@ def oracle(
                 out = None  # accumulate's own rule
             else:
                 out = "src_ip" in d and (4, bytes(map(int, d["src_ip"].split(".")))) in hosts
-        if linktype not in DECODED_LINKTYPES:
+        if linktype not in (EXTENDED_LINKTYPES if extended else DECODED_LINKTYPES):
             result.undecoded[linktype] = result.undecoded.get(linktype, 0) + 1
 
         if origin is None:

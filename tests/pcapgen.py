@@ -58,6 +58,7 @@ __all__ = [
     "option", "options", "block", "shb", "idb", "epb", "spb", "opb", "isb", "nrb", "dsb", "custom_block",
     "pcapng", "pcapng_file", "units_per_second", "ts_units", "tsresol_option", "tsoffset_option",
     "COMPRESSIONS", "compress", "record_offsets",
+    "PPP_PROTOCOLS", "ppp_field", "pppoe", "mpls", "pbb", "vntag", "chdlc", "ppp", "fddi", "nflog",
 ]
 
 FIN, SYN, RST, PSH, ACK, URG = 1, 2, 4, 8, 16, 32
@@ -816,3 +817,70 @@ def compress(data: bytes, kind: str | None, *, level: int | None = None, members
 
         return lz4.frame.compress(data, compression_level=0 if level is None else level, **options)
     raise ValueError(f"unknown compression {kind!r}")
+
+
+# -- encapsulations and link types of the extended decode (docs/data-model.md) ------------
+
+PPP_PROTOCOLS = {0x0800: 0x0021, 0x86DD: 0x0057, 0x8847: 0x0281, 0x8848: 0x0283}
+
+
+def ppp_field(protocol: int, *, compressed: bool = False) -> bytes:
+    """A PPP protocol field: one byte when ``compressed`` (protocol field compression)."""
+    return bytes([protocol & 0xFF]) if compressed else struct.pack(">H", protocol)
+
+
+def pppoe(payload: bytes = b"", *, protocol: int = 0x0021, session: int = 0x1234, compressed: bool = False) -> bytes:
+    """A PPPoE session header (version/type 0x11, code 0, session, length) and PPP protocol:
+    the bytes after Ethernet type 0x8864."""
+    field = ppp_field(protocol, compressed=compressed)
+    return struct.pack(">BBHH", 0x11, 0, session, len(field) + len(payload)) + field + bytes(payload)
+
+
+def mpls(payload: bytes = b"", *, labels=(16,), ttl: int = 64) -> bytes:
+    """An MPLS label stack (outermost first, bottom-of-stack bit on the last): the bytes after
+    Ethernet type 0x8847."""
+    out = b""
+    for i, label in enumerate(labels):
+        out += struct.pack(">I", (label & 0xFFFFF) << 12 | (1 << 8 if i == len(labels) - 1 else 0) | ttl)
+    return out + bytes(payload)
+
+
+def pbb(payload: bytes = b"", *, ethertype: int = 0x0800, isid: int = 0x10203,
+        dst: bytes = mac(3), src: bytes = mac(4)) -> bytes:
+    """An 802.1ah I-TAG, customer addresses and type: the bytes after Ethernet type 0x88E7."""
+    return struct.pack(">I", isid & 0xFFFFFF) + bytes(dst) + bytes(src) + struct.pack(">H", ethertype) + bytes(payload)
+
+
+def vntag(payload: bytes = b"", *, ethertype: int = 0x0800, tag: int = 0x00010002) -> bytes:
+    """A VN-Tag and type: the bytes after Ethernet type 0x8926."""
+    return struct.pack(">IH", tag, ethertype) + bytes(payload)
+
+
+def chdlc(payload: bytes = b"", *, protocol: int = 0x0800, address: int = 0x0F) -> bytes:
+    """A C_HDLC (104) frame: address, control 0, protocol."""
+    return struct.pack(">BBH", address, 0, protocol) + bytes(payload)
+
+
+def ppp(payload: bytes = b"", *, protocol: int = 0x0021, framed: bool = True, compressed: bool = False) -> bytes:
+    """A PPP (9) / PPP_HDLC (50) frame: address 0xFF and control 0x03 when ``framed``, then the
+    protocol field."""
+    return (b"\xff\x03" if framed else b"") + ppp_field(protocol, compressed=compressed) + bytes(payload)
+
+
+def fddi(payload: bytes = b"", *, ethertype: int = 0x0800, fc: int = 0x50, oui: bytes = b"\0\0\0") -> bytes:
+    """An FDDI (10) frame: frame control, addresses, LLC/SNAP header with ``oui`` and type."""
+    return bytes([fc]) + mac(1) + mac(2) + b"\xaa\xaa\x03" + bytes(oui) + struct.pack(">H", ethertype) + bytes(payload)
+
+
+def nflog(payload: bytes = b"", *, family: int = 2, byteorder: str = "little", prefix: bytes = b"fw\0",
+          tlvs=None) -> bytes:
+    """An NFLOG (239) frame: header, then TLVs (length and type in ``byteorder``, each padded
+    to 4 bytes): by default a packet header, a prefix, then the payload."""
+    bo = _bo(byteorder)
+    if tlvs is None:
+        tlvs = [(1, b"\x08\x00\x03\x00"), (10, prefix), (9, bytes(payload))]
+    out = struct.pack(">BBH", family, 0, 0)
+    for kind, value in tlvs:
+        tlv = struct.pack(bo + "HH", 4 + len(value), kind) + bytes(value)
+        out += tlv + bytes(-len(tlv) % 4)
+    return out

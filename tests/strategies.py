@@ -54,6 +54,7 @@ from pcapgen import (
     MAGIC_NSEC,
     MAGIC_USEC,
     OPT_COMMENT,
+    PPP_PROTOCOLS,
     PSH,
     RST,
     SYN,
@@ -64,12 +65,14 @@ from pcapgen import (
     _pad4,
     arp,
     block,
+    chdlc,
     compress,
     custom_block,
     dns_query,
     dsb,
     epb,
     eth,
+    fddi,
     global_header,
     icmpv6,
     idb,
@@ -79,24 +82,31 @@ from pcapgen import (
     isb,
     loop,
     mac,
+    mpls,
+    nflog,
     nrb,
     null,
     opb,
     options,
+    pbb,
     pcap,
     pcapng,
+    ppp,
+    pppoe,
     record_bytes,
     record_offsets,
     shb,
     sll,
     sll2,
     spb,
+    tag_stack,
     tcp,
     ts_units,
     udp,
     units_per_second,
     vlan,
     vlan_tags,
+    vntag,
 )
 
 #: How many examples each property test draws, relative to the number written at the test:
@@ -112,7 +122,7 @@ def sweep(examples: int) -> int:
 
 __all__ = [
     "frames", "records", "captures", "linktype_frames", "pcapng_twins", "pcapng_captures", "compressed", "corrupted",
-    "extended_frames", "extended_linktype_frames", "extended_captures",
+    "extended_frames", "extended_linktype_frames", "extended_captures", "encapsulated_frames", "MORE_LINKTYPES",
     "ADDR_POOL", "PORT_POOL", "FLAG_POOL", "OTHER_PROTOS", "TWIN_LINKTYPES", "CAPTURE_LINKTYPES", "KNOWN_MAGICS",
     "EXT_LINKTYPES", "V4_POOL", "V6_POOL", "HOST_IP_POOL", "SWEEP", "sweep",
 ]
@@ -965,7 +975,7 @@ def corrupted(draw, data_strategy, *, max_corruptions: int = 3):
 # The extended decode (data-model.md "Extended decode")
 # ---------------------------------------------------------------------------
 
-EXT_LINKTYPES = (1, 113, 276, 101, 229, 0)  # the link types extended_captures() draws from
+EXT_LINKTYPES = (1, 113, 276, 101, 229, 0, 9, 10, 50, 104, 239)  # what extended_captures() draws from
 V4_POOL = ["10.200.0.1", "10.200.0.2", "8.8.8.8", "192.168.1.10", "0.0.0.1"]
 V6_POOL = ["fd00::1", "fd00::2", "2001:db8::1", "::ffff:10.200.0.1", "::1", "fe80::1", "::"]
 # host_ips candidates: the bridge, two IPv6 hosts, a second IPv4 host, a mapped address and
@@ -1116,10 +1126,13 @@ def extended_frames(draw):
 @st.composite
 def extended_linktype_frames(draw, linktype: int):
     """Strategy: ``extended_frames()``'s packets behind the link header of ``linktype``
-    (1, 113, 276 with VLAN tags; 101/12/14/228/229 bare; 0/108 with AF_INET, an IPv6 family
-    or another one)."""
+    (1, 113, 276 with VLAN tags, and a quarter of them inside other encapsulations; 101/12/14/
+    228/229 bare; 0/108 with AF_INET, an IPv6 family or another one; PPP, PPP_HDLC, C_HDLC,
+    FDDI and NFLOG, MORE_LINKTYPES, with encapsulations too)."""
     ethertype, net = _network(draw)
     if linktype in (1, 113, 276):
+        if draw(st.integers(0, 3)) == 0:  # PPPoE, MPLS, PBB, VN-Tag and VLAN tags mixed
+            ethertype, net = _encapsulate(draw, ethertype, net)
         return _maybe_cut(draw, vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype, linktype=linktype))
     if linktype in (101, 12, 14, 228, 229):
         return _maybe_cut(draw, net)
@@ -1133,7 +1146,67 @@ def extended_linktype_frames(draw, linktype: int):
         if linktype == 0:
             return _maybe_cut(draw, null(net, family=family, byteorder=draw(st.sampled_from(["little", "big"]))))
         return _maybe_cut(draw, loop(net, family=family))
+    if linktype in MORE_LINKTYPES:
+        return _maybe_cut(draw, _more_link_frame(draw, linktype, ethertype, net))
     raise ValueError(f"no extended frames for link type {linktype}")
+
+
+MORE_LINKTYPES = (9, 10, 50, 104, 239)  # the link types only the extended decode reads
+
+
+def _encapsulate(draw, ethertype: int, net: bytes):
+    """0-3 encapsulation headers (PPPoE, MPLS, PBB, VN-Tag, VLAN) around ``net`` of type
+    ``ethertype``, sometimes with a PPP protocol or MPLS payload we do not go on from:
+    ``(outer type, bytes)``."""
+    for _ in range(_weighted(draw, [(3, 0), (4, 1), (2, 2), (1, 3)])):
+        kind = draw(st.sampled_from(["pppoe", "mpls", "pbb", "vntag", "vlan"]))
+        if kind == "pppoe" and ethertype in PPP_PROTOCOLS:
+            proto = (PPP_PROTOCOLS[ethertype] if draw(st.integers(0, 5))
+                     else draw(st.sampled_from([0xC021, 0x8021, 0x21])))
+            net, ethertype = pppoe(net, protocol=proto, compressed=proto < 0x100 and draw(st.booleans())), 0x8864
+        elif kind == "mpls" and ethertype in (0x0800, 0x86DD, 0x8847, 0x8848):
+            stack = mpls(labels=draw(st.lists(st.integers(0, 0xFFFFF), min_size=1, max_size=3)))
+            if ethertype in (0x8847, 0x8848):  # on top of a stack: no bottom-of-stack bit
+                stack = stack[:-2] + bytes([stack[-2] & 0xFE]) + stack[-1:]
+            net, ethertype = stack + net, draw(st.sampled_from([0x8847, 0x8848]))
+        elif kind == "pbb":
+            net, ethertype = pbb(net, ethertype=ethertype), 0x88E7
+        elif kind == "vntag":
+            net, ethertype = vntag(net, ethertype=ethertype), 0x8926
+        else:
+            outer, tag_bytes = tag_stack([(draw(st.sampled_from(VLAN_TPIDS)), draw(st.integers(0, 4095)))], ethertype)
+            net, ethertype = tag_bytes + net, outer
+    return ethertype, net
+
+
+@st.composite
+def encapsulated_frames(draw, linktype: int = 1):
+    """Strategy: ``extended_frames()``'s packets inside 0-3 encapsulation headers (PPPoE,
+    MPLS label stacks, PBB, VN-Tag, VLAN tags in any mix) behind Ethernet, SLL or SLL2."""
+    ethertype, net = _encapsulate(draw, *_network(draw))
+    return _maybe_cut(draw, vlan_tags(net, tags=[], inner_ethertype=ethertype, linktype=linktype))
+
+
+def _more_link_frame(draw, linktype: int, ethertype: int, net: bytes) -> bytes:
+    if linktype == 239:
+        family = {0x0800: 2, 0x86DD: 10}.get(ethertype, draw(st.sampled_from([0, 7, 2, 10])))
+        kind = _weighted(draw, [(6, "plain"), (1, "no_payload"), (1, "zero_length"), (1, "garbage")])
+        if kind == "no_payload":
+            return nflog(family=family, tlvs=[(1, b"\x08\x00\x03\x00")])
+        if kind == "zero_length":
+            return nflog(family=family, tlvs=[(1, b""), (9, net)])[:8] + b"\x00\x00\x09\x00" + net
+        if kind == "garbage":
+            return nflog(family=family)[:4] + draw(st.binary(max_size=40))
+        return nflog(net, family=family, byteorder=draw(st.sampled_from(["little", "big"])),
+                     prefix=draw(st.binary(max_size=9)))
+    ethertype, net = _encapsulate(draw, ethertype, net)
+    if linktype == 104 or (linktype in (9, 50) and draw(st.integers(0, 5)) == 0):
+        return chdlc(net, protocol=ethertype, address=draw(st.sampled_from([0x0F, 0x8F])))
+    if linktype in (9, 50):
+        proto = PPP_PROTOCOLS.get(ethertype, draw(st.sampled_from([0xC021, 0x8021, 0x0031])))
+        return ppp(net, protocol=proto, framed=draw(st.booleans()), compressed=proto < 0x100 and draw(st.booleans()))
+    return fddi(net, ethertype=ethertype, fc=_weighted(draw, [(8, 0x50), (1, 0x57), (1, 0x41)]),
+                oui=_weighted(draw, [(8, b"\0\0\0"), (1, b"\0\0\xf8"), (1, b"\0\x0c\x0c")]))
 
 
 def _host_ips(draw):
@@ -1158,7 +1231,7 @@ def extended_captures(max_records: int = 20, *, linktypes=EXT_LINKTYPES):
     ``host_ips`` list (IPv4 only, IPv6 only, both, empty, or absent: the bridge IP) and
     ``size`` "captured" or "wire"; classic pcap (either byte order, µs or ns) with one link
     type, or pcapng with one or two interfaces (EPB and obsolete PB), link types from
-    ``linktypes`` (default 1, 113, 276, 101, 229, 0), original lengths equal to, above or
+    ``linktypes`` (default EXT_LINKTYPES), original lengths equal to, above or
     below the captured length."""
     return _extended_captures(max_records=max_records, linktypes=tuple(linktypes))
 

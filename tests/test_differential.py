@@ -29,8 +29,8 @@ from fastpcap.pcap import PcapReader
 from fastpcap.reader import concatenate
 
 from oracle import OracleError, oracle
-from pcapgen import SYN, Rec, eth, ipv4, pcap, tcp
-from strategies import captures, compressed, pcapng_captures, sweep
+from pcapgen import SYN, Rec, eth, ipv4, ipv6, pcap, tcp, udp
+from strategies import captures, compressed, extended_linktype_frames, pcapng_captures, sweep
 from strategies import frames as frames_strategy
 
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
@@ -304,3 +304,70 @@ def read_all(impl, data: bytes, chunk: int, block: int):
 def test_compiled_and_twin_read_pcapng_identically(case, chunk: int, block: int) -> None:
     data = case[0] if isinstance(case, tuple) else case
     assert read_all(COMPILED, data, chunk, block) == read_all(PURE, data, chunk, block)
+
+
+# -- the extended decode's encapsulations and link types on arbitrary bytes ----------------
+
+# Byte strings that steer the decode into its paths: protocol types of every encapsulation,
+# PPP protocol fields (both widths), MPLS entries with and without the bottom-of-stack bit,
+# version nibbles, LLC/SNAP headers and NFLOG TLV headers (both byte orders, payload or not).
+_STEERING = [
+    b"\x08\x00", b"\x86\xdd", b"\x81\x00", b"\x88\xa8", b"\x91\x00", b"\x88\x64", b"\x88\x47", b"\x88\x48",
+    b"\x88\xe7", b"\x89\x26", b"\x00\x21", b"\x21", b"\x57", b"\x00\x57", b"\x02\x81", b"\x02\x83", b"\xc0\x21",
+    b"\x00\x01\x01\x40", b"\x00\x01\x00\x40", b"\x45", b"\x60", b"\x46", b"\xff\x03", b"\x0f\x00", b"\x8f\x00",
+    b"\xaa\xaa\x03\x00\x00\x00", b"\xaa\xaa\x03\x00\x00\xf8", b"\x08\x00\x01\x00", b"\x00\x08\x00\x01",
+    b"\x18\x00\x09\x00", b"\x00\x18\x00\x09", b"\x03\x00\x09\x00", b"\x02\x00\x00\x00", b"\x0a\x00\x00\x00",
+]
+_PACKETS = [ipv4(tcp(1, 2, flags=SYN)), ipv4(udp(3, 53), proto=17), ipv6(udp(4, 53), next_header=17),
+            ipv6(tcp(5, 6), next_header=6)]
+_LINK_PREFIXES = {
+    1: [bytes(12)], 113: [bytes(14)], 276: [b""], 104: [b"\x0f\x00", b""], 9: [b"\xff\x03", b""],
+    50: [b"\xff\x03", b"\x8f\x00", b""], 10: [b"\x50" + bytes(12), b"\x57" + bytes(12), b""],
+    239: [b"\x02\x00\x00\x00", b"\x0a\x00\x00\x00", b""],
+}
+
+
+@st.composite
+def steered_frames(draw, linktype: int) -> bytes:
+    """Arbitrary bytes near the decode's paths: either steering strings after a link header,
+    or a well-formed frame of ``extended_linktype_frames`` with some of its bytes overwritten
+    by steering strings or random bytes."""
+    if draw(st.integers(0, 2)) == 0:
+        parts = [draw(st.sampled_from(_LINK_PREFIXES[linktype]))]
+        if linktype == 276:
+            parts = [draw(st.sampled_from(_STEERING[:10])), bytes(18)]
+        for _ in range(draw(st.integers(0, 10))):
+            parts.append(draw(st.sampled_from(_STEERING)) if draw(st.integers(0, 2)) else draw(st.binary(max_size=24)))
+        if draw(st.integers(0, 2)):  # an IP packet at the end, for the walk to find
+            parts.append(draw(st.sampled_from(_PACKETS))[: draw(st.integers(0, 80))])
+        return b"".join(parts)
+    frame = bytearray(draw(extended_linktype_frames(linktype)))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(frame)))
+        chunk = draw(st.sampled_from(_STEERING)) if draw(st.booleans()) else draw(st.binary(min_size=1, max_size=4))
+        frame[at : at + len(chunk)] = chunk
+    return bytes(frame)
+
+
+@pytest.mark.once
+@BOTH
+@settings(max_examples=sweep(600), suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), linktype=st.sampled_from(sorted(_LINK_PREFIXES)))
+def test_extended_decode_of_steered_arbitrary_bytes(data, linktype: int) -> None:
+    # Both backends decode identically, in both modes, and the rows are the oracle's; the
+    # reference decode leaves the new link types undecoded.
+    frames = data.draw(st.lists(steered_frames(linktype), min_size=1, max_size=12))
+    capture = pcap([Rec(10**18 + i * 1000, f) for i, f in enumerate(frames)], linktype=linktype)
+    for dtype in ("PACKET_DTYPE", "PACKET6_DTYPE"):
+        outs = []
+        for impl in (COMPILED, PURE):
+            out = np.zeros(len(frames), dtype=getattr(impl, dtype))
+            result = impl.walk(capture, 24, len(capture), out, 0, False, False, linktype, max_caplen(linktype))
+            outs.append((result, out.tobytes()))
+        assert outs[0] == outs[1]
+        if dtype == "PACKET_DTYPE" and linktype not in DECODED_LINKTYPES:
+            assert not any(np.frombuffer(outs[0][1], dtype=COMPILED.PACKET_DTYPE)["decoded"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastpcap.FastpcapWarning)
+        rows = format_rows(fastpcap.bucket_rows(io.BytesIO(capture), decode="extended"))
+    assert rows == oracle(capture, decode="extended").jsonl

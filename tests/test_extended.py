@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import warnings
 from pathlib import Path
@@ -17,7 +18,27 @@ from fastpcap import _backend
 from fastpcap.reader import concatenate
 
 from oracle import OracleError, oracle
-from pcapgen import SYN, Rec, eth, ipv4, ipv6, ipv6_ext, pcap, qinq, tcp, udp
+from pcapgen import (
+    SYN,
+    Rec,
+    chdlc,
+    eth,
+    fddi,
+    ipv4,
+    ipv6,
+    ipv6_ext,
+    mpls,
+    nflog,
+    pbb,
+    pcap,
+    ppp,
+    pppoe,
+    qinq,
+    tcp,
+    udp,
+    vlan_tags,
+    vntag,
+)
 from strategies import extended_captures, sweep
 
 T0 = 1_700_000_000_000_000_000
@@ -138,3 +159,147 @@ def test_extended_decode_runs_in_one_process(tmp_path: Path, monkeypatch: pytest
     assert rows_or_offset(path.read_bytes(), decode="extended") == fastpcap.format_rows(
         fastpcap.bucket_rows(path, decode="extended", jobs=4))
     assert np.array_equal(fastpcap.bucket_rows(path, jobs=4), fastpcap.bucket_rows(path))
+
+
+# -- encapsulations and the link types only the extended decode reads (issue 12) ------------
+
+def decode_both(frames: list[bytes], linktype: int = 1) -> np.ndarray:
+    """The extended decode of ``frames`` (a classic pcap of ``linktype``) by both backends,
+    which must agree byte for byte, and whose rows must be the oracle's."""
+    data = pcap([Rec(T0 + i * 1000, f) for i, f in enumerate(frames)], linktype=linktype)
+    outs = []
+    for impl in [i for i in (COMPILED, PURE) if i is not None]:
+        previous, _backend.impl = _backend.impl, impl
+        try:
+            outs.append(fastpcap.read_packets(io.BytesIO(data), decode="extended"))
+        finally:
+            _backend.impl = previous
+    assert all(o.tobytes() == outs[0].tobytes() for o in outs)
+    assert rows_or_offset(data, decode="extended") == oracle_or_offset(data, decode="extended")
+    return outs[0]
+
+
+def summary(p) -> tuple:
+    """(decoded, ethertype, ip_proto, src, dst, src_port, dst_port, tcp_flags) of one packet."""
+    if p["decoded"] & fastpcap.DEC_IPV6:
+        src, dst = str(ipaddress.IPv6Address(bytes(p["src_ip6"]))), str(ipaddress.IPv6Address(bytes(p["dst_ip6"])))
+    elif p["decoded"] & fastpcap.DEC_IPV4:
+        src, dst = str(ipaddress.IPv4Address(int(p["src_ip"]))), str(ipaddress.IPv4Address(int(p["dst_ip"])))
+    else:
+        src = dst = None
+    return (int(p["decoded"]), hex(p["ethertype"]), int(p["ip_proto"]), src, dst, int(p["src_port"]),
+            int(p["dst_port"]), int(p["tcp_flags"]))
+
+
+L, V4, V6, P = fastpcap.DEC_LINK, fastpcap.DEC_IPV4, fastpcap.DEC_IPV6, fastpcap.DEC_PORTS
+SYN_IN = ipv4(tcp(40000, 443, flags=SYN), src="10.1.2.3", dst="10.9.8.7")
+DNS6 = ipv6(udp(5353, 53), src="2001:db8::1", dst="2001:db8::2", next_header=17)
+SYN_ROW = (L | V4 | P, "0x800", 6, "10.1.2.3", "10.9.8.7", 40000, 443, SYN)
+DNS6_ROW = (L | V6 | P, "0x86dd", 17, "2001:db8::1", "2001:db8::2", 5353, 53, 0)
+
+
+def test_encapsulations_inside_ethernet() -> None:
+    frames = [
+        vlan_tags(pppoe(SYN_IN), tags=[(0x88A8, 10), (0x8100, 20)], inner_ethertype=0x8864),  # QinQ, PPPoE
+        eth(pppoe(DNS6, protocol=0x57, compressed=True), ethertype=0x8864),  # PPP field compression
+        eth(pppoe(b"\x01\x02\x00\x04", protocol=0xC021), ethertype=0x8864),  # LCP: not IP
+        eth(mpls(SYN_IN, labels=(100, 200)), ethertype=0x8847),  # two labels, then nibble 4
+        eth(mpls(DNS6, labels=(3,)), ethertype=0x8848),  # multicast, nibble 6
+        eth(mpls(b"\x00\x00\x00\x00" + eth(SYN_IN), labels=(7,)), ethertype=0x8847),  # a pseudowire
+        eth(pbb(vlan_tags(SYN_IN, tags=[(0x8100, 5)])[14:], ethertype=0x8100), ethertype=0x88E7),  # PBB, tag
+        eth(vntag(DNS6, ethertype=0x86DD), ethertype=0x8926),  # VN-Tag
+        eth(pppoe(mpls(SYN_IN), protocol=0x0281), ethertype=0x8864),  # PPPoE, PPP MPLS, IPv4
+        eth(mpls(SYN_IN)[:4], ethertype=0x8847),  # bottom of stack, nothing after it
+        eth(pbb(SYN_IN)[:17], ethertype=0x88E7),  # PBB header cut short
+    ]
+    got = [summary(p) for p in decode_both(frames)]
+    assert got == [
+        SYN_ROW, DNS6_ROW,
+        (L, "0x8864", 0, None, None, 0, 0, 0),
+        SYN_ROW, DNS6_ROW,
+        (L, "0x8847", 0, None, None, 0, 0, 0),
+        SYN_ROW, DNS6_ROW, SYN_ROW,
+        (L, "0x8847", 0, None, None, 0, 0, 0),
+        (L, "0x88e7", 0, None, None, 0, 0, 0),
+    ]
+    sll_frames = [vlan_tags(pppoe(SYN_IN), tags=[], inner_ethertype=0x8864, linktype=lt) for lt in (113, 276)]
+    assert [summary(decode_both([f], lt)[0]) for f, lt in zip(sll_frames, (113, 276))] == [SYN_ROW, SYN_ROW]
+
+
+def test_the_encapsulation_walk_is_bounded() -> None:
+    # 8 headers (VLAN tags, MPLS labels) are walked; a 9th leaves the frame size only
+    eight = vlan_tags(SYN_IN, tags=[(0x8100, i) for i in range(8)])
+    nine = vlan_tags(SYN_IN, tags=[(0x8100, i) for i in range(9)])
+    labels = eth(mpls(SYN_IN, labels=range(9)), ethertype=0x8847)
+    mixed = vlan_tags(mpls(SYN_IN, labels=range(7)), tags=[(0x8100, 1)], inner_ethertype=0x8847)
+    got = [summary(p) for p in decode_both([eight, nine, labels, mixed])]
+    assert got == [SYN_ROW, (L, "0x8100", 0, None, None, 0, 0, 0), (L, "0x8847", 0, None, None, 0, 0, 0), SYN_ROW]
+
+
+def test_ppp_and_cisco_hdlc_link_types() -> None:
+    dns4 = ipv4(udp(1000, 53), proto=17, src="192.0.2.1", dst="192.0.2.53")
+    dns4_row = (L | V4 | P, "0x800", 17, "192.0.2.1", "192.0.2.53", 1000, 53, 0)
+    ppp_frames = [
+        ppp(dns4),  # FF 03 00 21
+        ppp(dns4, framed=False, compressed=True),  # 21
+        ppp(DNS6, protocol=0x57, framed=True, compressed=True),  # FF 03 57
+        ppp(mpls(SYN_IN), protocol=0x0281),  # MPLS
+        ppp(b"\x01\x01\x00\x04", protocol=0xC021),  # LCP
+        chdlc(SYN_IN, address=0x8F),  # Cisco HDLC framing in a PPP link type
+        b"\xff\x03\x00",  # protocol field cut short: no link header
+    ]
+    expected = [dns4_row, dns4_row, DNS6_ROW, SYN_ROW, (L, "0x0", 0, None, None, 0, 0, 0), SYN_ROW,
+                (0, "0x0", 0, None, None, 0, 0, 0)]
+    for linktype in (9, 50):
+        assert [summary(p) for p in decode_both(ppp_frames, linktype)] == expected
+    hdlc = [chdlc(SYN_IN), chdlc(DNS6, protocol=0x86DD), chdlc(mpls(DNS6, labels=(16, 17)), protocol=0x8847),
+            chdlc(b"\0" * 20, protocol=0x8035), chdlc(SYN_IN)[:3]]
+    assert [summary(p) for p in decode_both(hdlc, 104)] == [
+        SYN_ROW, DNS6_ROW, DNS6_ROW, (L, "0x8035", 0, None, None, 0, 0, 0), (0, "0x0", 0, None, None, 0, 0, 0)]
+
+
+def test_fddi_link_type() -> None:
+    frames = [fddi(SYN_IN), fddi(DNS6, ethertype=0x86DD, fc=0x57, oui=b"\0\0\xf8"),
+              fddi(mpls(SYN_IN), ethertype=0x8847),
+              fddi(SYN_IN, fc=0x41),  # not an LLC frame
+              fddi(SYN_IN, oui=b"\x00\x00\x0c"),  # a vendor's protocol id, not an Ethernet type
+              fddi(SYN_IN)[:20], fddi(SYN_IN)[:12]]
+    assert [summary(p) for p in decode_both(frames, 10)] == [
+        SYN_ROW, DNS6_ROW, SYN_ROW, (L, "0x0", 0, None, None, 0, 0, 0), (L, "0x0", 0, None, None, 0, 0, 0),
+        (L, "0x0", 0, None, None, 0, 0, 0), (0, "0x0", 0, None, None, 0, 0, 0)]
+
+
+def test_nflog_link_type() -> None:
+    udp4 = ipv4(udp(7, 9), proto=17, src="10.0.0.1", dst="10.0.0.2")
+    frames = [
+        nflog(SYN_IN),  # little-endian TLVs: packet header, prefix, payload
+        nflog(DNS6, family=10, byteorder="big"),
+        nflog(family=2, tlvs=[(1, b"\x08\x00\x03\x00"), (9, udp4[:27]), (11, b"\0\0\0\1")]),  # payload ends the IP
+        nflog(family=2, tlvs=[(1, b"\x08\x00\x03\x00"), (9, udp4), (11, b"\0\0\0\1")]),
+        nflog(SYN_IN, family=7),  # not IPv4 or IPv6
+        nflog(family=2, tlvs=[(1, b"\x08\x00\x03\x00")]),  # no payload TLV
+        nflog(family=2, tlvs=[(4, b"\0\0\0\1")] * 40 + [(9, SYN_IN)]),  # beyond the 32 TLVs read
+        nflog(family=2, tlvs=[(4, b"\0\0\0\1")] * 31 + [(9, SYN_IN)]),  # the 32nd
+        nflog(SYN_IN)[:3],
+    ]
+    assert [summary(p) for p in decode_both(frames, 239)] == [
+        SYN_ROW, DNS6_ROW,
+        (L | V4, "0x800", 17, "10.0.0.1", "10.0.0.2", 0, 0, 0),
+        (L | V4 | P, "0x800", 17, "10.0.0.1", "10.0.0.2", 7, 9, 0),
+        (L, "0x0", 0, None, None, 0, 0, 0), (L, "0x0", 0, None, None, 0, 0, 0), (L, "0x0", 0, None, None, 0, 0, 0),
+        SYN_ROW, (0, "0x0", 0, None, None, 0, 0, 0)]
+
+
+@pytest.mark.parametrize("linktype", [9, 10, 50, 104, 239])
+def test_new_link_types_are_size_only_in_the_reference_decode(linktype: int) -> None:
+    frame = {9: ppp(SYN_IN), 50: ppp(SYN_IN), 104: chdlc(SYN_IN), 10: fddi(SYN_IN), 239: nflog(SYN_IN)}[linktype]
+    data = pcap([Rec(T0, frame)], linktype=linktype)
+    with pytest.warns(fastpcap.LinkTypeWarning, match=f"\\({linktype}\\)"):
+        reference = fastpcap.bucket_rows(io.BytesIO(data))
+    assert fastpcap.read_packets(io.BytesIO(data))["decoded"][0] == 0
+    assert (reference["syn_count"][0], reference["tcp_count"][0]) == (0, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastpcap.LinkTypeWarning)
+        extended = fastpcap.bucket_rows(io.BytesIO(data), decode="extended")
+    assert (extended["syn_count"][0], extended["tcp_count"][0]) == (1, 1)
+    assert linktype in _backend.impl.EXTENDED_LINKTYPES and linktype not in _backend.impl.DECODED_LINKTYPES

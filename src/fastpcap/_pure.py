@@ -48,7 +48,7 @@ from .classes import classify
 __all__ = [  # the compiled core's names, exactly (tests/test_backend.py checks)
     "CLS_DNS_QUERY", "CLS_FIN", "CLS_NEW_FLOW", "CLS_RST", "CLS_SYN", "CLS_TCP", "CLS_UDP",
     "DECODED_LINKTYPES", "DEC_FRAGMENT", "DEC_IPV4", "DEC_IPV6", "DEC_LINK", "DEC_PORTS", "DistinctCounter",
-    "MIN_BLOCK_LENGTH", "PACKET6_DTYPE", "PACKET_DTYPE", "WALK_BAD_CAPLEN", "WALK_BAD_INTERFACE",
+    "EXTENDED_LINKTYPES", "MIN_BLOCK_LENGTH", "PACKET6_DTYPE", "PACKET_DTYPE", "WALK_BAD_CAPLEN", "WALK_BAD_INTERFACE",
     "WALK_BAD_TIMESTAMP", "WALK_BAD_TRAILER", "WALK_BLOCK", "WALK_CAPLEN_BEYOND_BLOCK", "WALK_HUGE_BLOCK",
     "WALK_OK", "WALK_SHORT_BLOCK", "WALK_UNALIGNED_BLOCK", "walk", "walk_pcapng",
 ]
@@ -264,24 +264,19 @@ def decode_frames(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray,
     n = len(frame)
     net_at = np.full(n, -1, dtype=np.int64)  # where the network layer starts in b
     net_type = np.zeros(n, dtype=np.int64)  # its protocol type (Ethernet type values)
-    tagged = np.zeros(n, dtype=bool)  # links whose type may be a VLAN tag's
+    tagged = np.zeros(n, dtype=bool)  # links whose type may be an encapsulation's
+    end = frame + caplen  # where the network layer ends (NFLOG: its payload TLV)
+    extended = rec.dtype.names is not None and "dst_ip6" in rec.dtype.names
     if isinstance(linktype, (int, np.integer)):
         groups = [(int(linktype), np.arange(n))]
     else:
         groups = [(int(lt), np.flatnonzero(linktype == lt)) for lt in np.unique(linktype)]
     for lt, idx in groups:
-        link = _LINKS.get(lt)
+        link = _LINKS.get(lt) or (_MORE_LINKS.get(lt) if extended else None)
         if link is not None:
-            link(b, frame[idx], caplen[idx], idx, rec, net_at, net_type, tagged)
-    end = frame + caplen
-    extended = rec.dtype.names is not None and "dst_ip6" in rec.dtype.names
-    if extended:  # strip VLAN tags while 4 more bytes are there
-        while True:
-            tag = np.flatnonzero(tagged & np.isin(net_type, _VLAN_TYPES) & (end - net_at >= 4))
-            if not len(tag):
-                break
-            net_type[tag] = _be16(b, net_at[tag] + 2)
-            net_at[tag] += 4
+            link(b, frame[idx], caplen[idx], idx, rec, net_at, net_type, tagged, end)
+    if extended:
+        _walk_encapsulations(b, net_at, net_type, end, tagged)
     known = net_at >= 0
     rec["ethertype"][known] = net_type[known]
     _decode_ipv4(b, np.where(known & (net_type == 0x0800), net_at, -1), end, rec, extended)
@@ -290,7 +285,77 @@ def decode_frames(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray,
     rec["cls"] = classify(rec)
 
 
+_MAX_HEADERS = 8  # encapsulation headers the extended decode walks, at most (a crafted stack ends)
+_MAX_TLVS = 32  # NFLOG TLVs read, at most, looking for the payload
+
+
+def _ppp_types(proto: np.ndarray) -> np.ndarray:
+    """PPP protocols as Ethernet types (0: a protocol we do not go on from)."""
+    return np.select([proto == 0x0021, proto == 0x0057, proto == 0x0281, proto == 0x0283],
+                     [0x0800, 0x86DD, 0x8847, 0x8848], 0)
+
+
+def _ppp_protocol(b: np.ndarray, at: np.ndarray, end: np.ndarray):
+    """The PPP protocol field at ``at`` (one byte when odd, else two): (captured, type, after)."""
+    has = end - at >= 1
+    first = np.zeros(len(at), dtype=np.int64)
+    first[has] = b[at[has]]
+    one = has & (first & 1 == 1)
+    two = has & ~one & (end - at >= 2)
+    proto = first.copy()
+    proto[two] = _be16(b, at[two])
+    return one | two, _ppp_types(proto), at + np.where(one, 1, 2)
+
+
+def _walk_encapsulations(b: np.ndarray, net_at: np.ndarray, net_type: np.ndarray, end: np.ndarray,
+                         tagged: np.ndarray) -> None:
+    """The extended decode's walk through VLAN tags, PPPoE, MPLS, PBB and VN-Tag headers: one
+    header per frame per round, at most _MAX_HEADERS rounds."""
+    walking = tagged & (net_at >= 0)
+    for _ in range(_MAX_HEADERS):
+        k = np.flatnonzero(walking & np.isin(net_type, _ENCAPSULATIONS))
+        if not len(k):
+            break
+        t, at = net_type[k], net_at[k]
+        left = end[k] - at
+        new_t, new_at = t.copy(), at.copy()
+        stop = np.zeros(len(k), dtype=bool)
+        for types, size, type_at in ((_VLAN_TYPES, 4, 2), ([0x88E7], 18, 16), ([0x8926], 6, 4)):
+            sel = np.isin(t, types)
+            ok = sel & (left >= size)
+            new_t[ok] = _be16(b, at[ok] + type_at)
+            new_at[ok] = at[ok] + size
+            stop |= sel & ~ok
+        # MPLS: one label stack entry; after the bottom one, the first nibble tells
+        sel = np.isin(t, [0x8847, 0x8848])
+        ok = sel & (left >= 4)
+        stop |= sel & ~ok
+        new_at[ok] = at[ok] + 4
+        bos = np.zeros(len(k), dtype=bool)
+        bos[ok] = (b[at[ok] + 2] & 1) == 1
+        more = bos & (left >= 5)
+        stop |= bos & ~more
+        nibble = np.zeros(len(k), dtype=np.int64)
+        nibble[more] = b[at[more] + 4] >> 4
+        new_t[more & (nibble == 4)] = 0x0800
+        new_t[more & (nibble == 6)] = 0x86DD
+        stop |= more & (nibble != 4) & (nibble != 6)
+        # PPPoE session: 6 bytes, then the PPP protocol
+        pppoe = np.flatnonzero((t == 0x8864) & (left >= 6))
+        stop[t == 0x8864] = True
+        captured, ppp, after = _ppp_protocol(b, at[pppoe] + 6, end[k[pppoe]])
+        good = captured & (ppp != 0)
+        stop[pppoe[good]] = False
+        new_t[pppoe[good]] = ppp[good]
+        new_at[pppoe[good]] = after[good]
+        walking[k[stop]] = False
+        go = k[~stop]
+        net_type[go] = new_t[~stop]
+        net_at[go] = new_at[~stop]
+
+
 _VLAN_TYPES = [0x8100, 0x88A8, 0x9100]
+_ENCAPSULATIONS = _VLAN_TYPES + [0x8847, 0x8848, 0x8864, 0x88E7, 0x8926]
 
 
 def _be16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -309,7 +374,7 @@ def _le32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
 def _typed_link(header: int, type_at: int):
     """A link with a fixed header whose big-endian u16 at ``type_at`` is an Ethernet type."""
 
-    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
+    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
         ok = caplen >= header
         frame, idx = frame[ok], idx[ok]
         rec["decoded"][idx] = DEC_LINK
@@ -320,7 +385,7 @@ def _typed_link(header: int, type_at: int):
     return decode
 
 
-def _raw(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
+def _raw(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
     ok = caplen >= 1
     frame, idx = frame[ok], idx[ok]
     version = b[frame] >> 4
@@ -333,7 +398,7 @@ def _raw(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
 def _fixed(kind: int):
     """A link type that is the network layer itself (IPV4, IPV6)."""
 
-    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
+    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
         rec["decoded"][idx] = DEC_LINK
         net_type[idx] = kind
         net_at[idx] = frame
@@ -347,7 +412,7 @@ _INET6 = [10, 24, 28, 30]  # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, macOS
 def _family_link(either_order: bool):
     """NULL (address family in the writer's byte order) or LOOP (big-endian)."""
 
-    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged) -> None:
+    def decode(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
         ok = caplen >= 4
         frame, idx = frame[ok], idx[ok]
         be = _be32(b, frame)
@@ -374,6 +439,89 @@ _LINKS = {
 }
 #: Link types whose header is decoded (the others count by size only).
 DECODED_LINKTYPES = frozenset(_LINKS)
+
+
+def _chdlc(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    ok = caplen >= 4
+    frame, idx = frame[ok], idx[ok]
+    rec["decoded"][idx] = DEC_LINK
+    net_type[idx] = _be16(b, frame + 2)
+    net_at[idx] = frame + 4
+    tagged[idx] = True
+
+
+def _ppp(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    first = np.full(len(frame), -1, dtype=np.int64)
+    has = caplen >= 1
+    first[has] = b[frame[has]]
+    cisco = (first == 0x0F) | (first == 0x8F)
+    _chdlc(b, frame[cisco], caplen[cisco], idx[cisco], rec, net_at, net_type, tagged, end)
+    frame, caplen, idx, first = frame[~cisco], caplen[~cisco], idx[~cisco], first[~cisco]
+    captured, ppp, after = _ppp_protocol(b, frame + np.where(first == 0xFF, 2, 0), frame + caplen)
+    rec["decoded"][idx[captured]] = DEC_LINK
+    go = captured & (ppp != 0)
+    net_type[idx[go]] = ppp[go]
+    net_at[idx[go]] = after[go]
+    tagged[idx[go]] = True
+
+
+def _fddi(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    ok = caplen >= 13
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    rec["decoded"][idx] = DEC_LINK
+    snap = ((b[frame] & 0xF0) == 0x50) & (caplen >= 21)
+    frame, idx = frame[snap], idx[snap]
+    llc = b[frame[:, None] + np.arange(13, 19)]
+    snap = ((llc[:, 0] == 0xAA) & (llc[:, 1] == 0xAA) & (llc[:, 2] == 0x03) & (llc[:, 3] == 0) & (llc[:, 4] == 0)
+            & ((llc[:, 5] == 0) | (llc[:, 5] == 0xF8)))
+    frame, idx = frame[snap], idx[snap]
+    net_type[idx] = _be16(b, frame + 19)
+    net_at[idx] = frame + 21
+    tagged[idx] = True
+
+
+def _nflog16(b: np.ndarray, at: np.ndarray, big: np.ndarray) -> np.ndarray:
+    return np.where(big, _be16(b, at), b[at].astype(np.int64) | (b[at + 1].astype(np.int64) << 8))
+
+
+def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    ok = caplen >= 4
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    rec["decoded"][idx] = DEC_LINK
+    family = b[frame].astype(np.int64)
+    ok = ((family == 2) | (family == 10)) & (caplen >= 8)
+    frame, caplen, idx, family = frame[ok], caplen[ok], idx[ok], family[ok]
+    tle = _nflog16(b, frame + 6, np.zeros(len(frame), dtype=bool)) & 0x7FFF
+    tbe = _be16(b, frame + 6) & 0x7FFF
+    big = ((tle == 0) | (tle >= 0x100)) & (tbe >= 1) & (tbe < 0x100)
+    at = frame + 4
+    fend = frame + caplen
+    live = np.ones(len(frame), dtype=bool)
+    for _ in range(_MAX_TLVS):
+        k = np.flatnonzero(live & (fend - at >= 4))
+        if not len(k):
+            break
+        ln = _nflog16(b, at[k], big[k])
+        ty = _nflog16(b, at[k] + 2, big[k]) & 0x7FFF
+        bad = ln < 4
+        pay = ~bad & (ty == 9)
+        p = k[pay]
+        net_at[idx[p]] = at[p] + 4
+        net_type[idx[p]] = np.where(family[p] == 2, 0x0800, 0x86DD)
+        end[idx[p]] = np.minimum(at[p] + ln[pay], fend[p])
+        live[k[bad | pay]] = False
+        rest = ~bad & ~pay
+        at[k[rest]] += (ln[rest] + 3) & ~3
+
+
+#: The link types only the extended decode reads (docs/data-model.md, "Extended decode").
+_MORE_LINKS = {
+    9: _ppp, 50: _ppp,          # PPP, PPP_HDLC (Cisco HDLC when the first byte says so)
+    104: _chdlc,                # C_HDLC
+    10: _fddi,                  # FDDI with LLC/SNAP
+    239: _nflog,                # NFLOG
+}
+EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset(_MORE_LINKS)
 
 
 def _decode_ports(b: np.ndarray, idx: np.ndarray, pl: np.ndarray, plen: np.ndarray, proto: np.ndarray,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar
 import numpy as np
 
 from . import _backend
-from ._format import DECODED_LINKTYPES
+from ._format import DECODED_LINKTYPES, EXTENDED_LINKTYPES
 from .errors import CaptureError, CorruptWarning, unreadable
 from .options import DECODES, check_on_corrupt
 from .resync import MAX_REPORTED, Scan, resync
@@ -324,7 +324,7 @@ class CaptureReader:
     def count_walked(self, linktype: int, packets: int) -> None:
         """Count ``packets`` more walked records of ``linktype`` (walked here or elsewhere)."""
         self.packets += packets
-        if linktype not in DECODED_LINKTYPES and packets:
+        if linktype not in (EXTENDED_LINKTYPES if self._extended else DECODED_LINKTYPES) and packets:
             self.undecoded[linktype] = self.undecoded.get(linktype, 0) + packets
 
     def _count_chunk(self, packets: np.ndarray) -> None:
