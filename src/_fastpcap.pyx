@@ -320,7 +320,8 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
         if caplen < 4:  # Cisco HDLC: address, control, protocol (an Ethernet type)
             return
         r.decoded = C_DEC_LINK
-        decode_network(f, caplen, 4, be16(f + 2), True, r)
+        t = be16(f + 2)  # IPv4, IPv6, or MPLS (walked); no other encapsulation
+        decode_network(f, caplen, 4, <uint16_t>t, t == 0x8847 or t == 0x8848, r)
     elif linktype == 9 or linktype == 50:  # PPP: [0xFF 0x03] protocol
         if caplen >= 1 and f[0] == 0xFF:
             at = 2

@@ -415,7 +415,10 @@ def more_links(frame: bytes, linktype: int):
                                        and frame[0] in (0x0F, 0x8F)):
         if n < 4:
             return None
-        return (*walk_encapsulations(frame, _be16(frame, 2), 4), n)
+        protocol = _be16(frame, 2)
+        if protocol not in ETHERTYPE_MPLS:  # only MPLS is walked after Cisco HDLC
+            return protocol, 4, 0, n
+        return (*walk_encapsulations(frame, protocol, 4), n)
     if linktype in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC):
         field = ppp_protocol(frame, 2 if n >= 1 and frame[0] == 0xFF else 0)
         if field is None:

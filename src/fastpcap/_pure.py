@@ -447,7 +447,7 @@ def _chdlc(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
     rec["decoded"][idx] = DEC_LINK
     net_type[idx] = _be16(b, frame + 2)
     net_at[idx] = frame + 4
-    tagged[idx] = True
+    tagged[idx] = np.isin(net_type[idx], [0x8847, 0x8848])  # IPv4, IPv6, or MPLS (walked)
 
 
 def _ppp(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
