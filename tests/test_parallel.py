@@ -23,8 +23,8 @@ from fastpcap import parallel
 from fastpcap.jsonl import format_rows
 
 from oracle import oracle
-from pcapgen import ACK, SYN, Rec, eth, ipv4, pcap, tcp, udp
-from strategies import captures, sweep
+from pcapgen import ACK, SYN, Rec, eth, ipv4, ipv6, pcap, tcp, udp
+from strategies import captures, extended_captures, sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from traffic import write_capture  # noqa: E402
@@ -164,6 +164,42 @@ def test_any_capture_any_split(tmp_path: Path, small_ranges, case, jobs: int, si
     _last_stats.clear()
 
 
+def test_extended_decode_ipv6_destinations_unite_across_ranges(tmp_path: Path, small_ranges) -> None:
+    # Few destinations, IPv4 and IPv6, seen on both sides of every range boundary within one
+    # bucket: the spliced bucket counts each once (the ranges' sets are united).
+    recs = []
+    for k in range(3000):
+        t = T0 + (k // 40) * 100 * MS + (k % 40) * MS
+        if k % 3:
+            frame = eth(ipv6(udp(40000 + k % 5, 53 + k % 7), src="fd00::2", dst=f"fd00::{(k % 40) // 4 + 10:x}"),
+                        ethertype=0x86DD)
+        else:
+            frame = eth(ipv4(tcp(flags=SYN | ACK if k % 2 else SYN), dst=f"10.0.0.{(k % 40) // 5}"))
+        recs.append(Rec(t, frame))
+    path = tmp_path / "v6.pcap"
+    path.write_bytes(pcap(recs))
+    one = run(path, 1, decode="extended")
+    assert one[0] == oracle(path.read_bytes(), decode="extended").jsonl
+    for size in (997, 4099, 20011):  # boundaries inside buckets, at many different places
+        small_ranges(size)
+        for jobs in (2, 5):
+            assert run(path, jobs, decode="extended") == one
+            stats = _last_stats.pop()
+            assert stats["ranges"] > 1 and stats["spliced"] >= 1
+
+
+@settings(max_examples=sweep(40), deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(case=extended_captures(max_records=60), jobs=st.integers(2, 5), size=st.integers(40, 400))
+def test_extended_decode_any_capture_any_split(tmp_path: Path, small_ranges, case, jobs: int, size: int) -> None:
+    data, kw = case
+    path = tmp_path / "c.pcap"
+    path.write_bytes(data)
+    small_ranges(size)
+    assert run(path, jobs, **kw) == run(path, 1, **kw)
+    _last_stats.clear()
+
+
 def test_streams_and_small_files_use_one_process(tmp_path: Path) -> None:
     path = tmp_path / "small.pcap"
     path.write_bytes(pcap([Rec(T0, eth(ipv4(tcp())))]))
@@ -187,10 +223,11 @@ CORPUS_PCAPS = sorted(p.name for p in CORPUS.glob("*") if p.is_file() and p.read
 
 @pytest.mark.corpus
 @pytest.mark.skipif(not CORPUS_PCAPS, reason="the shared capture corpus is not here (a clone without ../shared)")
-def test_corpus_captures_split_three_ways(small_ranges) -> None:
+@pytest.mark.parametrize("decode", ["reference", "extended"])
+def test_corpus_captures_split_three_ways(small_ranges, decode: str) -> None:
     # Every classic pcap of the corpus, cut into three ranges wherever it is big enough.
     for name in CORPUS_PCAPS:
         path = CORPUS / name
         small_ranges(max(64, path.stat().st_size // 3))
-        assert run(path, 3) == run(path, 1), name
+        assert run(path, 3, decode=decode) == run(path, 1, decode=decode), name
     _last_stats.clear()

@@ -6,9 +6,9 @@ walks records until the first one that starts at or after the next range's start
 bucketizes them on its own: same origin as the whole capture, its own running maximum.
 
 The main process then splices the ranges in order onto one :class:`Bucketer`: counters of a
-bucket that straddles two ranges add, its distinct sets are united, and packets that arrived
-while an earlier range's last bucket was the newest are counted in it (the running-maximum
-rule).  Every guess is checked: a range is spliced only if it starts exactly where the
+bucket that straddles two ranges add, its distinct sets are united (IPv6 destinations too,
+under the extended decode), and packets that arrived while an earlier range's last bucket
+was the newest are counted in it (the running-maximum rule).  Every guess is checked: a range is spliced only if it starts exactly where the
 previous one ended, its walk raised nothing, and at most one of its buckets falls into the
 previous range's open bucket.  Otherwise the main process walks that range itself, from the
 boundary it knows, with the same bucketer.  So the rows are byte-identical to one process's,
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from . import _backend
-from ._format import DEC_IPV4, DEC_PORTS, GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, max_caplen
-from .buckets import Bucketer
+from ._format import DEC_IPV4, DEC_IPV6, DEC_PORTS, GLOBAL_HEADER_SIZE, RECORD_HEADER_SIZE, max_caplen
+from .buckets import _EMPTY6, Bucketer, DistinctSets
 from .errors import CaptureError
 from .options import BucketSpec
 from .pcap import PcapReader
@@ -81,8 +81,8 @@ class Segment:
     rows: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     first_no: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     first_off: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    first_sets: tuple = ()
-    last_sets: tuple = ()
+    first_sets: DistinctSets | None = None  # its first and last buckets' distinct destinations
+    last_sets: DistinctSets | None = None
     failed: bool = False  # its walk raised (the main process walks it again for the error)
     crashed: str | None = None  # an unexpected exception in the worker (a bug: reported)
 
@@ -109,7 +109,7 @@ class _SegmentBucketer(Bucketer):
     def __init__(self, spec: BucketSpec, first_t_ns: int) -> None:
         self.collector = _Collector()
         super().__init__(spec, first_t_ns=first_t_ns, sink=self.collector)
-        self.first_sets: tuple[np.ndarray, np.ndarray] | None = None
+        self.first_sets: DistinctSets | None = None
 
     def _before_reduce(self, packets: np.ndarray, starts: np.ndarray, merged: bool) -> None:
         """Before the counters move past it, keep the first bucket's distinct values."""
@@ -120,18 +120,18 @@ class _SegmentBucketer(Bucketer):
             return
         end = int(starts[1])
         dec = packets["decoded"][:end]
-        run0 = (np.unique(packets["dst_ip"][:end][(dec & DEC_IPV4) != 0]),
-                np.unique(packets["dst_port"][:end][(dec & DEC_PORTS) != 0].astype(np.uint32)))
-        self.first_sets = _union(self.open_sets(), run0) if merged else run0
+        ips6 = _EMPTY6
+        if "dst_ip6" in packets.dtype.names:  # type: ignore[operator]  # the extended decode
+            ips6 = np.unique(packets["dst_ip6"][:end][(dec & DEC_IPV6) != 0], axis=0).reshape(-1, 16)
+        run0 = DistinctSets(np.unique(packets["dst_ip"][:end][(dec & DEC_IPV4) != 0]),
+                            np.unique(packets["dst_port"][:end][(dec & DEC_PORTS) != 0].astype(np.uint32)),
+                            ips6)
+        self.first_sets = self.open_sets().union(run0) if merged else run0
 
     def finish(self) -> Iterator[np.ndarray]:
         if self.first_sets is None and self.open_bucket is not None:
             self.first_sets = self.open_sets()
         yield from super().finish()
-
-
-def _union(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return np.union1d(a[0], b[0]).astype(np.uint32), np.union1d(a[1], b[1]).astype(np.uint32)
 
 
 def can_splice(bucketer: Bucketer, buckets: np.ndarray) -> bool:
@@ -155,15 +155,16 @@ def splice(bucketer: Bucketer, segment: Segment) -> Iterator[np.ndarray]:
         return
     if not can_splice(bucketer, buckets):
         raise ValueError("segment cannot be spliced: feed its packets instead")
+    assert segment.first_sets is not None and segment.last_sets is not None  # it has buckets
     rows = segment.rows.copy()
     first_no = segment.first_no + bucketer.packets
     first_off = segment.first_off
     last_sets = segment.last_sets
     open_ = bucketer.open_bucket
     if open_ is not None and buckets[0] <= open_:
-        merged_sets = _union(bucketer.open_sets(), segment.first_sets)
+        merged_sets = bucketer.open_sets().union(segment.first_sets)
         merged_row = bucketer.open_row + rows[0]
-        merged_row[_IPS], merged_row[_PORTS] = (len(v) for v in merged_sets)
+        merged_row[_IPS], merged_row[_PORTS] = merged_sets.sizes()
         bucketer.open_with(open_, merged_row, *bucketer.open_first)
         if len(buckets) == 1:
             last_sets = merged_sets
@@ -248,7 +249,7 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
     def progress(n: int) -> None:
         read[k] += n
 
-    with PcapReader(path, progress=None if read is None else progress) as reader:
+    with PcapReader(path, decode=spec.decode, progress=None if read is None else progress) as reader:
         if first:
             begin: int | None = start
         else:
@@ -281,8 +282,8 @@ def splits_worthwhile(reader: CaptureReader, jobs: int) -> bool:
     """Whether the capture behind ``reader`` is a seekable file large enough to split: a
     classic pcap, not compressed (pcapng blocks and compressed streams cannot be split)."""
     if (jobs < 2 or not isinstance(reader, PcapReader) or reader.header is None
-            or not reader.owned or reader.compression is not None or reader.decode != "reference"):
-        return False  # (the extended decode's IPv6 destinations are per-process ids)
+            or not reader.owned or reader.compression is not None):
+        return False
     try:
         size = os.path.getsize(reader.path)
     except OSError:
