@@ -8,11 +8,12 @@ bucketizes them on its own: same origin as the whole capture, its own running ma
 The main process then splices the ranges in order onto one :class:`Bucketer`: counters of a
 bucket that straddles two ranges add, its distinct sets are united (IPv6 destinations too,
 under the extended decode), and packets that arrived while an earlier range's last bucket
-was the newest are counted in it (the running-maximum rule).  Every guess is checked: a range is spliced only if it starts exactly where the
-previous one ended, its walk raised nothing, and at most one of its buckets falls into the
-previous range's open bucket.  Otherwise the main process walks that range itself, from the
-boundary it knows, with the same bucketer.  So the rows are byte-identical to one process's,
-whatever the file holds; a bad guess costs time, never correctness.
+was the newest are counted in it (the running-maximum rule).  Every guess is checked: a
+range is spliced only if it starts exactly where the previous one ended, its walk raised
+nothing, and at most one of its buckets falls into the previous range's open bucket.
+Otherwise the main process walks that range itself, from the boundary it knows, with the
+same bucketer.  So the rows are byte-identical to one process's, whatever the file holds; a
+bad guess costs time, never correctness.
 
 Workers treat a corrupt record as an error whatever ``on_corrupt`` says: their range is then
 walked here, where the policy applies exactly as in one process (a resync looks for times
