@@ -152,9 +152,10 @@ def test_corrupt_record_in_a_later_range(tmp_path: Path, small_ranges) -> None:
     assert run(path, 4)[0] == one
 
 
-@settings(max_examples=sweep(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=sweep(90), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(case=captures(max_records=60, errors=True), jobs=st.integers(2, 6), size=st.integers(40, 400))
+@given(case=st.one_of(captures(max_records=60, errors=True), extended_captures(max_records=60)),
+       jobs=st.integers(2, 6), size=st.integers(40, 400))
 def test_any_capture_any_split(tmp_path: Path, small_ranges, case, jobs: int, size: int) -> None:
     data, kw = case
     path = tmp_path / "c.pcap"
@@ -186,18 +187,6 @@ def test_extended_decode_ipv6_destinations_unite_across_ranges(tmp_path: Path, s
             assert run(path, jobs, decode="extended") == one
             stats = _last_stats.pop()
             assert stats["ranges"] > 1 and stats["spliced"] >= 1
-
-
-@settings(max_examples=sweep(40), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(case=extended_captures(max_records=60), jobs=st.integers(2, 5), size=st.integers(40, 400))
-def test_extended_decode_any_capture_any_split(tmp_path: Path, small_ranges, case, jobs: int, size: int) -> None:
-    data, kw = case
-    path = tmp_path / "c.pcap"
-    path.write_bytes(data)
-    small_ranges(size)
-    assert run(path, jobs, **kw) == run(path, 1, **kw)
-    _last_stats.clear()
 
 
 def test_streams_and_small_files_use_one_process(tmp_path: Path) -> None:
