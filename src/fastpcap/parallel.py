@@ -5,13 +5,22 @@ boundary at or after its range's start (a scan for a chain of plausible record h
 walks records until the first one that starts at or after the next range's start, and
 bucketizes them on its own: same origin as the whole capture, its own running maximum.
 
+A pcapng capture is cut the same way at block boundaries.  A block is read in the state of
+its section (byte order, interfaces), so a worker walks from its guessed boundary in the
+state in force at the capture's first packet (section headers and interface descriptions it
+meets update it as in one process); its range begins at the first packet block, section
+header or interface description it meets (other blocks change nothing) and ends before the
+first one at or after the next range's start.  The main process knows the state in force
+where the previous range ended, and splices a range only if it was walked from that state.
+
 The main process then splices the ranges in order onto one :class:`Bucketer`: counters of a
 bucket that straddles two ranges add, its distinct sets are united, and packets that arrived
 while an earlier range's last bucket was the newest are counted in it (the running-maximum
 rule).  Every guess is checked: a range is spliced only if it starts exactly where the
-previous one ended, its walk raised nothing, and at most one of its buckets falls into the
-previous range's open bucket.  Otherwise the main process walks that range itself, from the
-boundary it knows, with the same bucketer.  So the rows are byte-identical to one process's,
+previous one ended, its walk raised nothing, at most one of its buckets falls into the
+previous range's open bucket, and (pcapng) it was walked in the section state in force
+there.  Otherwise the main process walks that range itself, from the boundary it knows,
+with the same bucketer.  So the rows are byte-identical to one process's,
 whatever the file holds; a bad guess costs time, never correctness.
 
 Workers treat a corrupt record as an error whatever ``on_corrupt`` says: their range is then
