@@ -275,14 +275,20 @@ def find_block_start(reader: PcapngReader, offset: int, stop: int, end: int, sta
     pos = offset + (-offset) % 4  # (blocks are a multiple of 4 bytes long, from offset 0)
     scanned = 0
     while pos < min(stop, end) and scanned < SYNC_SCAN_BYTES:
-        window = bytearray(reader.read_at(pos, min(end - pos, _SCAN_WINDOW + 2 * limit + scan.head)))
-        eof = pos + len(window) >= end
+        # (the window holds two typical blocks past the offsets scanned; a candidate whose
+        # blocks are longer is read again on its own, as long as they are)
+        window = reader.read_at(pos, min(end - pos, 2 * _SCAN_WINDOW))
         span = min(len(window) - scan.head + 1, _SCAN_WINDOW, stop - pos)
         if span <= 0:
             break
-        raw = np.frombuffer(bytes(window), dtype=np.uint8)
-        for c in scan.candidates(raw, span).tolist():
-            if c % 4 == 0 and scan.check(window, c, len(window), eof) == YES:
+        for c in scan.candidates(np.frombuffer(window, dtype=np.uint8), span).tolist():
+            if c % 4:
+                continue
+            verdict = scan.check(window, c, len(window), pos + len(window) >= end)  # type: ignore[arg-type]
+            if verdict > 0:  # its blocks go on past the window
+                whole = reader.read_at(pos + c, min(end - pos - c, verdict))
+                verdict = scan.check(whole, 0, len(whole), pos + c + len(whole) >= end)  # type: ignore[arg-type]
+            if verdict == YES:
                 return pos + c
         span = span - span % 4 or span
         pos += span
