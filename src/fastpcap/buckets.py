@@ -59,6 +59,16 @@ class DistinctSets(NamedTuple):
     ports: np.ndarray  #: ports, sorted uint32
     ips6: np.ndarray  #: IPv6 addresses, (k, 16) uint8 rows in bytewise order (extended decode)
 
+    @classmethod
+    def of(cls, packets: np.ndarray) -> DistinctSets:
+        """The distinct destinations of ``packets`` (any run of packet rows)."""
+        dec = packets["decoded"]
+        ips6 = _EMPTY6
+        if "dst_ip6" in packets.dtype.names:  # type: ignore[operator]  # the extended decode
+            ips6 = np.unique(packets["dst_ip6"][(dec & DEC_IPV6) != 0], axis=0).reshape(-1, 16)
+        return cls(np.unique(packets["dst_ip"][(dec & DEC_IPV4) != 0]),
+                   np.unique(packets["dst_port"][(dec & DEC_PORTS) != 0].astype(np.uint32)), ips6)
+
     def union(self, other: DistinctSets) -> DistinctSets:
         """Both buckets' values together."""
         ips6 = np.concatenate((self.ips6, other.ips6)).reshape(-1, 16)

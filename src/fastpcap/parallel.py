@@ -43,16 +43,13 @@ import numpy as np
 
 from . import _backend
 from ._format import (
-    DEC_IPV4,
-    DEC_IPV6,
-    DEC_PORTS,
     GLOBAL_HEADER_SIZE,
     MIN_MAX_BLOCK,
     RECORD_HEADER_SIZE,
     max_block,
     max_caplen,
 )
-from .buckets import _EMPTY6, Bucketer, DistinctSets
+from .buckets import Bucketer, DistinctSets
 from .errors import CaptureError
 from .options import BucketSpec
 from .pcap import PcapReader
@@ -153,14 +150,7 @@ class _SegmentBucketer(Bucketer):
         if self.open_bucket is not None and not merged:
             self.first_sets = self.open_sets()  # the first bucket was the open one
             return
-        end = int(starts[1])
-        dec = packets["decoded"][:end]
-        ips6 = _EMPTY6
-        if "dst_ip6" in packets.dtype.names:  # type: ignore[operator]  # the extended decode
-            ips6 = np.unique(packets["dst_ip6"][:end][(dec & DEC_IPV6) != 0], axis=0).reshape(-1, 16)
-        run0 = DistinctSets(np.unique(packets["dst_ip"][:end][(dec & DEC_IPV4) != 0]),
-                            np.unique(packets["dst_port"][:end][(dec & DEC_PORTS) != 0].astype(np.uint32)),
-                            ips6)
+        run0 = DistinctSets.of(packets[:int(starts[1])])
         self.first_sets = self.open_sets().union(run0) if merged else run0
 
     def finish(self) -> Iterator[np.ndarray]:
