@@ -172,13 +172,15 @@ def test_corrupt_record_in_a_later_range(tmp_path: Path, small_ranges) -> None:
     assert run(path, 4)[0] == one
 
 
-@settings(max_examples=sweep(90), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(case=st.one_of(captures(max_records=60, errors=True), extended_captures(max_records=60)),
+@settings(max_examples=sweep(150), deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(case=st.one_of(captures(max_records=60, errors=True), extended_captures(max_records=60),
+                      pcapng_captures(max_records=60, errors=True)),
        jobs=st.integers(2, 6), size=st.integers(40, 400))
 def test_any_capture_any_split(tmp_path: Path, small_ranges, case, jobs: int, size: int) -> None:
+    # classic pcap and pcapng (told apart by their first bytes), either decode, corrupt ones too
     data, kw = case
-    path = tmp_path / "c.pcap"
+    path = tmp_path / "c.cap"
     path.write_bytes(data)
     small_ranges(size)
     assert run(path, jobs, **kw) == run(path, 1, **kw)
@@ -332,18 +334,6 @@ def test_pcapng_corrupt_block_in_a_later_range(tmp_path: Path, small_ranges, on_
     for jobs in (2, 4):
         small_ranges(len(data) // jobs)
         assert run(path, jobs, on_corrupt=on_corrupt) == one
-    _last_stats.clear()
-
-
-@settings(max_examples=sweep(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(case=pcapng_captures(max_records=60, errors=True), jobs=st.integers(2, 6), size=st.integers(40, 400))
-def test_any_pcapng_capture_any_split(tmp_path: Path, small_ranges, case, jobs: int, size: int) -> None:
-    data, kw = case
-    path = tmp_path / "c.pcapng"
-    path.write_bytes(data)
-    small_ranges(size)
-    assert run(path, jobs, **kw) == run(path, 1, **kw)
     _last_stats.clear()
 
 
