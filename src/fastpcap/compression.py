@@ -35,7 +35,9 @@ MAGICS: tuple[tuple[str, bytes], ...] = (
 )
 #: Bytes needed to tell them apart.
 SNIFF = max(len(magic) for _, magic in MAGICS)
-_RAW_CHUNK = 1 << 16
+#: Compressed bytes per read (and per decompressor call): few calls, so that a decompressing
+#: thread seldom waits for the GIL between them (``fastpcap.prefetch``).
+_RAW_CHUNK = 1 << 22
 _OUT_CHUNK = 1 << 22
 # Pieces in which a failing stretch is fed again: coarse first, then byte by byte.
 _REPLAY_STEPS = (256, 1)
@@ -69,7 +71,7 @@ class CorruptStream(ValueError):
     Both are ``exact`` unless the input could not be read again to find the byte: read from
     a pipe, an error that neither zlib's ``copy()`` nor the gzip trailer check catches (in
     ISA-L's deflate, xz, bzip2, lz4, zstd).  Then ``compressed_offset`` is the last byte of
-    the 64 KiB piece in which the problem was found, and the output of the failing call (at
+    the 4 MiB piece in which the problem was found, and the output of the failing call (at
     most 4 MiB) is missing; both still do not depend on how the reads were cut.
     """
 
@@ -252,6 +254,11 @@ class _Stream:
             exact = False
         self._error = CorruptStream(self.kind, problem, max(offset, 0), self.delivered, exact=exact)
         return self._error
+
+    def read_piece(self) -> bytes:
+        """The next piece of decompressed bytes as the decompressor gives it (at most 4 MiB),
+        ``b""`` at the end (for ``fastpcap.prefetch``; do not mix with ``read``)."""
+        return self._chunk()
 
     def readable(self) -> bool:
         return True

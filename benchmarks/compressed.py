@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Compressed captures: fastpcap against the decompressor alone (the README's figures).
+
+    python benchmarks/compressed.py [--packets 1000000] [--repeat 5]
+
+A capture of synthetic traffic whose payloads are random bytes (it compresses about as
+badly as real traffic does; the default synthetic frames compress ~50x), compressed with
+``zstd -3`` and ``gzip -6``.  Whole processes, timed as in ``run.py`` and interleaved round
+by round:
+
+* ``zstd -dc X.pcap.zst > /dev/null``; ``gzip -dc`` and ISA-L's ``igzip`` (``python -m
+  isal.igzip -dc``, the fastest inflate here, interpreter start-up included) for the gzip file;
+* ``fastpcap --version`` (interpreter start-up and fastpcap's import);
+* ``fastpcap bucketize X -o OUT`` for each file, with the decompression in its own thread
+  (the default) and in the main thread (``FASTPCAP_NO_PREFETCH=1``).
+
+Printed: medians and the spread of per-round ratios of fastpcap to (decompressor + start-up).
+It checks that both fastpcap runs write the bytes of the uncompressed capture's run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from run import CACHE, Result, cpu_model, ensure_cache, measure, warm
+
+HERE = Path(__file__).resolve().parent
+
+
+def random_capture(packets: int) -> Path:
+    path = CACHE / f"random-{packets}.pcap"
+    if not path.exists():
+        sys.path.insert(0, str(HERE))
+        from traffic import write_capture
+
+        partial = path.with_name(path.name + ".tmp")
+        print(f"generating {path.name} ...", file=sys.stderr, flush=True)
+        write_capture(str(partial), packets, seed=7, random_payload=True)
+        os.replace(partial, path)
+    return path
+
+
+def compressed(path: Path, kind: str) -> Path:
+    out = path.with_name(path.name + {"zstd": ".zst", "gzip": ".gz"}[kind])
+    if not out.exists():
+        partial = out.with_name(out.name + ".tmp")
+        command = ["zstd", "-3", "-q", "-f", "-c"] if kind == "zstd" else ["gzip", "-6", "-c"]
+        with open(partial, "wb") as f:
+            subprocess.run([*command, str(path)], stdout=f, check=True)
+        os.replace(partial, out)
+    return out
+
+
+def shell(command: str) -> list[str]:
+    return ["/bin/sh", "-c", command]
+
+
+def fastpcap(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "fastpcap", "bucketize", *map(str, args), "--quiet"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    for tool in ("zstd", "gzip"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"compressed.py needs {tool} on PATH")
+    ensure_cache()
+    plain = random_capture(args.packets)
+    zst, gz = compressed(plain, "zstd"), compressed(plain, "gzip")
+    for path in (plain, zst, gz):
+        warm(path)
+    out = CACHE / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("FASTPCAP_NO_EXTENSIONS", "FASTPCAP_NO_PREFETCH")}
+    main_thread = dict(env, FASTPCAP_NO_PREFETCH="1")
+    n, size = args.packets, plain.stat().st_size
+    py = sys.executable
+
+    def result(what: str, command: list[str], environment: dict[str, str], tag: str) -> tuple:
+        return (Result(what, command, "", n, size), environment, args.repeat, True, tag)
+
+    plan = [
+        result("fastpcap --version (start-up)", [py, "-m", "fastpcap", "--version"], env, "startup"),
+        result("zstd -dc > /dev/null", shell(f"zstd -dc '{zst}' > /dev/null"), env, "zstd"),
+        result("gzip -dc > /dev/null", shell(f"gzip -dc '{gz}' > /dev/null"), env, "gzip"),
+        result("igzip -dc > /dev/null (python -m isal.igzip)", shell(f"'{py}' -m isal.igzip -dc '{gz}' > /dev/null"),
+               env, "igzip"),
+        result("fastpcap X.pcap.zst, decompression thread", fastpcap(zst, "-o", out / "zst-t.jsonl"), env, "zst-t"),
+        result("fastpcap X.pcap.zst, main thread", fastpcap(zst, "-o", out / "zst-m.jsonl"), main_thread, "zst-m"),
+        result("fastpcap X.pcap.gz, decompression thread", fastpcap(gz, "-o", out / "gz-t.jsonl"), env, "gz-t"),
+        result("fastpcap X.pcap.gz, main thread", fastpcap(gz, "-o", out / "gz-m.jsonl"), main_thread, "gz-m"),
+        result("fastpcap X.pcap (uncompressed)", fastpcap(plain, "-o", out / "plain.jsonl"), env, "plain"),
+    ]
+    measure(plan)
+    r = {p[4]: p[0] for p in plan}
+    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} CPUs; load average now "
+          f"{os.getloadavg()[0]:.2f}; {args.repeat} interleaved rounds")
+    print(f"capture: {n:,} packets, {size / 1e6:,.0f} MB, random payloads; .zst {zst.stat().st_size / 1e6:,.0f} MB "
+          f"(zstd -3), .gz {gz.stat().st_size / 1e6:,.0f} MB (gzip -6)\n")
+    print("| what | wall s (median) | min s |")
+    print("|---|---:|---:|")
+    for res in r.values():
+        print(f"| {res.what} | {res.median:.3f} | {res.min:.3f} |")
+    print()
+    fastest_gzip = min((r["gzip"], r["igzip"]), key=lambda res: res.median)
+
+    def ratio(tag: str, base: Result) -> str:
+        per_round = [a.wall / (b.wall + s.wall) for a, b, s in zip(r[tag].runs, base.runs, r["startup"].runs)]
+        return (f"{r[tag].median / (base.median + r['startup'].median):.2f}x "
+                f"(rounds {min(per_round):.2f}-{max(per_round):.2f}x)")
+
+    for tag in ("zst-t", "zst-m"):
+        print(f"{r[tag].what} / (zstd -dc + start-up): {ratio(tag, r['zstd'])}")
+    for tag in ("gz-t", "gz-m"):
+        print(f"{r[tag].what} / ({fastest_gzip.what.split(' >')[0]} + start-up): {ratio(tag, fastest_gzip)}")
+    thread_gain = [statistics.median(a.wall / b.wall for a, b in zip(r[m].runs, r[t].runs))
+                   for m, t in (("zst-m", "zst-t"), ("gz-m", "gz-t"))]
+    print(f"decompression thread vs main thread: zstd {thread_gain[0]:.2f}x, gzip {thread_gain[1]:.2f}x faster "
+          "(median of per-round ratios)")
+    ok = all(filecmp.cmp(out / f"{tag}.jsonl", out / "plain.jsonl", shallow=False)
+             for tag in ("zst-t", "zst-m", "gz-t", "gz-m"))
+    print(f"outputs identical to the uncompressed capture's: {'yes' if ok else 'NO'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
