@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -30,7 +31,8 @@ from typing import Any, BinaryIO
 DEPTH = 2
 #: How often a thread blocked on a full queue looks whether it should stop (seconds).
 _POLL_S = 0.05
-_END = (b"", 0, None)
+#: What the thread hands over: a piece, the compressed bytes read for it, the error met.
+_Item = tuple[bytes, int, "BaseException | None"]
 
 
 def enabled() -> bool:
@@ -83,32 +85,16 @@ class Prefetched:
         self._source = source
         self._progress = progress
         self._close_source = close_source
-        self._queue: queue.Queue[tuple[bytes, int, BaseException | None]] = queue.Queue(DEPTH)
+        self._queue: queue.Queue[_Item] = queue.Queue(DEPTH)
         self._stop = threading.Event()
+        # A reader dropped without being closed stops the thread too (which holds no
+        # reference to this object, so that it can be collected).
+        weakref.finalize(self, self._stop.set)
         self._thread: threading.Thread | None = None
         self._pending = memoryview(b"")
         self._error: BaseException | None = None
         self._ended = False
         self._closed = False
-
-    # -- the decompressing thread ---------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                piece = self._stream.read_piece()
-                if not self._put((piece, self._source.take(), None)) or not piece:
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, raised there
-            self._put((b"", self._source.take(), exc))
-
-    def _put(self, item: tuple[bytes, int, BaseException | None]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     # -- the reading thread ---------------------------------------------------------------
     def _next(self) -> bytes:
@@ -119,7 +105,8 @@ class Prefetched:
         if self._closed:
             raise ValueError("read of a closed capture")
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fastpcap-decompress", daemon=True)
+            self._thread = threading.Thread(target=_decompress, name="fastpcap-decompress", daemon=True,
+                                            args=(self._stream, self._source, self._queue, self._stop))
             self._thread.start()
         piece, taken, error = self._queue.get()
         if taken and self._progress is not None:
@@ -179,3 +166,27 @@ class Prefetched:
         self._pending = memoryview(b"")
         if self._close_source:
             self._source.close()
+
+
+# -- the decompressing thread -------------------------------------------------------------
+
+def _decompress(stream: Any, source: CountingSource, pieces: queue.Queue[_Item], stop: threading.Event) -> None:
+    """The thread: ``stream``'s pieces into ``pieces`` until the end, an error, or ``stop``."""
+    try:
+        while not stop.is_set():
+            piece = stream.read_piece()
+            if not _put(pieces, (piece, source.take(), None), stop) or not piece:
+                return
+    except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, raised there
+        _put(pieces, (b"", source.take(), exc), stop)
+
+
+def _put(pieces: queue.Queue[_Item], item: _Item, stop: threading.Event) -> bool:
+    """Queue ``item`` once there is room; False if told to stop first."""
+    while not stop.is_set():
+        try:
+            pieces.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
