@@ -12,10 +12,11 @@ a failed read) raised at the same place, after every byte that came before it.  
 compressed bytes each piece took from the file are handed to ``progress`` in the main
 thread, when the piece is taken.  :meth:`Prefetched.close` stops the thread and waits for it
 before the file is closed (a read of a closed file descriptor in another thread could read
-whatever file got the number next).
+whatever file got the number next); a reader dropped unclosed stops it when collected (the
+thread holds no reference to it).
 
 ``FASTPCAP_NO_PREFETCH=1`` in the environment decompresses in the main thread instead (for
-comparisons: ``benchmarks/run.py`` times both).
+comparisons: ``benchmarks/compressed.py`` times both).
 """
 
 from __future__ import annotations
