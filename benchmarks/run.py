@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Whole-process comparison: the README's Performance table.
 
-    python benchmarks/run.py [--packets 2000000] [--repeat 5] [--jobs-also]
+    python benchmarks/run.py [--packets 2000000] [--repeat 5] [--jobs-also] [--pcapng-also]
 
 Generates (once, cached in benchmarks/.cache/) a synthetic capture of ``--packets`` packets,
 warms the page cache, then times each command as a whole process (interpreter start-up
@@ -13,6 +13,8 @@ runs every command once, so a machine whose speed drifts slows them all alike):
 * ``fastpcap bucketize IN -o OUT --jobs 1`` with the compiled core;
 * the same with ``FASTPCAP_NO_EXTENSIONS=1`` (the pure-Python twin);
 * ``fastpcap bucketize IN -o OUT --jobs 2`` with ``--jobs-also``;
+* ``fastpcap bucketize IN.pcapng -o OUT --jobs 1`` and ``--jobs 2`` with ``--pcapng-also``
+  (the same packets rewritten as pcapng by ``traffic.convert``, cached beside the capture);
 * ``reference_equivalent.py IN OUT`` (the reference collector's algorithm), with no warm-up
   and ``--ref-repeat`` runs (default: at most 3) on the same capture; or, with
   ``--ref-packets N``, on a smaller capture, its time scaled by packets/N (its work is
@@ -65,6 +67,20 @@ def capture(packets: int, seed: int) -> Path:
         print(f"generating {path.name} ...", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, str(HERE / "traffic.py"), str(partial), "--packets",
                         str(packets), "--seed", str(seed)], check=True)
+        os.replace(partial, path)
+    return path
+
+
+def pcapng_copy(pcap: Path) -> Path:
+    """The capture rewritten as pcapng (one section, one interface, EPBs in ns), cached."""
+    path = pcap.with_suffix(".pcapng")
+    if not path.exists():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        print(f"writing {path.name} ...", file=sys.stderr, flush=True)
+        sys.path.insert(0, str(HERE))
+        from traffic import convert
+
+        convert(str(pcap), str(partial), container="pcapng")
         os.replace(partial, path)
     return path
 
@@ -217,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per command (default: 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs-also", action="store_true", help="also time fastpcap --jobs 2")
+    parser.add_argument("--pcapng-also", action="store_true",
+                        help="also time fastpcap --jobs 1 and --jobs 2 on the capture rewritten as pcapng")
     parser.add_argument("--ref-repeat", type=int, default=None,
                         help="timed runs of the reference (default: min(3, --repeat))")
     parser.add_argument("--ref-packets", type=int, default=None,
@@ -233,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     ref_pcap = pcap if ref_packets == args.packets else capture(ref_packets, args.seed)
     size = pcap.stat().st_size
     probe = build_probe()
-    for path in {pcap, ref_pcap}:
+    ng = pcapng_copy(pcap) if args.pcapng_also else None
+    for path in {pcap, ref_pcap} | ({ng} if ng else set()):
         warm(path)
     load_before = os.getloadavg()
 
@@ -263,6 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         results["jobs2"] = Result("fastpcap --jobs 2, compiled core",
                                   fastpcap_argv(out / "jobs2.jsonl", "--jobs", "2"), "", args.packets, size)
         plan.append((results["jobs2"], base_env, args.repeat, True, "jobs2"))
+    if ng is not None:
+        for jobs in (1, 2):
+            key = f"pcapng{jobs}"
+            results[key] = Result(f"fastpcap --jobs {jobs} on the pcapng copy, compiled core",
+                                  [py, "-m", "fastpcap", "bucketize", str(ng), "-o", str(out / f"{key}.jsonl"),
+                                   "--jobs", str(jobs)], "", args.packets, ng.stat().st_size)
+            plan.append((results[key], base_env, args.repeat, True, key))
     ref = Result("reference collector's algorithm (reference_equivalent.py)",
                  [py, str(REFERENCE), str(ref_pcap), str(out / "reference.jsonl")],
                  "", ref_packets, ref_pcap.stat().st_size)
@@ -276,10 +302,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- are they doing the same work? ----------------------------------------------------
     checks = []
-    fastpcap_outputs = [out / f"{k}.jsonl" for k in ("cython", "python", "jobs2") if k in results]
+    variants = [k for k in ("cython", "python", "jobs2", "pcapng1", "pcapng2") if k in results]
+    fastpcap_outputs = [out / f"{k}.jsonl" for k in variants]
     same = all(filecmp.cmp(fastpcap_outputs[0], o, shallow=False) for o in fastpcap_outputs[1:])
-    checks.append(("identical output bytes (cmp) from fastpcap "
-                   + ", ".join(k for k in ("cython", "python", "jobs2") if k in results), same))
+    checks.append(("identical output bytes (cmp) from fastpcap " + ", ".join(variants), same))
     uncapped = out / "cython-max-gap-none.jsonl"
     run_once(fastpcap_argv(uncapped, "--jobs", "1", "--max-gap", "none"), base_env, "uncapped")
     checks.append(("fastpcap --max-gap none writes the same bytes (no gap on this capture)",
@@ -317,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             what += ")"
         vs_probe = f"{r.median / probe_median:.1f}×" if probe_median else "n/a"
         print(f"| {what} | {r.median:.3f} / {r.min:.3f} | {fmt_rate(args.packets / r.median)} | "
-              f"{size / 1e6 / r.median:,.0f} | {vs_probe} | {ref.median / r.median:,.1f}× | "
+              f"{r.file_bytes * r.scale / 1e6 / r.median:,.0f} | {vs_probe} | {ref.median / r.median:,.1f}× | "
               f"{r.maxrss_mb:.0f} |")
     print()
     if "probe" in results:
@@ -332,7 +358,12 @@ def main(argv: list[str] | None = None) -> int:
              "at every start)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""))
     print("wall min minus start-up min (roughly, the work itself): " + ", ".join(
         f"{k} {r.min - startup.min:.3f} s" for k, r in results.items()
-        if k in ("cython", "python", "jobs2")))
+        if k in variants))
+    for one, two in (("cython", "jobs2"), ("pcapng1", "pcapng2")):
+        if one in results and two in results:
+            rounds = [a.wall / b.wall for a, b in zip(results[one].runs, results[two].runs)]
+            print(f"{two} vs {one}: {results[one].median / results[two].median:.2f}× as fast (medians); "
+                  f"round by round {min(rounds):.2f}–{max(rounds):.2f}×")
     print("CPU s (user+sys, median): " + ", ".join(f"{k} {r.cpu:.2f}" for k, r in results.items()))
     for text, ok in checks:
         print(f"check: {text}: {'yes' if ok else 'NO'}")
@@ -342,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd += f" --seed {args.seed}"
     if args.jobs_also:
         cmd += " --jobs-also"
+    if args.pcapng_also:
+        cmd += " --pcapng-also"
     if args.ref_repeat is not None:
         cmd += f" --ref-repeat {args.ref_repeat}"
     if ref_packets != args.packets:

@@ -16,7 +16,8 @@ An input is a 4-byte header that chooses how to read the rest, then the capture 
     byte 1  the link type to patch in (an index into LINKTYPES)
     byte 2  bits 0-2: bucket_ms (BUCKET_MS); bits 3-4: max_gap_s (GAPS);
             bits 5-6: t_mono_origin_ns (ORIGINS); bit 7: host_ips (HOSTS)
-    byte 3  the compression (an index into COMPRESSIONS)
+    byte 3  bits 0-2: the compression (an index into COMPRESSIONS);
+            bits 3-4: on_corrupt (ON_CORRUPT); bits 5-7: unused
 
 Every value of every byte means something, so no mutation is wasted.  Shorter inputs are
 padded with zero bytes (all defaults).
@@ -61,13 +62,14 @@ from fastpcap.reader import DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_PACKETS
 
 HEADER_SIZE = 4
 
-#: Link types to patch in: every decoded one, and undecoded ones with each maximum record
-#: size (DBUS 128 MiB, EBHSCR 8 MiB, USBPCAP 1 MiB, the rest 256 KiB); the last ones only
-#: fit a classic header's 32-bit network field (FCS bits, reserved bits).
+#: Link types to patch in: every one either decode reads, and undecoded ones with each
+#: maximum record size (DBUS 128 MiB, EBHSCR 8 MiB, USBPCAP 1 MiB, the rest 256 KiB); the
+#: last ones only fit a classic header's 32-bit network field (FCS bits, reserved bits).
 LINKTYPES = (
-    1, 0, 12, 14, 101, 108, 113, 228, 229, 276,  # decoded
-    9, 104, 105, 127, 147, 231, 239, 249, 279, 0xFFFF,  # counted by size only
+    1, 0, 12, 14, 101, 108, 113, 228, 229, 276,  # decoded by both
+    9, 104, 105, 127, 147, 231, 239, 249, 279, 0xFFFF,  # the extended decode's, or size only
     1 | 0x10000000, 101 | 0x04000000, 0x03FFFFFF,  # classic only: FCS / reserved bits
+    10, 50, 192,  # more of the extended decode's (appended: the corpus keeps its meaning)
 )
 #: (chunk_packets, block_size): the defaults first, then small ones that cut records and
 #: blocks across reads and chunks at every place.
@@ -84,6 +86,8 @@ HOSTS: tuple[tuple[Any, Any], ...] = (
     (("10.200.0.2", "192.168.1.1"), ("10.200.0.2", "fd00::1", "::ffff:10.0.0.1")),
 )
 COMPRESSIONS = ("gzip", "zstd", "lz4", "bzip2", "xz")
+#: What a corrupt record does (the default twice: most inputs keep it).
+ON_CORRUPT = ("error", "stop", "resync", "error")
 #: Rows compared at most (a gap without a cap at 1 ms buckets can hold 2**63 empty rows).
 MAX_ROWS = 1 << 17
 
@@ -115,7 +119,7 @@ def decode_input(raw: bytes) -> Case:
     linktype = LINKTYPES[lt_index % len(LINKTYPES)] if flags & 1 else None
     if linktype is not None:
         body = patch_linktype(body, linktype)
-    compression = COMPRESSIONS[comp % len(COMPRESSIONS)] if flags & 8 else None
+    compression = COMPRESSIONS[(comp & 7) % len(COMPRESSIONS)] if flags & 8 else None
     if compression is not None:
         body = compress(body, compression)
     chunk_packets, block_size = CHUNKINGS[flags >> 5]
@@ -127,19 +131,20 @@ def decode_input(raw: bytes) -> Case:
         host_ips=hosts,
         size="wire" if flags & 4 else "captured",
         decode="extended" if extended else "reference",
+        on_corrupt=ON_CORRUPT[(comp >> 3) & 3],
     )
     return Case(body, spec, chunk_packets, block_size, bool(flags & 16), linktype, compression)
 
 
 def encode_input(data: bytes, *, linktype: int | None = None, extended: bool = False, wire: bool = False,
                  compression: str | None = None, info: bool = False, chunking: int = 0, bucket_ms: int = 0,
-                 gap: int = 0, origin: int = 0, hosts: int = 0) -> bytes:
+                 gap: int = 0, origin: int = 0, hosts: int = 0, on_corrupt: int = 0) -> bytes:
     """The input that :func:`decode_input` reads back as ``data`` with these choices
     (indexes into the tables above): for writing seeds."""
     flags = ((linktype is not None) | extended << 1 | wire << 2 | (compression is not None) << 3 | info << 4
              | chunking << 5)
     lt_index = 0 if linktype is None else LINKTYPES.index(linktype)
-    comp = 0 if compression is None else COMPRESSIONS.index(compression)
+    comp = (0 if compression is None else COMPRESSIONS.index(compression)) | on_corrupt << 3
     opts = bucket_ms | gap << 3 | origin << 5 | hosts << 7
     return bytes([flags, lt_index, opts, comp]) + data
 
@@ -262,7 +267,8 @@ def reader_path(case: Case) -> Outcome:
     try:
         with _warnings_into(outcome):
             reader = open_capture(io.BytesIO(case.data), chunk_packets=case.chunk_packets,
-                                  block_size=case.block_size, decode=case.spec.decode)
+                                  block_size=case.block_size, decode=case.spec.decode,
+                                  on_corrupt=case.spec.on_corrupt)
     except CaptureError as exc:
         outcome.error = str(exc)
         return outcome
@@ -286,6 +292,8 @@ def reader_path(case: Case) -> Outcome:
         "packets": packets.hexdigest(), "reader.packets": reader.packets, "format": reader.format,
         "end_offset": reader.end_offset, "tail_bytes": reader.tail_bytes, "undecoded": reader.undecoded,
         "linktypes": reader.linktypes, "compression": reader.compression, "bucketer.packets": bucketer.packets,
+        "skipped": (reader.skipped_regions, reader.skipped_bytes),
+        "stopped": None if reader.stopped is None else str(reader.stopped),
         "gaps": (gaps.gaps_cut, gaps.rows_cut, gaps.first_packet, gaps.first_offset),
     }
     if outcome.truncated:  # the reader stopped early: its counts are the chunking's
@@ -298,7 +306,7 @@ def info_path(case: Case) -> Outcome:
     outcome = Outcome()
     with _warnings_into(outcome):
         try:
-            outcome.details = capture_info(io.BytesIO(case.data))
+            outcome.details = capture_info(io.BytesIO(case.data), on_corrupt=case.spec.on_corrupt)
         except CaptureError as exc:
             outcome.error = str(exc)
     return outcome

@@ -82,6 +82,39 @@ def episode(n: int = 50, gap_s: int = 0) -> bytes:
     return pcap(recs)
 
 
+def read_all(impl, data: bytes, chunk: int, block: int, on_corrupt: str = "error"):
+    """Every packet the backend ``impl`` reads out of ``data`` (any container, any
+    compression) with this chunking and corrupt-record policy, the error if any, and the
+    reader's view of the capture: for comparing backends and chunkings."""
+    import io
+    import warnings
+
+    import fastpcap
+    from fastpcap import _backend
+    from fastpcap.reader import concatenate
+
+    previous = _backend.impl
+    _backend.impl = impl
+    chunks = []
+    reader = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastpcap.CorruptWarning)
+            reader = fastpcap.open_capture(io.BytesIO(data), chunk_packets=chunk, block_size=block,
+                                           on_corrupt=on_corrupt)
+            chunks.extend(reader)
+        error = None
+    except fastpcap.CaptureError as exc:
+        error = (exc.offset, exc.problem)
+    finally:
+        _backend.impl = previous
+    packets = concatenate(chunks, impl.PACKET_DTYPE).tobytes()
+    seen = reader and (reader.format, reader.packets, reader.end_offset, reader.tail_bytes, reader.linktypes,
+                       reader.undecoded, reader.skipped, reader.skipped_bytes,
+                       reader.stopped and reader.stopped.offset)
+    return packets, error, seen
+
+
 def one_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
     """The one error line of a run that must fail with status 2 and no traceback."""
     err = proc.stderr.decode()

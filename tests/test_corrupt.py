@@ -31,7 +31,7 @@ from fastpcap.info import capture_info
 from fastpcap.jsonl import format_rows
 from fastpcap.reader import concatenate
 
-from conftest import MS, T0, episode, one_error_line
+from conftest import MS, T0, episode, one_error_line, read_all
 from oracle import OracleError, oracle
 from pcapgen import (
     ACK,
@@ -402,30 +402,6 @@ def test_batch(tmp_path: Path) -> None:
 # -- Hypothesis: random damage --------------------------------------------------------------
 
 
-def read_all(impl, data: bytes, policy: str, chunk: int, block: int):
-    """Every packet ``impl`` reads out of ``data`` under ``policy``, where the reading ended,
-    the regions skipped and where it stopped (or the error)."""
-    previous = _backend.impl
-    _backend.impl = impl
-    chunks: list[np.ndarray] = []
-    reader = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", fastpcap.CorruptWarning)
-            reader = fastpcap.open_capture(io.BytesIO(data), chunk_packets=chunk, block_size=block,
-                                           on_corrupt=policy)
-            chunks.extend(reader)
-        error = None
-    except fastpcap.CaptureError as exc:
-        error = (exc.offset, exc.problem)
-    finally:
-        _backend.impl = previous
-    packets = concatenate(chunks, impl.PACKET_DTYPE).tobytes()
-    seen = reader and (reader.packets, reader.end_offset, reader.tail_bytes, reader.skipped,
-                       reader.skipped_bytes, reader.stopped and reader.stopped.offset)
-    return packets, error, seen
-
-
 DAMAGED = corrupted(captures(max_records=30)) | corrupted(pcapng_captures(max_records=30))
 
 
@@ -436,10 +412,10 @@ DAMAGED = corrupted(captures(max_records=30)) | corrupted(pcapng_captures(max_re
        chunk=st.integers(1, 40), block=st.sampled_from([16, 23, 256, 1000, 1 << 20]))
 def test_both_backends_resync_to_the_same_offsets(case, policy: str, chunk: int, block: int) -> None:
     data = case[0]
-    compiled = read_all(COMPILED, data, policy, chunk, block)
-    assert compiled == read_all(PURE, data, policy, chunk, block)
+    compiled = read_all(COMPILED, data, chunk, block, policy)
+    assert compiled == read_all(PURE, data, chunk, block, policy)
     # (and how the reading was cut changes nothing)
-    assert compiled == read_all(COMPILED, data, policy, 1 << 14, 1 << 22)
+    assert compiled == read_all(COMPILED, data, 1 << 14, 1 << 22, policy)
 
 
 @settings(max_examples=sweep(200), suppress_health_check=[HealthCheck.too_slow])

@@ -26,8 +26,8 @@ from fastpcap._format import DECODED_LINKTYPES, max_caplen
 from fastpcap.buckets import Bucketer
 from fastpcap.jsonl import format_rows
 from fastpcap.pcap import PcapReader
-from fastpcap.reader import concatenate
 
+from conftest import read_all
 from oracle import OracleError, oracle
 from pcapgen import SYN, Rec, eth, ipv4, ipv6, pcap, tcp, udp
 from strategies import captures, compressed, extended_linktype_frames, pcapng_captures, sweep, tunnel_frames
@@ -273,27 +273,6 @@ def test_every_link_type_decodes_identically(frames, linktype: int) -> None:
     long_enough = np.array([len(r.frame) >= header for r in records])
     if linktype != 147:  # a known link type: its header is decoded exactly when it is there
         assert list((decoded & COMPILED.DEC_LINK) != 0) == list(long_enough)
-
-
-def read_all(impl, data: bytes, chunk: int, block: int):
-    """Every packet ``impl`` reads out of ``data`` (any container, any compression), how it
-    ended, and the reader's view of the capture."""
-    previous = _backend.impl
-    _backend.impl = impl
-    chunks: list[np.ndarray] = []
-    reader = None
-    try:
-        reader = fastpcap.open_capture(io.BytesIO(data), chunk_packets=chunk, block_size=block)
-        chunks.extend(reader)
-        error = None
-    except fastpcap.CaptureError as exc:
-        error = (exc.offset, exc.problem)
-    finally:
-        _backend.impl = previous
-    packets = concatenate(chunks, impl.PACKET_DTYPE).tobytes()
-    seen = reader and (reader.format, reader.packets, reader.end_offset, reader.tail_bytes,
-                       reader.linktypes, reader.undecoded)
-    return packets, error, seen
 
 
 @pytest.mark.once

@@ -156,7 +156,8 @@ def test_cli_options(cli, tmp_path: Path) -> None:
     assert cli("bucketize", path, "--decode", "fancy").returncode == 2
 
 
-def test_extended_decode_runs_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extended_decode_splits_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (tests/test_parallel.py checks the splice itself: IPv6 destinations united across ranges)
     from fastpcap import parallel
 
     monkeypatch.setattr(parallel, "MIN_RANGE_BYTES", 64)
@@ -164,7 +165,7 @@ def test_extended_decode_runs_in_one_process(tmp_path: Path, monkeypatch: pytest
     path.write_bytes(pcap([Rec(T0 + i * 10**6, eth(ipv6(udp(1, i), next_header=17), ethertype=0x86DD))
                            for i in range(200)]))
     with fastpcap.open_capture(path, decode="extended") as reader:
-        assert not parallel.splits_worthwhile(reader, 4)
+        assert parallel.splits_worthwhile(reader, 4)
     assert rows_or_offset(path.read_bytes(), decode="extended") == fastpcap.format_rows(
         fastpcap.bucket_rows(path, decode="extended", jobs=4))
     assert np.array_equal(fastpcap.bucket_rows(path, jobs=4), fastpcap.bucket_rows(path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,13 +40,22 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
-def positive_int(text: str) -> int:
-    import argparse
+def at_least(low: int) -> Callable[[str], int]:
+    """An argument type: an integer no smaller than ``low``."""
 
-    value = integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+    def check(text: str) -> int:
+        import argparse
+
+        value = integer(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    return check
+
+
+positive_int = at_least(1)
+non_negative_int = at_least(0)
 
 
 def print_line(text: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -49,6 +49,36 @@ ROWS_PER_BLOCK = 1 << 16
 #: counters are summed in 16-bit fields.
 MAX_FEED = (1 << 16) - 1
 _EMPTY = np.zeros(0, dtype=np.uint32)
+_EMPTY6 = np.zeros((0, 16), dtype=np.uint8)
+
+
+class DistinctSets(NamedTuple):
+    """One bucket's distinct destinations (what splicing byte ranges unites)."""
+
+    ips: np.ndarray  #: IPv4 addresses, sorted uint32
+    ports: np.ndarray  #: ports, sorted uint32
+    ips6: np.ndarray  #: IPv6 addresses, (k, 16) uint8 rows in bytewise order (extended decode)
+
+    @classmethod
+    def of(cls, packets: np.ndarray) -> DistinctSets:
+        """The distinct destinations of ``packets`` (any run of packet rows)."""
+        dec = packets["decoded"]
+        ips6 = _EMPTY6
+        if "dst_ip6" in packets.dtype.names:  # type: ignore[operator]  # the extended decode
+            ips6 = np.unique(packets["dst_ip6"][(dec & DEC_IPV6) != 0], axis=0).reshape(-1, 16)
+        return cls(np.unique(packets["dst_ip"][(dec & DEC_IPV4) != 0]),
+                   np.unique(packets["dst_port"][(dec & DEC_PORTS) != 0].astype(np.uint32)), ips6)
+
+    def union(self, other: DistinctSets) -> DistinctSets:
+        """Both buckets' values together."""
+        ips6 = np.concatenate((self.ips6, other.ips6)).reshape(-1, 16)
+        return DistinctSets(np.union1d(self.ips, other.ips).astype(np.uint32),
+                            np.union1d(self.ports, other.ports).astype(np.uint32),
+                            np.unique(ips6, axis=0) if len(ips6) else _EMPTY6)
+
+    def sizes(self) -> tuple[int, int]:
+        """(distinct destination ips, distinct destination ports), as in a row."""
+        return len(self.ips) + len(self.ips6), len(self.ports)
 
 
 def _halves(addresses: np.ndarray) -> np.ndarray:
@@ -225,11 +255,14 @@ class Bucketer:
         """The open bucket's counters (a row of ``ROW_FIELDS`` without its times)."""
         return self._open_row
 
-    def open_sets(self) -> tuple[np.ndarray, np.ndarray]:
-        """The open bucket's distinct destination ips and ports (sorted uint32 arrays)."""
+    def open_sets(self) -> DistinctSets:
+        """The open bucket's distinct destinations: IPv4 addresses and ports (sorted uint32
+        arrays), IPv6 addresses ((k, 16) uint8 rows in bytewise order; extended decode)."""
         if self._open is None:
-            return _EMPTY, _EMPTY
-        return self._ips.values_in(self._open), self._ports.values_in(self._open)
+            return DistinctSets(_EMPTY, _EMPTY, _EMPTY6)
+        ips6 = self._ips6.values_in(self._open)  # (a counter never fed gives a flat array)
+        return DistinctSets(self._ips.values_in(self._open), self._ports.values_in(self._open),
+                            ips6 if len(ips6) else _EMPTY6)
 
     def close_open(self) -> Iterator[np.ndarray]:
         """Close the open bucket: hand it to the sink."""
@@ -246,13 +279,18 @@ class Bucketer:
         self._open_row = row.copy()
         self._open_first = (first_no, first_off)
 
-    def learn_open_sets(self, sets: tuple[np.ndarray, np.ndarray]) -> None:
-        """Teach the distinct counters the open bucket's ips and ports (found elsewhere):
+    def learn_open_sets(self, sets: DistinctSets) -> None:
+        """Teach the distinct counters the open bucket's destinations (found elsewhere):
         they are its values from now on."""
         assert self._open is not None
-        for counter, values, dtype in zip((self._ips, self._ports), sets, (np.uint32, np.uint16)):
+        known: list[tuple[Any, np.ndarray]] = [
+            (self._ips, sets.ips.astype(np.uint32)), (self._ports, sets.ports.astype(np.uint16)),
+            (self._ips6, sets.ips6)]
+        for counter, values in known:
+            if not len(values):
+                continue
             marks = np.empty(len(values), dtype=np.uint8)
-            counter.first_in_bucket(values.astype(dtype), np.full(len(values), self._open, dtype=np.int64),
+            counter.first_in_bucket(values, np.full(len(values), self._open, dtype=np.int64),
                                     np.ones(len(values), dtype=np.uint8), marks)
 
     @property

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from . import _cli_common as common
-from ._cli_common import integer as _integer
+from ._cli_common import non_negative_int as _non_negative_int
 from ._cli_common import positive_int as _positive_int
 
 if TYPE_CHECKING:
@@ -31,15 +31,6 @@ if TYPE_CHECKING:
 
 #: The signals that end a live run normally.
 _END_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def _non_negative_int(text: str) -> int:
-    import argparse
-
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
-    return value
 
 
 def _seconds(text: str) -> float:

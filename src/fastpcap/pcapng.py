@@ -137,6 +137,12 @@ class PcapngReader(CaptureReader):
         self.sections = 0
         self.interfaces: list[Interface] = []
         self.byteorders: list[str] = []
+        #: What the walk reads the next block with: the section's byte order and its
+        #: interfaces (``None`` before the first section header); see :meth:`chunks`.
+        self.state: State = ("little", None)
+        #: Offset of the first packet block, section header or interface description the
+        #: walk met (``None``: none yet): where a walk from a guessed boundary really begins.
+        self.first_block: int | None = None
         self._head = self.read(12)
         if len(self._head) < 4:
             self.format = ""  # too short to tell
@@ -163,17 +169,48 @@ class PcapngReader(CaptureReader):
         if len(self._head) < 12 or self._file is None:
             self.close()
             return iter(())
-        return self._walk()
+        return self.chunks(0)
 
-    def _walk(self) -> Iterator[np.ndarray]:
-        impl = _backend.impl
-        byteorder: Literal["little", "big"] = "little"
-        section: list[Interface] | None = None  # the current section's interfaces
-        arrays = _arrays([])
-        limit = MIN_MAX_BLOCK
+    def first_packet(self) -> tuple[int, State] | None:
+        """The first packet's time in ns and the state (:attr:`state`) its block was read
+        in, read by a reader of its own (this one's reading does not move); ``None`` if the
+        capture holds no packet or something before the first one is not right."""
         try:
-            win = Window(self, 0, None, self._head)
+            with PcapngReader(self.path, chunk_packets=1, decode=self.decode) as probe:
+                for chunk in probe:
+                    return int(chunk["t_ns"][0]), probe.state
+        except CaptureError:
+            pass
+        return None
+
+    def chunks(self, start: int, stop: int | None = None, end: int | None = None,
+               *, close: bool = True) -> Iterator[np.ndarray]:
+        """Yield chunks of packets from the block at file offset ``start``, read in
+        :attr:`state` (the state the walk left at ``start``, or one a boundary guess assumes).
+
+        The walk ends at the first packet block, section header or interface description
+        that starts at or after ``stop`` (``end_offset`` is then its offset), or where the
+        file (or its first ``end`` bytes) ends.  Closes the file at the end unless ``close``
+        is false.  ``start`` must be a block boundary; a start other than 0 needs a seekable
+        file.
+        """
+        if len(self._head) < 12 or self._file is None:
+            raise ValueError("the capture has no section header to walk from")
+        if start == 0 and self._position == len(self._head):
+            return self._walk(Window(self, 0, end, self._head), stop, close)
+        self.seek(start)
+        return self._walk(Window(self, start, end), stop, close)
+
+    def _walk(self, win: Window, stop: int | None, close: bool) -> Iterator[np.ndarray]:
+        impl = _backend.impl
+        byteorder, interfaces = self.state
+        section = None if interfaces is None else list(interfaces)  # the current section's interfaces
+        arrays = _arrays(section or [])
+        limit = MIN_MAX_BLOCK if section is None else max_block([i.linktype for i in section])
+        reached_stop = False
+        try:
             while True:
+                past_stop = False  # the walk reached a block of the next range
                 if section is None:
                     status = WALK_BLOCK
                     n = 0
@@ -182,11 +219,22 @@ class PcapngReader(CaptureReader):
                     pos, n, status = impl.walk_pcapng(win.buf, win.pos, win.filled, out, win.base,
                                                       byteorder == "big", *arrays, limit, self._tunnels)
                     win.pos = pos
+                    if stop is not None and n and int(out["offset"][n - 1]) >= stop:
+                        keep = int(np.searchsorted(out["offset"][:n], stop))
+                        win.pos = int(out["offset"][keep]) - win.base  # end at the first packet past it
+                        n, status, past_stop = keep, WALK_OK, True
+                    if n and self.first_block is None:
+                        self.first_block = int(out["offset"][0])
                     if n:
                         self._count_chunk(out[:n])
                         self._last_timed(out[:n], win, byteorder)
                         yield out[:n]
+                if past_stop or (stop is not None and win.offset >= stop and status != WALK_OK):
+                    reached_stop = True  # (at a packet, control or corrupt block of the next range)
+                    break
                 if status == WALK_BLOCK:
+                    if self.first_block is None:
+                        self.first_block = win.offset
                     try:
                         block = self._control_block(win, byteorder, limit)
                     except CaptureError as bad:  # a corrupt section header or interface description
@@ -215,6 +263,7 @@ class PcapngReader(CaptureReader):
                         self.interfaces.append(value)
                     limit = max_block([i.linktype for i in section])
                     arrays = _arrays(section)
+                    self.state = (byteorder, tuple(section))
                     win.pos += length
                     continue
                 if status != WALK_OK:
@@ -233,9 +282,32 @@ class PcapngReader(CaptureReader):
                         continue
                     break
             # (stopped at a corrupt block: what follows it is not a tail)
-            self.end_offset, self.tail_bytes = win.offset, 0 if self.stopped else win.left
+            self.end_offset, self.tail_bytes = win.offset, 0 if self.stopped or reached_stop else win.left
         finally:
-            self.close()
+            self.state = (byteorder, None if section is None else tuple(section))
+            if close:
+                self.close()
+
+    def walked_elsewhere(self, packets: int, end_offset: int, tail_bytes: int, last_t_ns: int | None, *,
+                         undecoded: dict[int, int], state: State, sections: int, byteorders: list[str],
+                         interfaces: list[Interface]) -> int:
+        """Account for ``packets`` packets walked by another process, up to ``end_offset``
+        (and a partial block of ``tail_bytes`` after it): ``undecoded`` of them per link type
+        counted by size only, ``last_t_ns`` the last timed one's time; the section headers
+        (their byte orders) and interface descriptions it read, and the ``state`` it ended
+        in.  Returns the bytes read there that progress has not been told of (see
+        :meth:`passed`)."""
+        self.packets += packets
+        for linktype, count in undecoded.items():
+            self.undecoded[linktype] = self.undecoded.get(linktype, 0) + count
+        self.sections += sections
+        self.byteorders += byteorders
+        self.interfaces += interfaces
+        self.state = state
+        self.end_offset, self.tail_bytes = end_offset, tail_bytes
+        if last_t_ns is not None:
+            self.last_t_ns = last_t_ns
+        return self.passed(end_offset + tail_bytes)
 
     def _scan(self, byteorder: Literal["little", "big"], section: list[Interface] | None,
               limit: int) -> PcapngScan:
@@ -356,6 +428,9 @@ def _at_section_header(win: Window) -> bool:
 def _trailer_problem(btype: int, length: int, trailer: int) -> str:
     return f"{block_name(btype)} of {length} bytes ends with a different length ({trailer}); the file is corrupt"
 
+
+#: A section's byte order and its interfaces (``None``: no section has begun).
+State = tuple[Literal["little", "big"], "tuple[Interface, ...] | None"]
 
 _Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 

@@ -33,9 +33,13 @@ def _bar(**kw: Any) -> Any:
     return tqdm(file=sys.stderr, leave=False, dynamic_ncols=not shape, **shape, **kw)
 
 
+#: The bars count bytes in decimal units (kB, MB, GB: powers of 1000), as the summary lines do.
+_BYTES: dict[str, Any] = {"unit": "B", "unit_scale": True, "unit_divisor": 1000}
+
+
 def capture_bar(path: str, total: int) -> Any:
     """A bar over the bytes of one capture file."""
-    return _bar(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=os.path.basename(path))
+    return _bar(total=total, **_BYTES, desc=os.path.basename(path))
 
 
 class BatchBar:
@@ -46,7 +50,7 @@ class BatchBar:
         self.done = 0
         self.failed = 0
         self.packets = 0
-        self._bar = _bar(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+        self._bar = _bar(total=total_bytes, **_BYTES,
                          bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
         self._describe()
 
