@@ -691,8 +691,9 @@ def _udp_tunnel(frame: bytes, at: int, port: int):
 def walk_tunnels(frame: bytes, p: dict) -> None:
     """While the packet ``p`` carries a tunnel and fewer than MAX_HEADERS headers were walked
     (the link's encapsulations, each tunnel, the encapsulations inside), decode the packet
-    inside; when it has an IP header, its fields replace ``p``'s (else ``p`` stays)."""
-    headers = p["vlan_tags"]
+    inside; when it has an IP header, its fields replace ``p``'s (else ``p`` stays).
+    ``p["headers"]``: the headers walked when it stopped (from the first tunnel on)."""
+    headers = p["headers"] = p["vlan_tags"]
     while p["transport_offset"] is not None and headers < MAX_HEADERS:
         at = p["transport_offset"]
         proto = p["ip_proto"]
@@ -709,6 +710,7 @@ def walk_tunnels(frame: bytes, p: dict) -> None:
         if found is None:
             return
         headers += 1
+        p["headers"] = headers
         kind, off, walk = found
         if kind == ETHERTYPE_BRIDGING:
             if len(frame) - off < 14:
@@ -717,6 +719,7 @@ def walk_tunnels(frame: bytes, p: dict) -> None:
         if walk:
             kind, off, used = walk_encapsulations(frame, kind, off, MAX_HEADERS - headers)
             headers += used
+            p["headers"] = headers
         inner = {"decoded": 0, "ethertype": kind, "network_offset": off, "transport_offset": None,
                  "ip_version": None, "src": None, "dst": None, "ip_proto": None, "src_port": None,
                  "dst_port": None, "tcp_flags": None, "fragment": False, "ext_headers": (), "ext_truncated": False}
@@ -729,6 +732,7 @@ def walk_tunnels(frame: bytes, p: dict) -> None:
         p.update({name: inner[name] for name in IP_FIELDS})
         p["decoded"] = DEC_LINK | inner["decoded"]
         p["tunnels"] = p.get("tunnels", 0) + 1
+        p["headers"] = headers
 
 
 def parse_host_ips(host_ips) -> frozenset:

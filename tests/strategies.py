@@ -1294,10 +1294,11 @@ TUNNEL_KINDS = ("gre", "gre_eth", "gre_mpls", "erspan1", "erspan2", "erspan3", "
                 "ipip", "6in4")
 
 
-def _tunnel(draw, ethertype: int, net: bytes, kind: str) -> tuple[int, bytes]:
+def _tunnel(draw, ethertype: int, net: bytes, kind: str, clean: bool = False) -> tuple[int, bytes]:
     """``net`` (of type ``ethertype``) inside one tunnel of ``kind``, with random flags,
     keys, options and extension headers, in an outer IPv4 or IPv6 packet: ``(0x0800 or
-    0x86DD, bytes)``.  A tunnel that cannot carry ``ethertype`` carries it in Ethernet."""
+    0x86DD, bytes)``.  A tunnel that cannot carry ``ethertype`` carries it in Ethernet.
+    ``clean``: the outer IPv4 packet is never a fragment."""
     def framed() -> bytes:
         return vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype)
 
@@ -1342,18 +1343,41 @@ def _tunnel(draw, ethertype: int, net: bytes, kind: str) -> tuple[int, bytes]:
         payload, proto = gre(framed(), protocol=0x6558, key=opt()), 47
     if draw(st.booleans()):
         return 0x0800, ipv4(payload, proto=proto, src=draw(st.sampled_from(V4_POOL)),
-                            dst=draw(st.sampled_from(V4_POOL)), more_fragments=draw(st.integers(0, 9)) == 0)
+                            dst=draw(st.sampled_from(V4_POOL)),
+                            more_fragments=not clean and draw(st.integers(0, 9)) == 0)
+    return 0x86DD, ipv6(payload, next_header=proto, src=draw(st.sampled_from(V6_POOL)),
+                        dst=draw(st.sampled_from(V6_POOL)))
+
+
+def _clean_network(draw) -> tuple[int, bytes]:
+    """A well-formed IPv4 or IPv6 packet (lengths right, headers whole) carrying TCP, UDP or
+    another protocol, addresses and ports from the pools."""
+    proto = draw(st.sampled_from([6, 6, 17, 17, 1, 58, 50]))
+    ports = draw(st.sampled_from(PORT_POOL)), draw(st.sampled_from(PORT_POOL))
+    body = draw(st.binary(max_size=8))
+    if proto == 6:
+        payload = tcp(*ports, flags=draw(st.sampled_from(FLAG_POOL)), payload=body)
+    elif proto == 17:
+        payload = udp(*ports, payload=body)
+    else:
+        payload = bytes(8) + body
+    if draw(st.booleans()):
+        return 0x0800, ipv4(payload, proto=proto, src=draw(st.sampled_from(V4_POOL)),
+                            dst=draw(st.sampled_from(V4_POOL)))
     return 0x86DD, ipv6(payload, next_header=proto, src=draw(st.sampled_from(V6_POOL)),
                         dst=draw(st.sampled_from(V6_POOL)))
 
 
 @st.composite
-def tunnel_frames(draw):
+def tunnel_frames(draw, clean: bool = False):
     """Strategy: Ethernet frames whose packet is ``extended_frames()``'s inside 1-3 tunnels
     (TUNNEL_KINDS: GRE with IPv4/IPv6, Ethernet, MPLS, ERSPAN I/II/III, PPTP's PPP; VXLAN,
     GENEVE, GTP-U; IP-in-IP, 6in4), with VLAN tags around the inner Ethernet frames;
-    sometimes padded or cut anywhere."""
-    ethertype, net = _network(draw)
+    sometimes padded or cut anywhere.  ``clean``: the innermost packet is well-formed
+    (``_clean_network``) and the frame whole -- the odd packets are the outer decode's
+    business; the tunnels' headers stay random."""
+    ethertype, net = _clean_network(draw) if clean else _network(draw)
     for _ in range(_weighted(draw, [(6, 1), (3, 2), (1, 3)])):
-        ethertype, net = _tunnel(draw, ethertype, net, draw(st.sampled_from(TUNNEL_KINDS)))
-    return _maybe_cut(draw, vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype))
+        ethertype, net = _tunnel(draw, ethertype, net, draw(st.sampled_from(TUNNEL_KINDS)), clean)
+    frame = vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype)
+    return frame if clean else _maybe_cut(draw, frame)
