@@ -376,12 +376,12 @@ def ppp_protocol(frame: bytes, at: int):
     return _be16(frame, at), at + 2
 
 
-def walk_encapsulations(frame: bytes, ethertype: int, off: int):
+def walk_encapsulations(frame: bytes, ethertype: int, off: int, limit: int = MAX_HEADERS):
     """``(ethertype, network_offset, headers)`` after walking VLAN tags, PPPoE, MPLS label
-    stack entries, PBB and VN-Tag headers, at most MAX_HEADERS of them."""
+    stack entries, PBB and VN-Tag headers, at most ``limit`` of them."""
     n = len(frame)
     headers = 0
-    while headers < MAX_HEADERS:
+    while headers < limit:
         rest = n - off
         if ethertype in VLAN_TPIDS and rest >= 4:
             ethertype, off = _be16(frame, off + 2), off + 4
@@ -533,7 +533,7 @@ def _decode_ipv6(ip: bytes, p: dict) -> None:
     _transport(ip[off:], nh, p)
 
 
-def decode_packet(frame: bytes, linktype: int, extended: bool) -> dict:
+def decode_packet(frame: bytes, linktype: int, extended: bool, tunnels: bool = False) -> dict:
     """The decode of one frame, in either mode, as a dict:
 
     * ``size`` (captured length), ``linktype``, ``decoded`` (DEC_* bits);
@@ -552,7 +552,8 @@ def decode_packet(frame: bytes, linktype: int, extended: bool) -> dict:
 
     With ``extended`` False this is the reference decode (``decode_frame``): no tags, the
     version nibble not checked (``ip_version`` 4 means "decoded as IPv4"), no IPv6, no
-    fragment awareness."""
+    fragment awareness.  With ``tunnels`` (extended only: ``tunnels="inner"``) the innermost
+    packet of the tunnels it carries replaces the IP fields (``walk_tunnels``)."""
     frame = bytes(frame)
     p = {"size": len(frame), "linktype": linktype, "decoded": 0, "ethertype": None, "vlan_tags": 0,
          "network_offset": None, "transport_offset": None, "ip_version": None, "src": None, "dst": None,
@@ -587,7 +588,151 @@ def decode_packet(frame: bytes, linktype: int, extended: bool) -> dict:
         _decode_ipv4_extended(net, p)
     elif ethertype == ETHERTYPE_IPV6:
         _decode_ipv6(net, p)
+    if tunnels:
+        walk_tunnels(frame, p)
     return p
+
+
+# Tunnels (data-model.md, "Tunnels"): tunnels="inner"
+ETHERTYPE_BRIDGING = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows
+GRE_PPP, ERSPAN_II, ERSPAN_III = 0x880B, 0x88BE, 0x22EB
+VXLAN_PORT, GENEVE_PORT, GTPU_PORT = 4789, 6081, 2152
+IP_FIELDS = ("ethertype", "ip_version", "src", "dst", "ip_proto", "src_port", "dst_port", "tcp_flags",
+             "fragment", "ext_headers", "ext_truncated", "network_offset", "transport_offset")
+
+
+def _gre(frame: bytes, at: int):
+    """The GRE header at ``at``: (type, offset of what it carries, encapsulations walked?)."""
+    n = len(frame)
+    if n - at < 4:
+        return None
+    flags, proto = _be16(frame, at), _be16(frame, at + 2)
+    version = flags & 0x7
+    if flags & 0x4000:  # routing: not walked
+        return None
+    length = 4 + sum(4 for bit in (0x8000, 0x2000, 0x1000) if flags & bit)
+    if version == 1:
+        if proto != GRE_PPP:
+            return None
+        if flags & 0x0080:  # acknowledgment number
+            length += 4
+        if n - at < length:
+            return None
+        off = at + length
+        if off < n and frame[off] == 0xFF:  # address and control
+            off += 2
+        field = ppp_protocol(frame, off)
+        if field is None or field[0] not in PPP_TYPES:
+            return None
+        return PPP_TYPES[field[0]], field[1], True
+    if version != 0 or n - at < length:
+        return None
+    off = at + length
+    if proto in (ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_BRIDGING):
+        return proto, off, False
+    if proto in ETHERTYPE_MPLS:
+        return proto, off, True
+    if proto == ERSPAN_II and not flags & 0x1000:  # type I: the frame right away
+        return ETHERTYPE_BRIDGING, off, False
+    if proto in (ERSPAN_II, ERSPAN_III):
+        if n - off < 2:
+            return None
+        version = frame[off] >> 4
+        if version == 1:
+            length = 8
+        elif version == 2:
+            if n - off < 12 or (_be16(frame, off + 10) >> 10) & 0x1F:  # frame type: Ethernet only
+                return None
+            length = 12 + (8 if frame[off + 11] & 1 else 0)
+        else:
+            return None
+        if n - off < length:
+            return None
+        return ETHERTYPE_BRIDGING, off + length, False
+    return None
+
+
+def _udp_tunnel(frame: bytes, at: int, port: int):
+    """VXLAN, GENEVE or GTP-U at ``at`` (the UDP payload), by destination ``port``."""
+    n = len(frame)
+    if port == VXLAN_PORT:
+        return (ETHERTYPE_BRIDGING, at + 8, False) if n - at >= 8 else None
+    if port == GENEVE_PORT:
+        if n - at < 8 or frame[at] >> 6 != 0:
+            return None
+        length = 8 + 4 * (frame[at] & 0x3F)
+        proto = _be16(frame, at + 2)
+        if n - at < length or proto not in (ETHERTYPE_BRIDGING, ETHERTYPE_IPV4, ETHERTYPE_IPV6):
+            return None
+        return proto, at + length, False
+    if port == GTPU_PORT:
+        if n - at < 8 or frame[at] >> 5 != 1 or not frame[at] & 0x10 or frame[at + 1] != 0xFF:
+            return None
+        off = at + 8
+        if frame[at] & 0x07:
+            if n - at < 12:
+                return None
+            following = frame[at + 11]
+            off = at + 12
+            extensions = 0
+            while following:
+                if extensions == MAX_HEADERS or off >= n or frame[off] == 0 or n - off < 4 * frame[off]:
+                    return None
+                length = 4 * frame[off]
+                following = frame[off + length - 1]
+                off += length
+                extensions += 1
+        if off >= n or frame[off] >> 4 not in (4, 6):
+            return None
+        return (ETHERTYPE_IPV4 if frame[off] >> 4 == 4 else ETHERTYPE_IPV6), off, False
+    return None
+
+
+def walk_tunnels(frame: bytes, p: dict) -> None:
+    """While the packet ``p`` carries a tunnel and fewer than MAX_HEADERS headers were walked
+    (the link's encapsulations, each tunnel, the encapsulations inside), decode the packet
+    inside; when it has an IP header, its fields replace ``p``'s (else ``p`` stays).
+    ``p["headers"]``: the headers walked when it stopped (from the first tunnel on)."""
+    headers = p["headers"] = p["vlan_tags"]
+    while p["transport_offset"] is not None and headers < MAX_HEADERS:
+        at = p["transport_offset"]
+        proto = p["ip_proto"]
+        if proto == 4:
+            found = ETHERTYPE_IPV4, at, False
+        elif proto == 41:
+            found = ETHERTYPE_IPV6, at, False
+        elif proto == 47:
+            found = _gre(frame, at)
+        elif proto == 17 and p["dst_port"] is not None:
+            found = _udp_tunnel(frame, at + 8, p["dst_port"])
+        else:
+            found = None
+        if found is None:
+            return
+        headers += 1
+        p["headers"] = headers
+        kind, off, walk = found
+        if kind == ETHERTYPE_BRIDGING:
+            if len(frame) - off < 14:
+                return
+            kind, off, walk = _be16(frame, off + 12), off + 14, True
+        if walk:
+            kind, off, used = walk_encapsulations(frame, kind, off, MAX_HEADERS - headers)
+            headers += used
+            p["headers"] = headers
+        inner = {"decoded": 0, "ethertype": kind, "network_offset": off, "transport_offset": None,
+                 "ip_version": None, "src": None, "dst": None, "ip_proto": None, "src_port": None,
+                 "dst_port": None, "tcp_flags": None, "fragment": False, "ext_headers": (), "ext_truncated": False}
+        if kind == ETHERTYPE_IPV4:
+            _decode_ipv4_extended(frame[off:], inner)
+        elif kind == ETHERTYPE_IPV6:
+            _decode_ipv6(frame[off:], inner)
+        if inner["ip_version"] is None:
+            return
+        p.update({name: inner[name] for name in IP_FIELDS})
+        p["decoded"] = DEC_LINK | inner["decoded"]
+        p["tunnels"] = p.get("tunnels", 0) + 1
+        p["headers"] = headers
 
 
 def parse_host_ips(host_ips) -> frozenset:
@@ -1242,13 +1387,15 @@ def oracle(
     host_ips: list[str] | None = None,
     size: str = "captured",
     on_corrupt: str = "error",
+    tunnels: str = "outer",
 ) -> OracleResult:
     """Bucketize a whole capture held in memory, per the contract.
 
     ``decode="extended"`` applies data-model.md's "Extended decode (opt-in)" (see
     ``decode_packet``); ``host_ips`` (IPv4 and/or IPv6 addresses) replaces ``bridge_ip``
     for the direction (default: ``[bridge_ip]``); ``size="wire"`` counts the original
-    length in ``bytes_in``/``bytes_out``.  The defaults are the reference, unchanged.
+    length in ``bytes_in``/``bytes_out``; ``tunnels="inner"`` (extended only) counts the
+    innermost packet of tunnels (``walk_tunnels``).  The defaults are the reference, unchanged.
     ``on_corrupt="stop"``/``"resync"``: data-model.md's "Corrupt records" (only records and
     blocks: corrupt compressed data, a bad magic and the bucket rule's errors still raise).
 
@@ -1322,6 +1469,8 @@ def oracle(
         raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    if tunnels not in ("outer", "inner") or (tunnels == "inner" and decode != "extended"):
+        raise ValueError(f"tunnels must be 'outer', or 'inner' with the extended decode, got {tunnels!r}")
     extended = decode == "extended"
     wire = size == "wire"
     if host_ips is not None:
@@ -1359,7 +1508,7 @@ def oracle(
     for number, offset, t_ns, frame, linktype, orig_len in walk_records(data, result):
         result.packets += 1
         if extended:
-            d = packet_contribution(decode_packet(frame, linktype, True))
+            d = packet_contribution(decode_packet(frame, linktype, True, tunnels == "inner"))
             out = "src_ip" in d and d["src_ip"] in hosts
         else:
             d = decode_frame(frame, linktype)

@@ -59,6 +59,7 @@ __all__ = [
     "pcapng", "pcapng_file", "units_per_second", "ts_units", "tsresol_option", "tsoffset_option",
     "COMPRESSIONS", "compress", "record_offsets",
     "PPP_PROTOCOLS", "ppp_field", "pppoe", "mpls", "pbb", "vntag", "chdlc", "ppp", "fddi", "nflog",
+    "gre", "erspan2", "erspan3", "vxlan", "geneve", "gtpu",
 ]
 
 FIN, SYN, RST, PSH, ACK, URG = 1, 2, 4, 8, 16, 32
@@ -884,3 +885,68 @@ def nflog(payload: bytes = b"", *, family: int = 2, byteorder: str = "little", p
         tlv = struct.pack(bo + "HH", 4 + len(value), kind) + bytes(value)
         out += tlv + bytes(-len(tlv) % 4)
     return out
+
+
+# --- tunnels (tunnels="inner", docs/data-model.md "Tunnels") --------------------------
+
+def gre(payload: bytes = b"", *, protocol: int = 0x0800, checksum: bool = False, key: int | None = None,
+        seq: int | None = None, routing: bool = False, version: int = 0, ack: int | None = None) -> bytes:
+    """A GRE header (RFC 2784/2890; version 1: PPTP's enhanced GRE, ``key`` its payload length
+    and call id, ``ack`` its acknowledgment number) and ``payload``: the bytes after IP protocol 47."""
+    flags = ((0x8000 if checksum else 0) | (0x4000 if routing else 0) | (0x2000 if key is not None else 0)
+             | (0x1000 if seq is not None else 0) | (0x0080 if ack is not None else 0) | (version & 7))
+    out = struct.pack(">HH", flags, protocol)
+    if checksum or routing:
+        out += b"\0\0\0\0"  # checksum and offset (not computed)
+    for field in (key, seq, ack):
+        if field is not None:
+            out += struct.pack(">I", field & 0xFFFFFFFF)
+    return out + bytes(payload)
+
+
+def erspan2(frame: bytes = b"", *, session: int = 1, vlan_id: int = 0, version: int = 1) -> bytes:
+    """An ERSPAN type II header (8 bytes: version 1, VLAN, session, index) and the mirrored frame."""
+    return struct.pack(">HHI", (version & 0xF) << 12 | (vlan_id & 0xFFF), session & 0x3FF, 7) + bytes(frame)
+
+
+def erspan3(frame: bytes = b"", *, session: int = 1, platform: bytes | None = None, frame_type: int = 0) -> bytes:
+    """An ERSPAN type III header (12 bytes: version 2, ..., frame type, O bit), the 8-byte
+    platform-specific sub-header when ``platform`` is given, and the mirrored frame."""
+    last = (frame_type & 0x1F) << 10 | (1 if platform is not None else 0)
+    out = struct.pack(">HHIHH", 2 << 12, session & 0x3FF, 12345, 0, last)
+    if platform is not None:
+        out += bytes(platform).ljust(8, b"\0")[:8]
+    return out + bytes(frame)
+
+
+def vxlan(frame: bytes = b"", *, vni: int = 42, flags: int = 0x08) -> bytes:
+    """A VXLAN header (flags, VNI) and the Ethernet frame it carries: the bytes after UDP 4789."""
+    return struct.pack(">B3xI", flags, (vni & 0xFFFFFF) << 8) + bytes(frame)
+
+
+def geneve(payload: bytes = b"", *, protocol: int = 0x6558, options: bytes = b"", vni: int = 7,
+           version: int = 0) -> bytes:
+    """A GENEVE header (version, options length in 4-byte words, protocol type, VNI), its
+    options (padded to 4 bytes) and ``payload``: the bytes after UDP 6081."""
+    options = bytes(options) + b"\0" * (-len(options) % 4)
+    return (struct.pack(">BBHI", (version & 3) << 6 | (len(options) // 4), 0, protocol, (vni & 0xFFFFFF) << 8)
+            + options + bytes(payload))
+
+
+def gtpu(payload: bytes = b"", *, teid: int = 1, message: int = 0xFF, seq: int | None = None,
+         extensions=(), version: int = 1) -> bytes:
+    """A GTPv1-U header and ``payload``: the optional fields (sequence number, N-PDU number,
+    next extension type) when ``seq`` or ``extensions`` are given, then the extension headers
+    (each ``(type, content)``: the content padded to a multiple of 4 bytes with the length
+    byte and the next type).  The bytes after UDP 2152."""
+    flags = (version & 7) << 5 | 0x10 | (0x02 if seq is not None else 0) | (0x04 if extensions else 0)
+    rest = b""
+    if seq is not None or extensions:
+        rest = struct.pack(">HBB", seq or 0, 0, extensions[0][0] if extensions else 0)
+        for i, (_kind, content) in enumerate(extensions):
+            following = extensions[i + 1][0] if i + 1 < len(extensions) else 0
+            body = bytes(content)
+            body += b"\0" * (-(len(body) + 2) % 4)
+            rest += bytes([(len(body) + 2) // 4]) + body + bytes([following])
+    body = rest + bytes(payload)
+    return struct.pack(">BBHI", flags, message & 0xFF, len(body), teid) + body

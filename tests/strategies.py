@@ -71,9 +71,14 @@ from pcapgen import (
     dns_query,
     dsb,
     epb,
+    erspan2,
+    erspan3,
     eth,
     fddi,
+    geneve,
     global_header,
+    gre,
+    gtpu,
     icmpv6,
     idb,
     ipv4,
@@ -107,6 +112,7 @@ from pcapgen import (
     vlan,
     vlan_tags,
     vntag,
+    vxlan,
 )
 
 #: How many examples each property test draws, relative to the number written at the test:
@@ -123,6 +129,7 @@ def sweep(examples: int) -> int:
 __all__ = [
     "frames", "records", "captures", "linktype_frames", "pcapng_twins", "pcapng_captures", "compressed", "corrupted",
     "extended_frames", "extended_linktype_frames", "extended_captures", "encapsulated_frames", "MORE_LINKTYPES",
+    "tunnel_frames", "TUNNEL_KINDS",
     "ADDR_POOL", "PORT_POOL", "FLAG_POOL", "OTHER_PROTOS", "TWIN_LINKTYPES", "CAPTURE_LINKTYPES", "KNOWN_MAGICS",
     "EXT_LINKTYPES", "V4_POOL", "V6_POOL", "HOST_IP_POOL", "SWEEP", "sweep",
 ]
@@ -1277,3 +1284,100 @@ def _extended_captures(draw, max_records, linktypes):
                 blocks.append(opb(k, ts, r.frame, orig_len=r.orig_len, byteorder=bo))
         data = pcapng(blocks)
     return data, kw
+
+
+# ---------------------------------------------------------------------------
+# Tunnels (data-model.md "Tunnels": tunnels="inner")
+# ---------------------------------------------------------------------------
+
+TUNNEL_KINDS = ("gre", "gre_eth", "gre_mpls", "erspan1", "erspan2", "erspan3", "pptp", "vxlan", "geneve", "gtpu",
+                "ipip", "6in4")
+
+
+def _tunnel(draw, ethertype: int, net: bytes, kind: str, clean: bool = False) -> tuple[int, bytes]:
+    """``net`` (of type ``ethertype``) inside one tunnel of ``kind``, with random flags,
+    keys, options and extension headers, in an outer IPv4 or IPv6 packet: ``(0x0800 or
+    0x86DD, bytes)``.  A tunnel that cannot carry ``ethertype`` carries it in Ethernet.
+    ``clean``: the outer IPv4 packet is never a fragment."""
+    def framed() -> bytes:
+        return vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype)
+
+    ip_kind = ethertype if ethertype in (0x0800, 0x86DD) else None
+    opt = lambda: draw(st.one_of(st.none(), st.integers(0, 0xFFFFFFFF)))  # noqa: E731
+    if kind in ("ipip", "6in4") and ip_kind is not None:
+        payload, proto = net, 4 if ip_kind == 0x0800 else 41
+    elif kind == "gre" and ip_kind is not None:
+        payload, proto = gre(net, protocol=ip_kind, checksum=draw(st.booleans()), key=opt(), seq=opt()), 47
+    elif kind == "gre_mpls" and ip_kind is not None:
+        payload, proto = gre(mpls(net, labels=draw(st.lists(st.integers(16, 0xFFFFF), min_size=1, max_size=3))),
+                             protocol=0x8847, key=opt()), 47
+    elif kind == "pptp" and ip_kind is not None:
+        field = b"\x21" if ip_kind == 0x0800 else b"\x00\x57"
+        ppp_frame = (b"\xff\x03" if draw(st.booleans()) else b"") + field + net
+        payload = gre(ppp_frame, protocol=0x880B, version=1, key=draw(st.integers(0, 0xFFFFFFFF)), seq=opt(),
+                      ack=opt())
+        proto = 47
+    elif kind == "erspan1":
+        payload, proto = gre(framed(), protocol=0x88BE), 47
+    elif kind == "erspan2":
+        payload, proto = gre(erspan2(framed(), session=draw(st.integers(0, 1023))), protocol=0x88BE,
+                             seq=draw(st.integers(0, 0xFFFFFFFF))), 47
+    elif kind == "erspan3":
+        platform = draw(st.one_of(st.none(), st.binary(min_size=8, max_size=8)))
+        payload, proto = gre(erspan3(framed(), platform=platform), protocol=0x22EB,
+                             seq=draw(st.integers(0, 0xFFFFFFFF))), 47
+    elif kind == "vxlan":
+        payload, proto = udp(draw(st.integers(4790, 65535)), 4789, payload=vxlan(framed())), 17
+    elif kind == "geneve":
+        options = draw(st.binary(max_size=12))
+        if ip_kind is not None and draw(st.booleans()):
+            inner = geneve(net, protocol=ip_kind, options=options)
+        else:
+            inner = geneve(framed(), options=options)
+        payload, proto = udp(draw(st.integers(6082, 65535)), 6081, payload=inner), 17
+    elif kind == "gtpu" and ip_kind is not None:
+        extensions = draw(st.lists(st.tuples(st.integers(1, 255), st.binary(max_size=6)), max_size=3))
+        seq = draw(st.one_of(st.none(), st.integers(0, 0xFFFF)))
+        payload, proto = udp(2152, 2152, payload=gtpu(net, seq=seq, extensions=extensions)), 17
+    else:  # GRE transparent Ethernet bridging carries anything
+        payload, proto = gre(framed(), protocol=0x6558, key=opt()), 47
+    if draw(st.booleans()):
+        return 0x0800, ipv4(payload, proto=proto, src=draw(st.sampled_from(V4_POOL)),
+                            dst=draw(st.sampled_from(V4_POOL)),
+                            more_fragments=not clean and draw(st.integers(0, 9)) == 0)
+    return 0x86DD, ipv6(payload, next_header=proto, src=draw(st.sampled_from(V6_POOL)),
+                        dst=draw(st.sampled_from(V6_POOL)))
+
+
+def _clean_network(draw) -> tuple[int, bytes]:
+    """A well-formed IPv4 or IPv6 packet (lengths right, headers whole) carrying TCP, UDP or
+    another protocol, addresses and ports from the pools."""
+    proto = draw(st.sampled_from([6, 6, 17, 17, 1, 58, 50]))
+    ports = draw(st.sampled_from(PORT_POOL)), draw(st.sampled_from(PORT_POOL))
+    body = draw(st.binary(max_size=8))
+    if proto == 6:
+        payload = tcp(*ports, flags=draw(st.sampled_from(FLAG_POOL)), payload=body)
+    elif proto == 17:
+        payload = udp(*ports, payload=body)
+    else:
+        payload = bytes(8) + body
+    if draw(st.booleans()):
+        return 0x0800, ipv4(payload, proto=proto, src=draw(st.sampled_from(V4_POOL)),
+                            dst=draw(st.sampled_from(V4_POOL)))
+    return 0x86DD, ipv6(payload, next_header=proto, src=draw(st.sampled_from(V6_POOL)),
+                        dst=draw(st.sampled_from(V6_POOL)))
+
+
+@st.composite
+def tunnel_frames(draw, clean: bool = False):
+    """Strategy: Ethernet frames whose packet is ``extended_frames()``'s inside 1-3 tunnels
+    (TUNNEL_KINDS: GRE with IPv4/IPv6, Ethernet, MPLS, ERSPAN I/II/III, PPTP's PPP; VXLAN,
+    GENEVE, GTP-U; IP-in-IP, 6in4), with VLAN tags around the inner Ethernet frames;
+    sometimes padded or cut anywhere.  ``clean``: the innermost packet is well-formed
+    (``_clean_network``) and the frame whole -- the odd packets are the outer decode's
+    business; the tunnels' headers stay random."""
+    ethertype, net = _clean_network(draw) if clean else _network(draw)
+    for _ in range(_weighted(draw, [(6, 1), (3, 2), (1, 3)])):
+        ethertype, net = _tunnel(draw, ethertype, net, draw(st.sampled_from(TUNNEL_KINDS)), clean)
+    frame = vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype)
+    return frame if clean else _maybe_cut(draw, frame)
