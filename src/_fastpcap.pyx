@@ -124,7 +124,7 @@ WALK_CAPLEN_BEYOND_BLOCK = C_WALK_CAPLEN_BEYOND_BLOCK
 #: Link types whose header decode_frame() decodes (the others count by size only).
 DECODED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
 #: Link types the extended decode reads: those, and PPP, PPP_HDLC, C_HDLC, FDDI and NFLOG.
-EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset({9, 10, 50, 104, 239})
+EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset({9, 10, 50, 104, 105, 127, 192, 239})
 #: The shortest total length of each pcapng block type (min_block_length below).
 MIN_BLOCK_LENGTH = {C_SHB: 28, C_IDB: 20, C_EPB: 32, C_OPB: 32, C_SPB: 16}
 
@@ -490,10 +490,87 @@ cdef inline uint16_t nflog16(const uint8_t* p, bint big) noexcept nogil:
     return be16(p) if big else <uint16_t>((<uint16_t>p[1] << 8) | p[0])
 
 
+cdef inline uint16_t le16(const uint8_t* p) noexcept nogil:
+    return <uint16_t>((<uint16_t>p[1] << 8) | p[0])
+
+
+cdef inline bint llc_snap(const uint8_t* p) noexcept nogil:
+    """LLC/SNAP AA AA 03 with the OUI 00-00-00 (RFC 1042) or 00-00-F8 (802.1H)."""
+    return p[0] == 0xAA and p[1] == 0xAA and p[2] == 0x03 and p[3] == 0 and p[4] == 0 and (p[5] == 0 or p[5] == 0xF8)
+
+
+cdef inline void decode_wlan(const uint8_t* f, uint32_t caplen, uint32_t end, bint datapad, Packet6* r,
+                             bint tunnels) noexcept nogil:
+    """An IEEE 802.11 frame (docs/data-model.md, "Extended decode", step 6): a data frame's
+    header (24 bytes, the 4th address, QoS control, HT control; rounded up to 4 bytes with
+    radiotap's data pad), then LLC/SNAP; the network layer ends at ``end``."""
+    cdef uint32_t hdr = 24
+    cdef uint8_t subtype
+    if caplen < 2 or (f[0] & 0x0F) != 0x08:  # version 0, type 2 (data)
+        return
+    subtype = f[0] >> 4
+    if (f[1] & 3) == 3:
+        hdr += 6
+    if subtype & 8:  # QoS: QoS control, and HT control with the order bit
+        hdr += 6 if f[1] & 0x80 else 2
+    if datapad:
+        hdr = (hdr + 3) & ~(<uint32_t>3)
+    if caplen < hdr:
+        return
+    r.decoded = C_DEC_LINK
+    if subtype & 4 or f[1] & 0x40:  # no data, or protected (encrypted)
+        return
+    if subtype & 8 and f[30 if (f[1] & 3) == 3 else 24] & 0x80:  # an A-MSDU: not walked
+        return
+    if end < hdr + 8 or not llc_snap(f + hdr):
+        return
+    decode_network(f, end, hdr + 8, be16(f + hdr + 6), True, r, tunnels)
+
+
+cdef inline void decode_radiotap(const uint8_t* f, uint32_t caplen, Packet6* r, bint tunnels) noexcept nogil:
+    """Radiotap (version 0): its length, and from its flags field the data pad and FCS bits;
+    then the 802.11 frame."""
+    cdef uint32_t ln, at = 4, fields
+    cdef uint8_t flags = 0
+    if caplen < 8 or f[0] != 0:
+        return
+    ln = le16(f + 2)
+    if ln < 8 or ln > caplen:
+        return
+    while f[at + 3] & 0x80:  # another presence word follows
+        at += 4
+        if at + 4 > ln:
+            return
+    fields = at + 4
+    if f[4] & 2:  # the flags field: after TSFT (8 bytes, 8-aligned) when present
+        if f[4] & 1:
+            fields = ((fields + 7) & ~(<uint32_t>7)) + 8
+        if fields >= ln:
+            return
+        flags = f[fields]
+    caplen -= ln
+    decode_wlan(f + ln, caplen, caplen - 4 if flags & 0x10 and caplen >= 4 else caplen, flags & 0x20, r, tunnels)
+
+
+cdef inline void decode_ppi(const uint8_t* f, uint32_t caplen, Packet6* r, bint tunnels) noexcept nogil:
+    """PPI (version 0): its length and link type, then the frame, decoded by that link type
+    (any the extended decode reads but PPI)."""
+    cdef uint32_t ln, dlt
+    if caplen < 8 or f[0] != 0:
+        return
+    ln = le16(f + 2)
+    dlt = le32(f + 4)
+    if ln < 8 or ln > caplen:
+        return
+    if dlt != 192:  # (not PPI again: the decode does not recurse further)
+        decode_frame(f + ln, caplen - ln, dlt, r, tunnels)
+
+
 cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t linktype,
                                    Packet6* r, bint tunnels) noexcept nogil:
     """The link types only the extended decode reads: PPP (9), PPP_HDLC (50), C_HDLC (104),
-    FDDI (10), NFLOG (239) (docs/data-model.md, "Extended decode")."""
+    FDDI (10), IEEE802_11 (105), its RADIOTAP (127) and PPI (192) headers, NFLOG (239)
+    (docs/data-model.md, "Extended decode")."""
     cdef uint32_t at = 0, ln, ty, plen
     cdef int t, n = 0
     cdef uint16_t tle, tbe
@@ -520,6 +597,12 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
         if ((f[0] & 0xF0) == 0x50 and caplen >= 21 and f[13] == 0xAA and f[14] == 0xAA and f[15] == 0x03
                 and f[16] == 0 and f[17] == 0 and (f[18] == 0 or f[18] == 0xF8)):
             decode_network(f, caplen, 21, be16(f + 19), True, r, tunnels)
+    elif linktype == 105:
+        decode_wlan(f, caplen, caplen, False, r, tunnels)
+    elif linktype == 127:
+        decode_radiotap(f, caplen, r, tunnels)
+    elif linktype == 192:
+        decode_ppi(f, caplen, r, tunnels)
     elif linktype == 239:  # NFLOG: family, version, resource id, then TLVs
         if caplen < 4:
             return

@@ -86,8 +86,9 @@ LINKTYPE_IPV6 = 229
 DECODED_LINKTYPES = frozenset({1, 113, 276, 101, 12, 14, 228, 229, 0, 108})
 # ... and those the extended decode adds (data-model.md, "Extended decode", step 6)
 LINKTYPE_PPP, LINKTYPE_FDDI, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC, LINKTYPE_NFLOG = 9, 10, 50, 104, 239
+LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_PPI = 105, 127, 192
 EXTENDED_LINKTYPES = DECODED_LINKTYPES | {LINKTYPE_PPP, LINKTYPE_FDDI, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC,
-                                          LINKTYPE_NFLOG}
+                                          LINKTYPE_NFLOG, LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_PPI}
 
 # Compression, detected by the first bytes (data-model.md, "Compression").
 COMPRESSION_MAGICS = {
@@ -433,6 +434,42 @@ def more_links(frame: bytes, linktype: int):
                 b"\0\0\0", b"\0\0\xf8"):
             return (*walk_encapsulations(frame, _be16(frame, 19), 21), n)
         return 0, 13, 0, n
+    if linktype == LINKTYPE_IEEE802_11:
+        return _wlan(frame, 0, n, False)
+    if linktype == LINKTYPE_RADIOTAP:
+        if n < 8 or frame[0] != 0:
+            return None
+        length = struct.unpack("<H", frame[2:4])[0]
+        if not 8 <= length <= n:
+            return None
+        last = 4  # the last presence word: bit 31 says another follows
+        while frame[last + 3] & 0x80:
+            last += 4
+            if last + 4 > length:
+                return None
+        flags = 0
+        if frame[4] & 2:  # the flags field, after TSFT (8 bytes aligned to 8) if present
+            at = last + 4
+            if frame[4] & 1:
+                at = (at + 7) // 8 * 8 + 8
+            if at >= length:
+                return None
+            flags = frame[at]
+        end = n - 4 if flags & 0x10 and n - length >= 4 else n  # the FCS at the end
+        return _wlan(frame, length, end, bool(flags & 0x20))
+    if linktype == LINKTYPE_PPI:
+        if n < 8 or frame[0] != 0:
+            return None
+        length, dlt = struct.unpack("<HI", frame[2:8])
+        if not 8 <= length <= n:
+            return None
+        if dlt == LINKTYPE_PPI:  # the frame by its link type, but not PPI again
+            return None
+        link = link_layer(frame[length:], dlt, True)
+        if link is not None:
+            return link[0], link[1] + length, link[2], n
+        more = more_links(frame[length:], dlt)
+        return None if more is None else (more[0], more[1] + length, more[2], more[3] + length)
     if linktype == LINKTYPE_NFLOG:
         if n < 4:
             return None
@@ -453,6 +490,29 @@ def more_links(frame: bytes, linktype: int):
             at += (length + 3) // 4 * 4
         return 0, 4, 0, n
     return None
+
+
+def _wlan(frame: bytes, at: int, end: int, datapad: bool):
+    """An IEEE 802.11 frame at ``frame[at:]`` whose payload ends at ``end``: more_links's
+    tuple for a data frame whose header is all there, else None."""
+    w = frame[at:]
+    if len(w) < 2 or w[0] & 0x0F != 0x08:  # version 0, type 2: data
+        return None
+    subtype, four = w[0] >> 4, w[1] & 3 == 3
+    header = qos_at = 30 if four else 24
+    if subtype & 8:  # QoS control, then HT control when the order bit is set
+        header += 6 if w[1] & 0x80 else 2
+    if datapad:
+        header = (header + 3) // 4 * 4
+    if len(w) < header:
+        return None
+    nothing = 0, at + header, 0, end
+    if subtype & 4 or w[1] & 0x40 or (subtype & 8 and w[qos_at] & 0x80):  # no data, protected, A-MSDU
+        return nothing
+    if end - at < header + 8 or w[header : header + 3] != b"\xaa\xaa\x03" or w[header + 3 : header + 6] not in (
+            b"\0\0\0", b"\0\0\xf8"):
+        return nothing
+    return (*walk_encapsulations(frame[:end], _be16(frame, at + header + 6), at + header + 8), end)
 
 
 def _transport(payload: bytes, proto: int, p: dict) -> None:

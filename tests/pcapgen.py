@@ -59,6 +59,7 @@ __all__ = [
     "pcapng", "pcapng_file", "units_per_second", "ts_units", "tsresol_option", "tsoffset_option",
     "COMPRESSIONS", "compress", "record_offsets",
     "PPP_PROTOCOLS", "ppp_field", "pppoe", "mpls", "pbb", "vntag", "chdlc", "ppp", "fddi", "nflog",
+    "wlan", "radiotap", "ppi",
     "gre", "erspan2", "erspan3", "vxlan", "geneve", "gtpu",
 ]
 
@@ -871,6 +872,54 @@ def ppp(payload: bytes = b"", *, protocol: int = 0x0021, framed: bool = True, co
 def fddi(payload: bytes = b"", *, ethertype: int = 0x0800, fc: int = 0x50, oui: bytes = b"\0\0\0") -> bytes:
     """An FDDI (10) frame: frame control, addresses, LLC/SNAP header with ``oui`` and type."""
     return bytes([fc]) + mac(1) + mac(2) + b"\xaa\xaa\x03" + bytes(oui) + struct.pack(">H", ethertype) + bytes(payload)
+
+
+def wlan(payload: bytes = b"", *, ethertype: int = 0x0800, subtype: int = 0, ds: int = 1, protected: bool = False,
+         order: bool = False, amsdu: bool = False, frame_type: int = 2, version: int = 0, oui: bytes = b"\0\0\0",
+         llc: bool = True, pad: int = 0) -> bytes:
+    """An IEEE 802.11 (105) frame: frame control (``frame_type`` 2 data; ``subtype`` 8-15
+    QoS: QoS control, with ``amsdu`` its A-MSDU bit; ``order`` adds HT control to a QoS
+    frame), duration, three addresses (four when ``ds`` is 3: to and from the DS), sequence
+    control, ``pad`` zero bytes (radiotap's data pad), then LLC/SNAP with ``oui`` and
+    ``ethertype`` (``llc``) and ``payload``."""
+    fc0 = (subtype & 0xF) << 4 | (frame_type & 3) << 2 | (version & 3)
+    fc1 = (ds & 3) | (0x40 if protected else 0) | (0x80 if order else 0)
+    out = bytes([fc0, fc1]) + b"\0\0" + mac(1) + mac(2) + mac(3) + b"\x10\x00"
+    if ds & 3 == 3:
+        out += mac(4)
+    if subtype & 8:
+        out += bytes([0x80 if amsdu else 0, 0])
+        if order:
+            out += b"\0\0\0\0"
+    out += bytes(pad)
+    if llc:
+        out += b"\xaa\xaa\x03" + bytes(oui) + struct.pack(">H", ethertype)
+    return out + bytes(payload)
+
+
+def radiotap(frame: bytes = b"", *, flags: int | None = None, tsft: bool = False, extra_words: int = 0,
+             fields: bytes = b"", version: int = 0) -> bytes:
+    """A radiotap (127) header before ``frame``: presence words (``extra_words`` more after
+    the first, chained by bit 31), TSFT (8 bytes, 8-aligned) when ``tsft``, the flags byte
+    when ``flags`` is given (0x10: FCS at the end, 0x20: data pad), then ``fields`` (as
+    other fields' bytes) and padding to 4 bytes."""
+    present = (1 if tsft else 0) | (2 if flags is not None else 0) | (0x80000000 if extra_words else 0)
+    words = [present] + [0x80000000] * (extra_words - 1) + ([0] if extra_words else [])
+    body = b"".join(struct.pack("<I", w) for w in words)
+    at = 4 + len(body)
+    if tsft:
+        body += bytes(-(at) % 8) + struct.pack("<Q", 123456789)
+    if flags is not None:
+        body += bytes([flags & 0xFF])
+    body += bytes(fields)
+    body += bytes(-(4 + len(body)) % 4)
+    return struct.pack("<BBH", version, 0, 4 + len(body)) + body + bytes(frame)
+
+
+def ppi(frame: bytes = b"", *, dlt: int = 105, fields: bytes = b"", version: int = 0) -> bytes:
+    """A PPI (192) header (version, flags, length, link type of ``frame``; ``fields`` as its
+    field headers' bytes) before ``frame``."""
+    return struct.pack("<BBHI", version, 0, 8 + len(fields), dlt) + bytes(fields) + bytes(frame)
 
 
 def nflog(payload: bytes = b"", *, family: int = 2, byteorder: str = "little", prefix: bytes = b"fw\0",

@@ -96,8 +96,10 @@ from pcapgen import (
     pbb,
     pcap,
     pcapng,
+    ppi,
     ppp,
     pppoe,
+    radiotap,
     record_bytes,
     record_offsets,
     shb,
@@ -113,6 +115,7 @@ from pcapgen import (
     vlan_tags,
     vntag,
     vxlan,
+    wlan,
 )
 
 #: How many examples each property test draws, relative to the number written at the test:
@@ -982,7 +985,7 @@ def corrupted(draw, data_strategy, *, max_corruptions: int = 3):
 # The extended decode (data-model.md "Extended decode")
 # ---------------------------------------------------------------------------
 
-EXT_LINKTYPES = (1, 113, 276, 101, 229, 0, 9, 10, 50, 104, 239)  # what extended_captures() draws from
+EXT_LINKTYPES = (1, 113, 276, 101, 229, 0, 9, 10, 50, 104, 105, 127, 192, 239)  # what extended_captures() draws from
 V4_POOL = ["10.200.0.1", "10.200.0.2", "8.8.8.8", "192.168.1.10", "0.0.0.1"]
 V6_POOL = ["fd00::1", "fd00::2", "2001:db8::1", "::ffff:10.200.0.1", "::1", "fe80::1", "::"]
 # host_ips candidates: the bridge, two IPv6 hosts, a second IPv4 host, a mapped address and
@@ -1158,7 +1161,7 @@ def extended_linktype_frames(draw, linktype: int):
     raise ValueError(f"no extended frames for link type {linktype}")
 
 
-MORE_LINKTYPES = (9, 10, 50, 104, 239)  # the link types only the extended decode reads
+MORE_LINKTYPES = (9, 10, 50, 104, 105, 127, 192, 239)  # the link types only the extended decode reads
 
 
 def _encapsulate(draw, ethertype: int, net: bytes):
@@ -1212,8 +1215,42 @@ def _more_link_frame(draw, linktype: int, ethertype: int, net: bytes) -> bytes:
     if linktype in (9, 50):
         proto = PPP_PROTOCOLS.get(ethertype, draw(st.sampled_from([0xC021, 0x8021, 0x0031])))
         return ppp(net, protocol=proto, framed=draw(st.booleans()), compressed=proto < 0x100 and draw(st.booleans()))
+    if linktype == 105:
+        return _wlan_frame(draw, ethertype, net)
+    if linktype == 127:
+        flags = _weighted(draw, [(3, None), (2, 0), (2, 0x10), (2, 0x20), (1, 0x30), (1, 0x02)])
+        padded = flags is not None and flags & 0x20
+        frame = _wlan_frame(draw, ethertype, net, padded=bool(padded))
+        if flags is not None and flags & 0x10:
+            frame += draw(st.binary(min_size=4, max_size=4))  # the FCS
+        return radiotap(frame, flags=flags, tsft=draw(st.booleans()), extra_words=_weighted(draw, [(6, 0), (1, 1),
+                        (1, 2)]), fields=draw(st.binary(max_size=6)), version=_weighted(draw, [(12, 0), (1, 1)]))
+    if linktype == 192:
+        kind = _weighted(draw, [(6, 105), (2, 1), (1, 101), (1, 147)])  # 147: not decoded
+        if kind == 1:
+            frame = vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype)
+        elif kind == 105:
+            frame = _wlan_frame(draw, ethertype, net)
+        else:
+            frame = net
+        return ppi(frame, dlt=kind, version=_weighted(draw, [(12, 0), (1, 1)]))
     return fddi(net, ethertype=ethertype, fc=_weighted(draw, [(8, 0x50), (1, 0x57), (1, 0x41)]),
                 oui=_weighted(draw, [(8, b"\0\0\0"), (1, b"\0\0\xf8"), (1, b"\0\x0c\x0c")]))
+
+
+def _wlan_frame(draw, ethertype: int, net: bytes, padded: bool = False) -> bytes:
+    """An 802.11 frame carrying ``net``: mostly data and QoS data frames (any DS bits, HT
+    control, sometimes protected, an A-MSDU, no data, not LLC/SNAP), sometimes management
+    or control frames or another version; ``padded``: radiotap's data pad after the header."""
+    subtype = _weighted(draw, [(4, 0), (4, 8), (1, 4), (1, 12), (1, 1), (1, 10)])
+    ds = draw(st.integers(0, 3))
+    order = subtype & 8 and draw(st.integers(0, 3)) == 0
+    header = (30 if ds == 3 else 24) + ((6 if order else 2) if subtype & 8 else 0)
+    return wlan(net, ethertype=ethertype, subtype=subtype, ds=ds, order=bool(order),
+                protected=draw(st.integers(0, 9)) == 0, amsdu=bool(subtype & 8) and draw(st.integers(0, 9)) == 0,
+                frame_type=_weighted(draw, [(12, 2), (1, 0), (1, 1)]), version=_weighted(draw, [(15, 0), (1, 1)]),
+                oui=_weighted(draw, [(8, b"\0\0\0"), (1, b"\0\0\xf8"), (1, b"\0\x0c\x0c")]),
+                llc=draw(st.integers(0, 11)) > 0, pad=-header % 4 if padded else 0)
 
 
 def _host_ips(draw):

@@ -38,15 +38,18 @@ from pcapgen import (
     nflog,
     pbb,
     pcap,
+    ppi,
     ppp,
     pppoe,
     qinq,
+    radiotap,
     tcp,
     udp,
     vlan,
     vlan_tags,
     vntag,
     vxlan,
+    wlan,
 )
 from strategies import extended_captures, sweep
 
@@ -295,6 +298,30 @@ def test_fddi_link_type() -> None:
     assert [summary(p) for p in decode_both(frames, 10)] == [
         SYN_ROW, DNS6_ROW, SYN_ROW, (L, "0x0", 0, None, None, 0, 0, 0), (L, "0x0", 0, None, None, 0, 0, 0),
         (L, "0x0", 0, None, None, 0, 0, 0), (0, "0x0", 0, None, None, 0, 0, 0)]
+
+
+def test_ieee802_11_link_types() -> None:
+    nothing, absent = (L, "0x0", 0, None, None, 0, 0, 0), (0, "0x0", 0, None, None, 0, 0, 0)
+    bare = [wlan(SYN_IN), wlan(DNS6, ethertype=0x86DD, subtype=8, ds=3, oui=b"\0\0\xf8"),  # QoS, 4 addresses
+            wlan(SYN_IN, subtype=8, order=True),  # HT control
+            wlan(mpls(SYN_IN), ethertype=0x8847),  # an encapsulation walked after LLC/SNAP
+            wlan(SYN_IN, protected=True), wlan(SYN_IN, subtype=8, amsdu=True), wlan(SYN_IN, subtype=4),
+            wlan(SYN_IN, llc=False), wlan(SYN_IN, frame_type=0),  # management: not decoded
+            wlan(SYN_IN)[:23]]  # the header not all there
+    assert [summary(p) for p in decode_both(bare, 105)] == [
+        SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, nothing, nothing, nothing, nothing, absent, absent]
+    padded = wlan(SYN_IN, subtype=8, pad=2)  # a 26-byte header padded to 28
+    tapped = [radiotap(wlan(SYN_IN)), radiotap(padded, flags=0x20, tsft=True, extra_words=2),
+              radiotap(wlan(SYN_IN) + b"FCS!", flags=0x10, tsft=True),
+              radiotap(wlan(ipv4(udp(40000, 53), proto=17)[:24]) + b"FCS!", flags=0x10),  # ports only with the FCS
+              radiotap(padded),  # no data-pad flag: LLC/SNAP is not where the header ends
+              radiotap(wlan(SYN_IN), version=1), radiotap(wlan(SYN_IN))[:7]]
+    assert [summary(p) for p in decode_both(tapped, 127)] == [
+        SYN_ROW, SYN_ROW, SYN_ROW, (L | V4, "0x800", 17, "10.200.0.2", "10.200.0.1", 0, 0, 0), nothing, absent,
+        absent]
+    ppis = [ppi(wlan(SYN_IN)), ppi(eth(DNS6, ethertype=0x86DD), dlt=1, fields=bytes(20)), ppi(SYN_IN, dlt=101),
+            ppi(ppi(wlan(SYN_IN)), dlt=192), ppi(wlan(SYN_IN), dlt=147), ppi(wlan(SYN_IN), version=1)]
+    assert [summary(p) for p in decode_both(ppis, 192)] == [SYN_ROW, DNS6_ROW, SYN_ROW, absent, absent, absent]
 
 
 def test_nflog_link_type() -> None:

@@ -81,7 +81,7 @@ TSHARK = shutil.which("tshark")
 
 # link types decode_packet reads: EN10MB, LINUX_SLL, LINUX_SLL2, RAW (101, 12, 14), IPV4,
 # IPV6, NULL, LOOP, and those only the extended decode reads: PPP, FDDI, PPP_HDLC, C_HDLC, NFLOG
-DECODED = {1, 113, 276, 101, 12, 14, 228, 229, 0, 108, 9, 10, 50, 104, 239}
+DECODED = {1, 113, 276, 101, 12, 14, 228, 229, 0, 108, 9, 10, 50, 104, 105, 127, 192, 239}
 
 
 def _manifest() -> list[dict]:
@@ -599,7 +599,7 @@ def compare_generated(pairs) -> tuple[list, Counter]:
     return bad, why
 
 
-GENERATED_LINKTYPES = (1, 1, 1, 113, 276, 101, 229, 0, 108, 228, 9, 10, 50, 104, 239)
+GENERATED_LINKTYPES = (1, 1, 1, 113, 276, 101, 229, 0, 108, 228, 9, 10, 50, 104, 105, 127, 192, 239)
 
 
 def _generated_frames():

@@ -684,11 +684,106 @@ def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
         at[k[rest]] += (ln[rest] + 3) & ~3
 
 
+def _le16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return b[at].astype(np.int64) | (b[at + 1].astype(np.int64) << 8)
+
+
+def _llc_snap(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """LLC/SNAP AA AA 03 with the OUI 00-00-00 or 00-00-F8 at each of ``at``."""
+    llc = b[at[:, None] + np.arange(6)]
+    return ((llc[:, 0] == 0xAA) & (llc[:, 1] == 0xAA) & (llc[:, 2] == 0x03) & (llc[:, 3] == 0) & (llc[:, 4] == 0)
+            & ((llc[:, 5] == 0) | (llc[:, 5] == 0xF8)))
+
+
+def _wlan_at(b, frame, caplen, idx, rec, net_at, net_type, tagged, end, datapad, net_end) -> None:
+    """IEEE 802.11 frames at ``frame`` (``caplen`` bytes each; radiotap's ``datapad``; the
+    network layer ending at ``net_end``): a data frame's header, then LLC/SNAP."""
+    ok = caplen >= 2
+    frame, caplen, idx, datapad, net_end = frame[ok], caplen[ok], idx[ok], datapad[ok], net_end[ok]
+    fc0, fc1 = b[frame].astype(np.int64), b[frame + 1].astype(np.int64)
+    ok = (fc0 & 0x0F) == 0x08  # version 0, type 2 (data)
+    frame, caplen, idx, datapad, net_end, fc0, fc1 = (a[ok] for a in (frame, caplen, idx, datapad, net_end, fc0, fc1))
+    subtype = fc0 >> 4
+    four = (fc1 & 3) == 3
+    qos = (subtype & 8) != 0
+    hdr = 24 + np.where(four, 6, 0) + np.where(qos, np.where(fc1 & 0x80, 6, 2), 0)
+    hdr = np.where(datapad, (hdr + 3) & ~3, hdr)
+    ok = caplen >= hdr
+    frame, idx, net_end, fc1, subtype, four, qos, hdr = (a[ok] for a in (frame, idx, net_end, fc1, subtype, four,
+                                                                         qos, hdr))
+    rec["decoded"][idx] = DEC_LINK
+    go = ((subtype & 4) == 0) & ((fc1 & 0x40) == 0)  # data, not protected
+    amsdu = np.zeros(len(frame), dtype=bool)
+    amsdu[qos] = (b[frame[qos] + np.where(four[qos], 30, 24)] & 0x80) != 0
+    go &= ~amsdu & (net_end - frame >= hdr + 8)
+    frame, idx, net_end, hdr = frame[go], idx[go], net_end[go], hdr[go]
+    go = _llc_snap(b, frame + hdr)
+    frame, idx, net_end, hdr = frame[go], idx[go], net_end[go], hdr[go]
+    net_type[idx] = _be16(b, frame + hdr + 6)
+    net_at[idx] = frame + hdr + 8
+    tagged[idx] = True
+    end[idx] = net_end
+
+
+def _wlan(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    _wlan_at(b, frame, caplen, idx, rec, net_at, net_type, tagged, end, np.zeros(len(frame), dtype=bool),
+             frame + caplen)
+
+
+def _radiotap(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    ok = caplen >= 8
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    ok = b[frame] == 0
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    ln = _le16(b, frame + 2)
+    ok = (ln >= 8) & (ln <= caplen)
+    frame, caplen, idx, ln = frame[ok], caplen[ok], idx[ok], ln[ok]
+    at = np.full(len(frame), 4, dtype=np.int64)  # the last presence word
+    live = (b[frame + 7] & 0x80) != 0
+    bad = np.zeros(len(frame), dtype=bool)
+    while live.any():
+        k = np.flatnonzero(live)
+        at[k] += 4
+        over = at[k] + 4 > ln[k]
+        bad[k[over]] = True
+        live[k[over]] = False
+        k = k[~over]
+        live[k] = (b[frame[k] + at[k] + 3] & 0x80) != 0
+    present = b[frame + 4].astype(np.int64)
+    has_flags = (present & 2) != 0
+    fields = np.where(present & 1, ((at + 4 + 7) & ~7) + 8, at + 4)  # after TSFT
+    bad |= has_flags & (fields >= ln)
+    frame, caplen, idx, ln, has_flags, fields = (a[~bad] for a in (frame, caplen, idx, ln, has_flags, fields))
+    flags = np.where(has_flags, b[frame + np.where(has_flags, fields, 0)], 0)
+    wlan_len = caplen - ln
+    fcs = ((flags & 0x10) != 0) & (wlan_len >= 4)
+    _wlan_at(b, frame + ln, wlan_len, idx, rec, net_at, net_type, tagged, end, (flags & 0x20) != 0,
+             frame + ln + wlan_len - np.where(fcs, 4, 0))
+
+
+def _ppi(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    ok = caplen >= 8
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    ok = b[frame] == 0
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    ln, dlt = _le16(b, frame + 2), _le32(b, frame + 4)
+    ok = (ln >= 8) & (ln <= caplen)
+    frame, caplen, idx, dlt = frame[ok] + ln[ok], caplen[ok] - ln[ok], idx[ok], dlt[ok]
+    for lt in np.unique(dlt):  # the frame by its link type: any the extended decode reads but PPI
+        link = None if lt == 192 else _LINKS.get(int(lt)) or _MORE_LINKS.get(int(lt))
+        if link is not None:
+            m = dlt == lt
+            link(b, frame[m], caplen[m], idx[m], rec, net_at, net_type, tagged, end)
+
+
 #: The link types only the extended decode reads (docs/data-model.md, "Extended decode").
 _MORE_LINKS = {
     9: _ppp, 50: _ppp,          # PPP, PPP_HDLC (Cisco HDLC when the first byte says so)
     104: _chdlc,                # C_HDLC
     10: _fddi,                  # FDDI with LLC/SNAP
+    105: _wlan,                 # IEEE 802.11 data frames with LLC/SNAP
+    127: _radiotap,             # radiotap, then IEEE 802.11
+    192: _ppi,                  # PPI, then IEEE 802.11 or Ethernet
     239: _nflog,                # NFLOG
 }
 EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset(_MORE_LINKS)
