@@ -7,6 +7,7 @@ Devices are private nodes made with ``mknod`` in a temporary folder (never /dev/
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -319,6 +320,41 @@ def test_append_that_fails_after_the_last_write_truncates_back(capture: Path, tm
         fastpcap.write_jsonl(capture, out, append=True)
     assert info.value.filename == str(out)
     assert out.read_bytes() == b"kept\n"
+
+
+
+@pytest.mark.once
+@pytest.mark.parametrize("append", [False, True], ids=["replace", "append"])
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "xz", "bzip2", "lz4"])
+def test_a_failed_compressed_output_writes_nothing_after_it(tmp_path: Path, kind: str, append: bool) -> None:
+    """A run that fails while it writes a compressed output (a corrupt capture in a batch)
+    closes its compressor at once, writing nothing: closed later (when it is collected), it
+    wrote its end to a descriptor number by then another file's -- in a batch, the next
+    capture's output, which then began with the failed capture's rows ("Not a gzipped file")."""
+    from fastpcap._output import SUFFIX_OF, open_output
+
+    out = tmp_path / f"rows.jsonl{SUFFIX_OF[kind]}"
+    if append:
+        out.write_bytes(b"kept")
+    probe = os.open(os.devnull, os.O_RDONLY)  # the number the output's descriptor will get
+    os.close(probe)
+    try:
+        with open_output(out, append=append) as writer:
+            writer.write(b'{"bucket": 1, "pkts_in": 3}\n' * 10_000)
+            raise RuntimeError("the capture is corrupt")
+    except RuntimeError:
+        pass
+    assert (out.read_bytes() == b"kept") if append else not out.exists()
+    assert leftovers(tmp_path) == []
+    following = tmp_path / "next.jsonl"
+    fd = os.open(following, os.O_WRONLY | os.O_CREAT, 0o600)  # the next output, say
+    try:
+        assert fd == probe
+        del writer  # the last reference to the compressor
+        gc.collect()
+    finally:
+        os.close(fd)
+    assert following.read_bytes() == b""
 
 
 # -- closed standard streams, signals ---------------------------------------------------

@@ -25,8 +25,8 @@ import re
 import stat
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from typing import BinaryIO, Union
+from contextlib import contextmanager, suppress
+from typing import BinaryIO, Union, cast
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -131,38 +131,75 @@ def compression_of(path: PathLike | None) -> str | None:
 def compressing(out: BinaryIO, kind: str | None) -> Iterator[BinaryIO]:
     """Write through a ``kind`` compressor (one member, frame or stream) into ``out``; the
     end of the stream is written when the block ends without an exception.  Appending a
-    member to an existing compressed file gives a valid file of several members."""
+    member to an existing compressed file gives a valid file of several members.
+
+    When the block fails, the compressor is closed there, with ``out`` cut off from it
+    first: it writes nothing more, then or ever.  Left open, it would write its end when
+    it is collected (``close()`` in its finalizer), which may be long after ``out``'s file
+    descriptor was closed and its number given to another file -- in a batch, the next
+    capture's output, which began with the failed one's compressed rows."""
     if kind is None:
         yield out
         return
+    gate = _Gate(out)
+    sink = cast(BinaryIO, gate)
     writer: BinaryIO
     if kind == "gzip":
         try:
             from isal import igzip as gzip  # ISA-L's deflate: several times faster than zlib's
         except ImportError:  # pragma: no cover - isal has wheels for the common platforms
             import gzip  # type: ignore[no-redef]
-        writer = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1 if gzip.__name__ != "gzip" else 6,
+        writer = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=1 if gzip.__name__ != "gzip" else 6,
                                mtime=0)  # type: ignore[assignment]
     elif kind == "zstd":
         import zstandard
 
-        writer = zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False)  # type: ignore[assignment]
+        writer = zstandard.ZstdCompressor(level=3).stream_writer(sink, closefd=False)  # type: ignore[assignment]
     elif kind == "xz":
         import lzma
 
-        writer = lzma.LZMAFile(out, "wb")  # type: ignore[assignment]
+        writer = lzma.LZMAFile(sink, "wb")  # type: ignore[assignment]
     elif kind == "bzip2":
         import bz2
 
-        writer = bz2.BZ2File(out, "wb")  # type: ignore[assignment]
+        writer = bz2.BZ2File(sink, "wb")  # type: ignore[assignment]
     elif kind == "lz4":
         import lz4.frame
 
-        writer = lz4.frame.LZ4FrameFile(out, "wb")  # type: ignore[assignment]
+        writer = lz4.frame.LZ4FrameFile(sink, "wb")  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown compression {kind!r}; use one of {', '.join(SUFFIX_OF)}")
-    yield writer
+    try:
+        yield writer
+    except BaseException:
+        gate.shut()
+        with suppress(Exception):  # (what it would have written goes nowhere)
+            writer.close()
+        raise
     writer.close()  # the stream's end (closing a wrapper leaves `out` open)
+
+
+class _Gate:
+    """``out`` as a compressor sees it, until :meth:`shut`: then what it writes is dropped."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out: BinaryIO | None = out
+        self.name = getattr(out, "name", "")  # gzip puts it in the member's header
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._out is None:
+            return memoryview(data).nbytes
+        return self._out.write(data)
+
+    def flush(self) -> None:
+        if self._out is not None:
+            self._out.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def shut(self) -> None:
+        self._out = None
 
 
 @contextmanager
