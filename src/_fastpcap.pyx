@@ -486,12 +486,12 @@ cdef void walk_tunnels(const uint8_t* f, uint32_t caplen, uint32_t pay, int n, P
             return
 
 
-cdef inline uint16_t nflog16(const uint8_t* p, bint big) noexcept nogil:
-    return be16(p) if big else <uint16_t>((<uint16_t>p[1] << 8) | p[0])
-
-
 cdef inline uint16_t le16(const uint8_t* p) noexcept nogil:
     return <uint16_t>((<uint16_t>p[1] << 8) | p[0])
+
+
+cdef inline uint16_t nflog16(const uint8_t* p, bint big) noexcept nogil:
+    return be16(p) if big else le16(p)
 
 
 cdef inline bint llc_snap(const uint8_t* p) noexcept nogil:
@@ -499,18 +499,27 @@ cdef inline bint llc_snap(const uint8_t* p) noexcept nogil:
     return p[0] == 0xAA and p[1] == 0xAA and p[2] == 0x03 and p[3] == 0 and p[4] == 0 and (p[5] == 0 or p[5] == 0xF8)
 
 
+cdef inline uint32_t le_header(const uint8_t* f, uint32_t caplen) noexcept nogil:
+    """Radiotap's and PPI's common start: version 0, then at 2 the header's length (LE u16),
+    at least 8 bytes and all captured.  Returns that length (0: the header is not there)."""
+    cdef uint32_t ln
+    if caplen < 8 or f[0] != 0:
+        return 0
+    ln = le16(f + 2)
+    return ln if 8 <= ln <= caplen else 0
+
+
 cdef inline void decode_wlan(const uint8_t* f, uint32_t caplen, uint32_t end, bint datapad, Packet6* r,
                              bint tunnels) noexcept nogil:
     """An IEEE 802.11 frame (docs/data-model.md, "Extended decode", step 6): a data frame's
     header (24 bytes, the 4th address, QoS control, HT control; rounded up to 4 bytes with
     radiotap's data pad), then LLC/SNAP; the network layer ends at ``end``."""
-    cdef uint32_t hdr = 24
+    cdef uint32_t hdr, qos_at
     cdef uint8_t subtype
     if caplen < 2 or (f[0] & 0x0F) != 0x08:  # version 0, type 2 (data)
         return
     subtype = f[0] >> 4
-    if (f[1] & 3) == 3:
-        hdr += 6
+    hdr = qos_at = 30 if (f[1] & 3) == 3 else 24  # the 4th address when both DS bits are set
     if subtype & 8:  # QoS: QoS control, and HT control with the order bit
         hdr += 6 if f[1] & 0x80 else 2
     if datapad:
@@ -520,7 +529,7 @@ cdef inline void decode_wlan(const uint8_t* f, uint32_t caplen, uint32_t end, bi
     r.decoded = C_DEC_LINK
     if subtype & 4 or f[1] & 0x40:  # no data, or protected (encrypted)
         return
-    if subtype & 8 and f[30 if (f[1] & 3) == 3 else 24] & 0x80:  # an A-MSDU: not walked
+    if subtype & 8 and f[qos_at] & 0x80:  # an A-MSDU: not walked
         return
     if end < hdr + 8 or not llc_snap(f + hdr):
         return
@@ -530,12 +539,9 @@ cdef inline void decode_wlan(const uint8_t* f, uint32_t caplen, uint32_t end, bi
 cdef inline void decode_radiotap(const uint8_t* f, uint32_t caplen, Packet6* r, bint tunnels) noexcept nogil:
     """Radiotap (version 0): its length, and from its flags field the data pad and FCS bits;
     then the 802.11 frame."""
-    cdef uint32_t ln, at = 4, fields
+    cdef uint32_t ln = le_header(f, caplen), at = 4, fields
     cdef uint8_t flags = 0
-    if caplen < 8 or f[0] != 0:
-        return
-    ln = le16(f + 2)
-    if ln < 8 or ln > caplen:
+    if not ln:
         return
     while f[at + 3] & 0x80:  # another presence word follows
         at += 4
@@ -555,13 +561,10 @@ cdef inline void decode_radiotap(const uint8_t* f, uint32_t caplen, Packet6* r, 
 cdef inline void decode_ppi(const uint8_t* f, uint32_t caplen, Packet6* r, bint tunnels) noexcept nogil:
     """PPI (version 0): its length and link type, then the frame, decoded by that link type
     (any the extended decode reads but PPI)."""
-    cdef uint32_t ln, dlt
-    if caplen < 8 or f[0] != 0:
+    cdef uint32_t ln = le_header(f, caplen), dlt
+    if not ln:
         return
-    ln = le16(f + 2)
     dlt = le32(f + 4)
-    if ln < 8 or ln > caplen:
-        return
     if dlt != 192:  # (not PPI again: the decode does not recurse further)
         decode_frame(f + ln, caplen - ln, dlt, r, tunnels)
 
@@ -594,8 +597,7 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
         if caplen < 13:
             return
         r.decoded = C_DEC_LINK
-        if ((f[0] & 0xF0) == 0x50 and caplen >= 21 and f[13] == 0xAA and f[14] == 0xAA and f[15] == 0x03
-                and f[16] == 0 and f[17] == 0 and (f[18] == 0 or f[18] == 0xF8)):
+        if (f[0] & 0xF0) == 0x50 and caplen >= 21 and llc_snap(f + 13):
             decode_network(f, caplen, 21, be16(f + 19), True, r, tunnels)
     elif linktype == 105:
         decode_wlan(f, caplen, caplen, False, r, tunnels)
@@ -609,7 +611,7 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
         r.decoded = C_DEC_LINK
         if (f[0] != 2 and f[0] != 10) or caplen < 8:
             return
-        tle = ((<uint16_t>f[7] << 8) | f[6]) & 0x7FFF
+        tle = le16(f + 6) & 0x7FFF
         tbe = be16(f + 6) & 0x7FFF
         big = (tle == 0 or tle >= 0x100) and tbe >= 1 and tbe < 0x100
         at = 4

@@ -430,17 +430,14 @@ def more_links(frame: bytes, linktype: int):
     if linktype == LINKTYPE_FDDI:
         if n < 13:
             return None
-        if frame[0] >> 4 == 5 and n >= 21 and frame[13:16] == b"\xaa\xaa\x03" and frame[16:19] in (
-                b"\0\0\0", b"\0\0\xf8"):
+        if frame[0] >> 4 == 5 and n >= 21 and _llc_snap(frame, 13):
             return (*walk_encapsulations(frame, _be16(frame, 19), 21), n)
         return 0, 13, 0, n
     if linktype == LINKTYPE_IEEE802_11:
         return _wlan(frame, 0, n, False)
     if linktype == LINKTYPE_RADIOTAP:
-        if n < 8 or frame[0] != 0:
-            return None
-        length = struct.unpack("<H", frame[2:4])[0]
-        if not 8 <= length <= n:
+        length = _header_length(frame)
+        if length is None:
             return None
         last = 4  # the last presence word: bit 31 says another follows
         while frame[last + 3] & 0x80:
@@ -458,11 +455,10 @@ def more_links(frame: bytes, linktype: int):
         end = n - 4 if flags & 0x10 and n - length >= 4 else n  # the FCS at the end
         return _wlan(frame, length, end, bool(flags & 0x20))
     if linktype == LINKTYPE_PPI:
-        if n < 8 or frame[0] != 0:
+        length = _header_length(frame)
+        if length is None:
             return None
-        length, dlt = struct.unpack("<HI", frame[2:8])
-        if not 8 <= length <= n:
-            return None
+        dlt = struct.unpack("<I", frame[4:8])[0]
         if dlt == LINKTYPE_PPI:  # the frame by its link type, but not PPI again
             return None
         link = link_layer(frame[length:], dlt, True)
@@ -492,6 +488,20 @@ def more_links(frame: bytes, linktype: int):
     return None
 
 
+def _llc_snap(frame: bytes, at: int) -> bool:
+    """LLC/SNAP ``AA AA 03`` with the OUI 00-00-00 or 00-00-F8 at ``frame[at:]``."""
+    return frame[at : at + 3] == b"\xaa\xaa\x03" and frame[at + 3 : at + 6] in (b"\0\0\0", b"\0\0\xf8")
+
+
+def _header_length(frame: bytes) -> int | None:
+    """Radiotap's and PPI's common start: version 0, then at 2 the header's length (LE u16),
+    at least 8 bytes and all captured; None when the header is not there."""
+    if len(frame) < 8 or frame[0] != 0:
+        return None
+    length = struct.unpack("<H", frame[2:4])[0]
+    return length if 8 <= length <= len(frame) else None
+
+
 def _wlan(frame: bytes, at: int, end: int, datapad: bool):
     """An IEEE 802.11 frame at ``frame[at:]`` whose payload ends at ``end``: more_links's
     tuple for a data frame whose header is all there, else None."""
@@ -509,8 +519,7 @@ def _wlan(frame: bytes, at: int, end: int, datapad: bool):
     nothing = 0, at + header, 0, end
     if subtype & 4 or w[1] & 0x40 or (subtype & 8 and w[qos_at] & 0x80):  # no data, protected, A-MSDU
         return nothing
-    if end - at < header + 8 or w[header : header + 3] != b"\xaa\xaa\x03" or w[header + 3 : header + 6] not in (
-            b"\0\0\0", b"\0\0\xf8"):
+    if end - at < header + 8 or not _llc_snap(w, header):
         return nothing
     return (*walk_encapsulations(frame[:end], _be16(frame, at + header + 6), at + header + 8), end)
 

@@ -408,6 +408,11 @@ def compare_file(name: str) -> dict:
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 
 
+def listed(bad: list) -> str:
+    """Unexplained mismatches for an assertion message: the first 20, and how many in all."""
+    return "\n".join(map(str, bad[:20])) + (f"\n... {len(bad)} in all" if len(bad) > 20 else "")
+
+
 @needs_tshark
 @pytest.mark.corpus
 @pytest.mark.parametrize("name", FILES or [None], ids=FILES or ["no-corpus"])
@@ -418,7 +423,7 @@ def test_extended_decode_agrees_with_tshark(name, tshark_prefetch):
     stale = {k for k in ALLOWED if k[0] == name} - result["allowed_used"]
     assert not stale, f"ALLOWED entries no longer needed: {sorted(stale)}"
     bad = result["bad"]
-    assert not bad, "\n".join(map(str, bad[:20])) + (f"\n... {len(bad)} in all" if len(bad) > 20 else "")
+    assert not bad, listed(bad)
 
 
 @needs_tshark
@@ -735,7 +740,7 @@ def test_innermost_packets_agree_with_tshark(name, tshark_prefetch):
         pytest.skip(f"the shared capture corpus is not here ({CORPUS})")
     records = [(r.number, r.linktype, r.frame) for r in capture_records((CORPUS / name).read_bytes())]
     bad, _stats = compare_inner(records, tshark_fields(name))
-    assert not bad, "\n".join(map(str, bad[:20])) + (f"\n... {len(bad)} in all" if len(bad) > 20 else "")
+    assert not bad, listed(bad)
 
 
 def _tunnel_pairs():

@@ -536,6 +536,10 @@ def _be32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
     return (_be16(b, at) << 16) | _be16(b, at + 2)
 
 
+def _le16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return b[at].astype(np.int64) | (b[at + 1].astype(np.int64) << 8)
+
+
 def _le32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
     return (_be16(b, at + 2).astype(np.uint16).byteswap().astype(np.int64) << 16
             | _be16(b, at).astype(np.uint16).byteswap())
@@ -641,9 +645,7 @@ def _fddi(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
     rec["decoded"][idx] = DEC_LINK
     snap = ((b[frame] & 0xF0) == 0x50) & (caplen >= 21)
     frame, idx = frame[snap], idx[snap]
-    llc = b[frame[:, None] + np.arange(13, 19)]
-    snap = ((llc[:, 0] == 0xAA) & (llc[:, 1] == 0xAA) & (llc[:, 2] == 0x03) & (llc[:, 3] == 0) & (llc[:, 4] == 0)
-            & ((llc[:, 5] == 0) | (llc[:, 5] == 0xF8)))
+    snap = _llc_snap(b, frame + 13)
     frame, idx = frame[snap], idx[snap]
     net_type[idx] = _be16(b, frame + 19)
     net_at[idx] = frame + 21
@@ -651,7 +653,7 @@ def _fddi(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
 
 
 def _nflog16(b: np.ndarray, at: np.ndarray, big: np.ndarray) -> np.ndarray:
-    return np.where(big, _be16(b, at), b[at].astype(np.int64) | (b[at + 1].astype(np.int64) << 8))
+    return np.where(big, _be16(b, at), _le16(b, at))
 
 
 def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
@@ -661,7 +663,7 @@ def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
     family = b[frame].astype(np.int64)
     ok = ((family == 2) | (family == 10)) & (caplen >= 8)
     frame, caplen, idx, family = frame[ok], caplen[ok], idx[ok], family[ok]
-    tle = _nflog16(b, frame + 6, np.zeros(len(frame), dtype=bool)) & 0x7FFF
+    tle = _le16(b, frame + 6) & 0x7FFF
     tbe = _be16(b, frame + 6) & 0x7FFF
     big = ((tle == 0) | (tle >= 0x100)) & (tbe >= 1) & (tbe < 0x100)
     at = frame + 4
@@ -682,10 +684,6 @@ def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
         live[k[bad | pay]] = False
         rest = ~bad & ~pay
         at[k[rest]] += (ln[rest] + 3) & ~3
-
-
-def _le16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
-    return b[at].astype(np.int64) | (b[at + 1].astype(np.int64) << 8)
 
 
 def _llc_snap(b: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -730,14 +728,21 @@ def _wlan(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
              frame + caplen)
 
 
-def _radiotap(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+def _le_header(b, frame, caplen, idx):
+    """Radiotap's and PPI's common start: version 0, then at 2 the header's length (LE u16),
+    at least 8 bytes and all captured.  ``(frame, caplen, idx, length)`` of the frames whose
+    header is there."""
     ok = caplen >= 8
     frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
     ok = b[frame] == 0
     frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
     ln = _le16(b, frame + 2)
     ok = (ln >= 8) & (ln <= caplen)
-    frame, caplen, idx, ln = frame[ok], caplen[ok], idx[ok], ln[ok]
+    return frame[ok], caplen[ok], idx[ok], ln[ok]
+
+
+def _radiotap(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    frame, caplen, idx, ln = _le_header(b, frame, caplen, idx)
     at = np.full(len(frame), 4, dtype=np.int64)  # the last presence word
     live = (b[frame + 7] & 0x80) != 0
     bad = np.zeros(len(frame), dtype=bool)
@@ -762,13 +767,8 @@ def _radiotap(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None
 
 
 def _ppi(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
-    ok = caplen >= 8
-    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
-    ok = b[frame] == 0
-    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
-    ln, dlt = _le16(b, frame + 2), _le32(b, frame + 4)
-    ok = (ln >= 8) & (ln <= caplen)
-    frame, caplen, idx, dlt = frame[ok] + ln[ok], caplen[ok] - ln[ok], idx[ok], dlt[ok]
+    frame, caplen, idx, ln = _le_header(b, frame, caplen, idx)
+    frame, caplen, dlt = frame + ln, caplen - ln, _le32(b, frame + 4)
     for lt in np.unique(dlt):  # the frame by its link type: any the extended decode reads but PPI
         link = None if lt == 192 else _LINKS.get(int(lt)) or _MORE_LINKS.get(int(lt))
         if link is not None:
@@ -783,7 +783,7 @@ _MORE_LINKS = {
     10: _fddi,                  # FDDI with LLC/SNAP
     105: _wlan,                 # IEEE 802.11 data frames with LLC/SNAP
     127: _radiotap,             # radiotap, then IEEE 802.11
-    192: _ppi,                  # PPI, then IEEE 802.11 or Ethernet
+    192: _ppi,                  # PPI, then the frame by its link type
     239: _nflog,                # NFLOG
 }
 EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset(_MORE_LINKS)
