@@ -17,7 +17,8 @@ An input is a 4-byte header that chooses how to read the rest, then the capture 
     byte 2  bits 0-2: bucket_ms (BUCKET_MS); bits 3-4: max_gap_s (GAPS);
             bits 5-6: t_mono_origin_ns (ORIGINS); bit 7: host_ips (HOSTS)
     byte 3  bits 0-2: the compression (an index into COMPRESSIONS);
-            bits 3-4: on_corrupt (ON_CORRUPT); bits 5-7: unused
+            bits 3-4: on_corrupt (ON_CORRUPT); bit 5: tunnels="inner" (with the extended
+            decode only); bits 6-7: unused
 
 Every value of every byte means something, so no mutation is wasted.  Shorter inputs are
 padded with zero bytes (all defaults).
@@ -132,19 +133,20 @@ def decode_input(raw: bytes) -> Case:
         size="wire" if flags & 4 else "captured",
         decode="extended" if extended else "reference",
         on_corrupt=ON_CORRUPT[(comp >> 3) & 3],
+        tunnels="inner" if extended and comp & 32 else "outer",
     )
     return Case(body, spec, chunk_packets, block_size, bool(flags & 16), linktype, compression)
 
 
 def encode_input(data: bytes, *, linktype: int | None = None, extended: bool = False, wire: bool = False,
                  compression: str | None = None, info: bool = False, chunking: int = 0, bucket_ms: int = 0,
-                 gap: int = 0, origin: int = 0, hosts: int = 0, on_corrupt: int = 0) -> bytes:
+                 gap: int = 0, origin: int = 0, hosts: int = 0, on_corrupt: int = 0, tunnels: bool = False) -> bytes:
     """The input that :func:`decode_input` reads back as ``data`` with these choices
     (indexes into the tables above): for writing seeds."""
     flags = ((linktype is not None) | extended << 1 | wire << 2 | (compression is not None) << 3 | info << 4
              | chunking << 5)
     lt_index = 0 if linktype is None else LINKTYPES.index(linktype)
-    comp = (0 if compression is None else COMPRESSIONS.index(compression)) | on_corrupt << 3
+    comp = (0 if compression is None else COMPRESSIONS.index(compression)) | on_corrupt << 3 | tunnels << 5
     opts = bucket_ms | gap << 3 | origin << 5 | hosts << 7
     return bytes([flags, lt_index, opts, comp]) + data
 
@@ -268,7 +270,7 @@ def reader_path(case: Case) -> Outcome:
         with _warnings_into(outcome):
             reader = open_capture(io.BytesIO(case.data), chunk_packets=case.chunk_packets,
                                   block_size=case.block_size, decode=case.spec.decode,
-                                  on_corrupt=case.spec.on_corrupt)
+                                  on_corrupt=case.spec.on_corrupt, tunnels=case.spec.tunnels)
     except CaptureError as exc:
         outcome.error = str(exc)
         return outcome
@@ -306,7 +308,8 @@ def info_path(case: Case) -> Outcome:
     outcome = Outcome()
     with _warnings_into(outcome):
         try:
-            outcome.details = capture_info(io.BytesIO(case.data), on_corrupt=case.spec.on_corrupt)
+            outcome.details = capture_info(io.BytesIO(case.data), on_corrupt=case.spec.on_corrupt,
+                                           tunnels=case.spec.tunnels)
         except CaptureError as exc:
             outcome.error = str(exc)
     return outcome

@@ -124,7 +124,7 @@ WALK_CAPLEN_BEYOND_BLOCK = C_WALK_CAPLEN_BEYOND_BLOCK
 #: Link types whose header decode_frame() decodes (the others count by size only).
 DECODED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
 #: Link types the extended decode reads: those, and PPP, PPP_HDLC, C_HDLC, FDDI and NFLOG.
-EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset({9, 10, 50, 104, 239})
+EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset({9, 10, 50, 104, 105, 127, 192, 239})
 #: The shortest total length of each pcapng block type (min_block_length below).
 MIN_BLOCK_LENGTH = {C_SHB: 28, C_IDB: 20, C_EPB: 32, C_OPB: 32, C_SPB: 16}
 
@@ -156,18 +156,19 @@ cdef inline void decode_ports(const uint8_t* pl, uint32_t plen, packet_t* r) noe
             r.decoded |= C_DEC_PORTS
 
 
-cdef inline void decode_ipv4(const uint8_t* ip, uint32_t iplen, packet_t* r) noexcept nogil:
+cdef inline uint32_t decode_ipv4(const uint8_t* ip, uint32_t iplen, packet_t* r) noexcept nogil:
     """Spec section 2, steps 3-5, on the bytes after the link header (the extended decode
-    also checks the version and gives non-first fragments no ports)."""
+    also checks the version and gives non-first fragments no ports).  Returns the header
+    length when what follows it is the payload's start (0: no header, or a non-first fragment)."""
     cdef uint32_t ihl
     if iplen < 20:
-        return
+        return 0
     if packet_t is Packet6:
         if ip[0] >> 4 != 4:
-            return
+            return 0
     ihl = (ip[0] & 0x0F) * 4
     if ihl < 20 or iplen < ihl:
-        return
+        return 0
     r.ip_proto = ip[9]
     r.src_ip = be32(ip + 12)
     r.dst_ip = be32(ip + 16)
@@ -175,17 +176,19 @@ cdef inline void decode_ipv4(const uint8_t* ip, uint32_t iplen, packet_t* r) noe
     if packet_t is Packet6:
         if be16(ip + 6) & 0x1FFF:
             r.decoded |= C_DEC_FRAGMENT
-            return
+            return 0
     decode_ports(ip + ihl, iplen - ihl, r)
+    return ihl
 
 
-cdef inline void decode_ipv6(const uint8_t* ip, uint32_t iplen, Packet6* r) noexcept nogil:
-    """The extended decode's IPv6 header and extension headers (docs/data-model.md)."""
+cdef inline uint32_t decode_ipv6(const uint8_t* ip, uint32_t iplen, Packet6* r) noexcept nogil:
+    """The extended decode's IPv6 header and extension headers (docs/data-model.md).  Returns
+    the offset of the payload after them (0: none, a non-first fragment, or one not all captured)."""
     cdef uint32_t at = 40, size
     cdef uint8_t nh
     cdef int i
     if iplen < 40 or ip[0] >> 4 != 6:
-        return
+        return 0
     for i in range(16):
         r.src_ip6[i] = ip[8 + i]
         r.dst_ip6[i] = ip[24 + i]
@@ -198,7 +201,7 @@ cdef inline void decode_ipv6(const uint8_t* ip, uint32_t iplen, Packet6* r) noex
             if be16(ip + at + 2) >> 3:  # a non-first fragment: its protocol, no ports
                 r.ip_proto = ip[at]
                 r.decoded |= C_DEC_FRAGMENT
-                return
+                return 0
             nh = ip[at]
             at += 8
             continue
@@ -211,8 +214,9 @@ cdef inline void decode_ipv6(const uint8_t* ip, uint32_t iplen, Packet6* r) noex
         at += size
     r.ip_proto = nh
     if nh == 0 or nh == 43 or nh == 60 or nh == 44 or nh == 51:
-        return  # an extension header not all captured
+        return 0  # an extension header not all captured
     decode_ports(ip + at, iplen - at, r)
+    return at
 
 
 cdef inline bint is_inet6(uint32_t family) noexcept nogil:
@@ -246,16 +250,17 @@ cdef inline int ppp_protocol(const uint8_t* f, uint32_t caplen, uint32_t* at) no
     return 0
 
 
-cdef inline void decode_network(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t ethertype,
-                                bint tagged, packet_t* r) noexcept nogil:
+cdef inline uint32_t decode_ip(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t ethertype,
+                               bint tagged, packet_t* r, int* n) noexcept nogil:
     """From the protocol type found at offset ``at``: the encapsulations (extended, ``tagged``
-    links: VLAN tags, PPPoE, MPLS, PBB, VN-Tag, at most C_MAX_HEADERS headers), then IPv4, or
-    IPv6 (extended)."""
-    cdef int n = 0, t
+    links: VLAN tags, PPPoE, MPLS, PBB, VN-Tag; ``n[0]`` counts the headers walked, at most
+    C_MAX_HEADERS), then IPv4, or IPv6 (extended).  Returns the offset of the IP payload (0:
+    none, see decode_ipv4/decode_ipv6)."""
+    cdef int t
     cdef uint32_t a
     if packet_t is Packet6:
         if tagged:
-            while n < C_MAX_HEADERS and ethertype != 0x0800 and ethertype != 0x86DD:
+            while n[0] < C_MAX_HEADERS and ethertype != 0x0800 and ethertype != 0x86DD:
                 if ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100:
                     if caplen - at < 4:
                         break
@@ -295,23 +300,280 @@ cdef inline void decode_network(const uint8_t* f, uint32_t caplen, uint32_t at, 
                     at += 6
                 else:
                     break
-                n += 1
+                n[0] += 1
     r.ethertype = ethertype
     if ethertype == 0x0800:
-        decode_ipv4(f + at, caplen - at, r)
+        a = decode_ipv4(f + at, caplen - at, r)
+        return at + a if a else 0
     elif packet_t is Packet6:
         if ethertype == 0x86DD:
-            decode_ipv6(f + at, caplen - at, r)
+            a = decode_ipv6(f + at, caplen - at, r)
+            return at + a if a else 0
+    return 0
+
+
+cdef inline void decode_network(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t ethertype,
+                                bint tagged, packet_t* r, bint tunnels) noexcept nogil:
+    """decode_ip, then (extended, ``tunnels``) the tunnels inside the packet."""
+    cdef int n = 0
+    cdef uint32_t pay = decode_ip(f, caplen, at, ethertype, tagged, r, &n)
+    if packet_t is Packet6:
+        if tunnels and pay:
+            walk_tunnels(f, caplen, pay, n, r)
+
+
+cdef inline uint32_t gre_inner(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t* ty,
+                               bint* tagged) noexcept nogil:
+    """The GRE header at ``at`` (docs/data-model.md, "Tunnels"): the offset of what it carries
+    and its protocol type (0x6558: an Ethernet frame), or 0 when it is not walked."""
+    cdef uint16_t flags, proto
+    cdef uint32_t size = 4
+    cdef int t
+    if caplen - at < 4:
+        return 0
+    flags = be16(f + at)
+    proto = be16(f + at + 2)
+    if flags & 0x4000:  # routing present: not walked
+        return 0
+    if flags & 0x8000:
+        size += 4
+    if flags & 0x2000:
+        size += 4
+    if flags & 0x1000:
+        size += 4
+    if flags & 7 == 1:  # enhanced GRE (PPTP): PPP, and an acknowledgment number with A
+        if proto != 0x880B:
+            return 0
+        if flags & 0x0080:
+            size += 4
+        if caplen - at < size:
+            return 0
+        at += size
+        if caplen - at >= 1 and f[at] == 0xFF:
+            at += 2
+        t = ppp_protocol(f, caplen, &at)
+        if t <= 0:
+            return 0
+        ty[0] = <uint16_t>t
+        tagged[0] = True
+        return at
+    if flags & 7 != 0 or caplen - at < size:
+        return 0
+    at += size
+    if proto == 0x0800 or proto == 0x86DD or proto == 0x6558:
+        ty[0] = proto
+    elif proto == 0x8847 or proto == 0x8848:
+        ty[0] = proto
+        tagged[0] = True
+    elif proto == 0x88BE or proto == 0x22EB:  # ERSPAN: type I without S (0x88BE), else a header
+        if proto == 0x22EB or flags & 0x1000:
+            if caplen - at < 2:
+                return 0
+            if f[at] >> 4 == 1:  # type II: 8 bytes
+                size = 8
+            elif f[at] >> 4 == 2:  # type III: 12 bytes, 8 more with O; frame type Ethernet
+                if caplen - at < 12 or be16(f + at + 10) & 0x7C00:
+                    return 0
+                size = 20 if f[at + 11] & 1 else 12
+            else:
+                return 0
+            if caplen - at < size:
+                return 0
+            at += size
+        ty[0] = 0x6558
+    else:
+        return 0
+    return at
+
+
+cdef inline uint32_t udp_inner(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t port,
+                               uint16_t* ty) noexcept nogil:
+    """VXLAN, GENEVE or GTP-U at ``at`` (by the UDP destination ``port``): the offset of what
+    it carries and its type, or 0 when it is not walked."""
+    cdef uint32_t size
+    cdef uint8_t nxt
+    cdef int i
+    if port == 4789:  # VXLAN: 8 bytes, then Ethernet
+        if caplen - at < 8:
+            return 0
+        ty[0] = 0x6558
+        return at + 8
+    if port == 6081:  # GENEVE: version 0, 8 bytes and the options, the protocol type
+        if caplen - at < 8 or f[at] >> 6:
+            return 0
+        size = 8 + (f[at] & 0x3F) * 4
+        if caplen - at < size:
+            return 0
+        ty[0] = be16(f + at + 2)
+        if ty[0] != 0x6558 and ty[0] != 0x0800 and ty[0] != 0x86DD:
+            return 0
+        return at + size
+    if port == 2152:  # GTP-U: version 1, GTP (not GTP'), a G-PDU
+        if caplen - at < 8 or f[at] >> 5 != 1 or not (f[at] & 0x10) or f[at + 1] != 0xFF:
+            return 0
+        if f[at] & 0x07:  # sequence number, N-PDU number, next extension type
+            if caplen - at < 12:
+                return 0
+            nxt = f[at + 11]
+            at += 12
+            i = 0
+            while nxt:
+                if i == C_MAX_HEADERS or caplen - at < 1 or f[at] == 0:
+                    return 0
+                size = <uint32_t>f[at] * 4
+                if caplen - at < size:
+                    return 0
+                nxt = f[at + size - 1]
+                at += size
+                i += 1
+        else:
+            at += 8
+        if caplen - at < 1:
+            return 0
+        if f[at] >> 4 == 4:
+            ty[0] = 0x0800
+        elif f[at] >> 4 == 6:
+            ty[0] = 0x86DD
+        else:
+            return 0
+        return at
+    return 0
+
+
+cdef void walk_tunnels(const uint8_t* f, uint32_t caplen, uint32_t pay, int n, Packet6* r) noexcept nogil:
+    """``tunnels="inner"``: while the packet in ``r`` (its payload at ``pay``, ``n`` headers
+    walked) carries a tunnel, decode the packet inside; when that one has an IP header it
+    becomes the packet (docs/data-model.md, "Tunnels")."""
+    cdef Packet6 t
+    cdef uint32_t at
+    cdef uint16_t ty
+    cdef bint tagged
+    while n < C_MAX_HEADERS:
+        ty = 0
+        tagged = False
+        at = 0
+        if r.ip_proto == 4 or r.ip_proto == 41:  # IP in IP, 6in4 (or IPv6 in IPv6...)
+            at = pay
+            ty = 0x0800 if r.ip_proto == 4 else 0x86DD
+        elif r.ip_proto == 47:
+            at = gre_inner(f, caplen, pay, &ty, &tagged)
+        elif r.ip_proto == 17 and r.decoded & C_DEC_PORTS:
+            at = udp_inner(f, caplen, pay + 8, r.dst_port, &ty)
+        if not at:
+            return
+        n += 1
+        if ty == 0x6558:  # an Ethernet frame
+            if caplen - at < 14:
+                return
+            ty = be16(f + at + 12)
+            at += 14
+            tagged = True
+        memset(&t, 0, sizeof(t))
+        pay = decode_ip(f, caplen, at, ty, tagged, &t, &n)
+        if not (t.decoded & (C_DEC_IPV4 | C_DEC_IPV6)):
+            return
+        r.ethertype = t.ethertype
+        r.src_ip = t.src_ip
+        r.dst_ip = t.dst_ip
+        r.src_port = t.src_port
+        r.dst_port = t.dst_port
+        r.ip_proto = t.ip_proto
+        r.tcp_flags = t.tcp_flags
+        r.decoded = (r.decoded & C_DEC_LINK) | t.decoded
+        memcpy(r.src_ip6, t.src_ip6, 16)
+        memcpy(r.dst_ip6, t.dst_ip6, 16)
+        if not pay:
+            return
+
+
+cdef inline uint16_t le16(const uint8_t* p) noexcept nogil:
+    return <uint16_t>((<uint16_t>p[1] << 8) | p[0])
 
 
 cdef inline uint16_t nflog16(const uint8_t* p, bint big) noexcept nogil:
-    return be16(p) if big else <uint16_t>((<uint16_t>p[1] << 8) | p[0])
+    return be16(p) if big else le16(p)
+
+
+cdef inline bint llc_snap(const uint8_t* p) noexcept nogil:
+    """LLC/SNAP AA AA 03 with the OUI 00-00-00 (RFC 1042) or 00-00-F8 (802.1H)."""
+    return p[0] == 0xAA and p[1] == 0xAA and p[2] == 0x03 and p[3] == 0 and p[4] == 0 and (p[5] == 0 or p[5] == 0xF8)
+
+
+cdef inline uint32_t le_header(const uint8_t* f, uint32_t caplen) noexcept nogil:
+    """Radiotap's and PPI's common start: version 0, then at 2 the header's length (LE u16),
+    at least 8 bytes and all captured.  Returns that length (0: the header is not there)."""
+    cdef uint32_t ln
+    if caplen < 8 or f[0] != 0:
+        return 0
+    ln = le16(f + 2)
+    return ln if 8 <= ln <= caplen else 0
+
+
+cdef inline void decode_wlan(const uint8_t* f, uint32_t caplen, uint32_t end, bint datapad, Packet6* r,
+                             bint tunnels) noexcept nogil:
+    """An IEEE 802.11 frame (docs/data-model.md, "Extended decode", step 6): a data frame's
+    header (24 bytes, the 4th address, QoS control, HT control; rounded up to 4 bytes with
+    radiotap's data pad), then LLC/SNAP; the network layer ends at ``end``."""
+    cdef uint32_t hdr, qos_at
+    cdef uint8_t subtype
+    if caplen < 2 or (f[0] & 0x0F) != 0x08:  # version 0, type 2 (data)
+        return
+    subtype = f[0] >> 4
+    hdr = qos_at = 30 if (f[1] & 3) == 3 else 24  # the 4th address when both DS bits are set
+    if subtype & 8:  # QoS: QoS control, and HT control with the order bit
+        hdr += 6 if f[1] & 0x80 else 2
+    if datapad:
+        hdr = (hdr + 3) & ~(<uint32_t>3)
+    if caplen < hdr:
+        return
+    r.decoded = C_DEC_LINK
+    if subtype & 4 or f[1] & 0x40:  # no data, or protected (encrypted)
+        return
+    if subtype & 8 and f[qos_at] & 0x80:  # an A-MSDU: not walked
+        return
+    if end < hdr + 8 or not llc_snap(f + hdr):
+        return
+    decode_network(f, end, hdr + 8, be16(f + hdr + 6), True, r, tunnels)
+
+
+cdef inline void decode_radiotap(const uint8_t* f, uint32_t caplen, Packet6* r, bint tunnels) noexcept nogil:
+    """Radiotap (version 0): its length, and from its flags field the data pad and FCS bits;
+    then the 802.11 frame."""
+    cdef uint32_t ln = le_header(f, caplen), at = 4, fields
+    cdef uint8_t flags = 0
+    if not ln:
+        return
+    while f[at + 3] & 0x80:  # another presence word follows
+        at += 4
+        if at + 4 > ln:
+            return
+    fields = at + 4
+    if f[4] & 2:  # the flags field: after TSFT (8 bytes, 8-aligned) when present
+        if f[4] & 1:
+            fields = ((fields + 7) & ~(<uint32_t>7)) + 8
+        if fields >= ln:
+            return
+        flags = f[fields]
+    caplen -= ln
+    decode_wlan(f + ln, caplen, caplen - 4 if flags & 0x10 and caplen >= 4 else caplen, flags & 0x20, r, tunnels)
+
+
+cdef inline void decode_ppi(const uint8_t* f, uint32_t caplen, Packet6* r, bint tunnels) noexcept nogil:
+    """PPI (version 0): its length and link type, then the frame, decoded by that link type
+    (any the extended decode reads but PPI)."""
+    cdef uint32_t ln = le_header(f, caplen), dlt
+    if not ln:
+        return
+    dlt = le32(f + 4)
+    if dlt != 192:  # (not PPI again: the decode does not recurse further)
+        decode_frame(f + ln, caplen - ln, dlt, r, tunnels)
 
 
 cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t linktype,
-                                   Packet6* r) noexcept nogil:
+                                   Packet6* r, bint tunnels) noexcept nogil:
     """The link types only the extended decode reads: PPP (9), PPP_HDLC (50), C_HDLC (104),
-    FDDI (10), NFLOG (239) (docs/data-model.md, "Extended decode")."""
+    FDDI (10), IEEE802_11 (105), its RADIOTAP (127) and PPI (192) headers, NFLOG (239)
+    (docs/data-model.md, "Extended decode")."""
     cdef uint32_t at = 0, ln, ty, plen
     cdef int t, n = 0
     cdef uint16_t tle, tbe
@@ -321,7 +583,7 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
             return
         r.decoded = C_DEC_LINK
         t = be16(f + 2)  # IPv4, IPv6, or MPLS (walked); no other encapsulation
-        decode_network(f, caplen, 4, <uint16_t>t, t == 0x8847 or t == 0x8848, r)
+        decode_network(f, caplen, 4, <uint16_t>t, t == 0x8847 or t == 0x8848, r, tunnels)
     elif linktype == 9 or linktype == 50:  # PPP: [0xFF 0x03] protocol
         if caplen >= 1 and f[0] == 0xFF:
             at = 2
@@ -330,21 +592,26 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
             return
         r.decoded = C_DEC_LINK
         if t > 0:
-            decode_network(f, caplen, at, <uint16_t>t, True, r)
+            decode_network(f, caplen, at, <uint16_t>t, True, r, tunnels)
     elif linktype == 10:  # FDDI: frame control, addresses, then LLC/SNAP
         if caplen < 13:
             return
         r.decoded = C_DEC_LINK
-        if ((f[0] & 0xF0) == 0x50 and caplen >= 21 and f[13] == 0xAA and f[14] == 0xAA and f[15] == 0x03
-                and f[16] == 0 and f[17] == 0 and (f[18] == 0 or f[18] == 0xF8)):
-            decode_network(f, caplen, 21, be16(f + 19), True, r)
+        if (f[0] & 0xF0) == 0x50 and caplen >= 21 and llc_snap(f + 13):
+            decode_network(f, caplen, 21, be16(f + 19), True, r, tunnels)
+    elif linktype == 105:
+        decode_wlan(f, caplen, caplen, False, r, tunnels)
+    elif linktype == 127:
+        decode_radiotap(f, caplen, r, tunnels)
+    elif linktype == 192:
+        decode_ppi(f, caplen, r, tunnels)
     elif linktype == 239:  # NFLOG: family, version, resource id, then TLVs
         if caplen < 4:
             return
         r.decoded = C_DEC_LINK
         if (f[0] != 2 and f[0] != 10) or caplen < 8:
             return
-        tle = ((<uint16_t>f[7] << 8) | f[6]) & 0x7FFF
+        tle = le16(f + 6) & 0x7FFF
         tbe = be16(f + 6) & 0x7FFF
         big = (tle == 0 or tle >= 0x100) and tbe >= 1 and tbe < 0x100
         at = 4
@@ -357,14 +624,14 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
                 plen = ln - 4
                 if plen > caplen - at - 4:
                     plen = caplen - at - 4
-                decode_network(f, at + 4 + plen, at + 4, 0x0800 if f[0] == 2 else 0x86DD, False, r)
+                decode_network(f, at + 4 + plen, at + 4, 0x0800 if f[0] == 2 else 0x86DD, False, r, tunnels)
                 return
             at += (ln + 3) & ~(<uint32_t>3)
             n += 1
 
 
 cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linktype,
-                              packet_t* r) noexcept nogil:
+                              packet_t* r, bint tunnels) noexcept nogil:
     """The link header by link type (docs/data-model.md, "Link types"), then the network."""
     cdef uint32_t le, be
     cdef int v
@@ -372,32 +639,32 @@ cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linkty
         if caplen < 14:
             return
         r.decoded = C_DEC_LINK
-        decode_network(f, caplen, 14, be16(f + 12), True, r)
+        decode_network(f, caplen, 14, be16(f + 12), True, r, tunnels)
     elif linktype == 113:  # LINUX_SLL
         if caplen < 16:
             return
         r.decoded = C_DEC_LINK
-        decode_network(f, caplen, 16, be16(f + 14), True, r)
+        decode_network(f, caplen, 16, be16(f + 14), True, r, tunnels)
     elif linktype == 276:  # LINUX_SLL2
         if caplen < 20:
             return
         r.decoded = C_DEC_LINK
-        decode_network(f, caplen, 20, be16(f), True, r)
+        decode_network(f, caplen, 20, be16(f), True, r, tunnels)
     elif linktype == 101 or linktype == 12 or linktype == 14:  # RAW
         if caplen < 1:
             return
         r.decoded = C_DEC_LINK
         v = f[0] >> 4
         if v == 4:
-            decode_network(f, caplen, 0, 0x0800, False, r)
+            decode_network(f, caplen, 0, 0x0800, False, r, tunnels)
         elif v == 6:
-            decode_network(f, caplen, 0, 0x86DD, False, r)
+            decode_network(f, caplen, 0, 0x86DD, False, r, tunnels)
     elif linktype == 228:  # IPV4
         r.decoded = C_DEC_LINK
-        decode_network(f, caplen, 0, 0x0800, False, r)
+        decode_network(f, caplen, 0, 0x0800, False, r, tunnels)
     elif linktype == 229:  # IPV6
         r.decoded = C_DEC_LINK
-        decode_network(f, caplen, 0, 0x86DD, False, r)
+        decode_network(f, caplen, 0, 0x86DD, False, r, tunnels)
     elif linktype == 0 or linktype == 108:  # NULL (either byte order), LOOP (big-endian)
         if caplen < 4:
             return
@@ -405,12 +672,12 @@ cdef inline void decode_frame(const uint8_t* f, uint32_t caplen, uint32_t linkty
         be = be32(f)
         le = le32(f) if linktype == 0 else be
         if le == 2 or be == 2:
-            decode_network(f, caplen, 4, 0x0800, False, r)
+            decode_network(f, caplen, 4, 0x0800, False, r, tunnels)
         elif is_inet6(le) or is_inet6(be):
-            decode_network(f, caplen, 4, 0x86DD, False, r)
+            decode_network(f, caplen, 4, 0x86DD, False, r, tunnels)
     else:
         if packet_t is Packet6:
-            decode_more_links(f, caplen, linktype, r)
+            decode_more_links(f, caplen, linktype, r, tunnels)
 
 
 cdef inline void classify(packet_t* r) noexcept nogil:
@@ -436,13 +703,15 @@ cdef inline void classify(packet_t* r) noexcept nogil:
 
 
 def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet_t[::1] out,
-         int64_t base_offset, bint swapped, bint nsec, uint32_t linktype, uint32_t max_caplen):
+         int64_t base_offset, bint swapped, bint nsec, uint32_t linktype, uint32_t max_caplen,
+         bint tunnels=False):
     """Walk the complete classic-pcap records in ``buf[start:end]``, decoding each into ``out``.
 
     ``base_offset`` is the file offset of ``buf[0]``; ``swapped`` means the record headers are
-    big-endian; ``nsec`` means ``ts_frac`` is nanoseconds.  Stops at the first record that is
-    not complete in the block, when ``out`` is full, or at a record whose ``incl_len`` exceeds
-    ``max_caplen``.  Returns ``(pos, n, status)``: the offset in ``buf`` of the first record
+    big-endian; ``nsec`` means ``ts_frac`` is nanoseconds; ``tunnels`` (the extended decode's
+    rows, ``PACKET6_DTYPE``, only) makes the packet inside a tunnel the packet
+    (``tunnels="inner"``, docs/data-model.md).  Stops at the first record that is not complete
+    in the block, when ``out`` is full, or at a record whose ``incl_len`` exceeds ``max_caplen``.  Returns ``(pos, n, status)``: the offset in ``buf`` of the first record
     not consumed, the number of packets written to ``out[:n]``, and a ``WALK_*`` status.
     """
     cdef Py_ssize_t pos = start
@@ -484,7 +753,7 @@ def walk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet_t[::1]
             r.caplen = incl
             r.wirelen = orig
             r.linktype = <uint16_t>linktype
-            decode_frame(p + 16, incl, linktype, r)
+            decode_frame(p + 16, incl, linktype, r, tunnels)
             classify(r)
             pos += 16 + incl
             n += 1
@@ -563,13 +832,14 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
                 int64_t base_offset, bint swapped, const uint32_t[::1] if_linktype,
                 const uint32_t[::1] if_snaplen, const uint32_t[::1] if_maxcap,
                 const int32_t[::1] if_tsmode, const uint64_t[::1] if_tsfactor,
-                const int64_t[::1] if_tsoffset, uint32_t max_block):
+                const int64_t[::1] if_tsoffset, uint32_t max_block, bint tunnels=False):
     """Walk the complete pcapng blocks of one section in ``buf[start:end]`` into ``out``.
 
     Packet blocks (enhanced, simple, obsolete) are decoded; other blocks are skipped, but a
     section header or interface description stops the walk (``WALK_BLOCK``: the caller reads
     it and calls again).  ``if_*`` describe the section's interfaces: link type, snap length,
-    largest captured length, and how to turn timestamps into ns (``if_tsoffset`` in seconds).  Returns ``(pos, n,
+    largest captured length, and how to turn timestamps into ns (``if_tsoffset`` in seconds);
+    ``tunnels`` as in :func:`walk`.  Returns ``(pos, n,
     status)`` as :func:`walk` does; ``pos`` is the offset of the block the walk stopped at.
     """
     cdef Py_ssize_t pos = start
@@ -662,7 +932,7 @@ def walk_pcapng(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, packet
             r.caplen = caplen
             r.wirelen = orig
             r.linktype = <uint16_t>if_linktype[iface]
-            decode_frame(frame, caplen, if_linktype[iface], r)
+            decode_frame(frame, caplen, if_linktype[iface], r, tunnels)
             classify(r)
             pos += blen
             n += 1

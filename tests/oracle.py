@@ -86,8 +86,9 @@ LINKTYPE_IPV6 = 229
 DECODED_LINKTYPES = frozenset({1, 113, 276, 101, 12, 14, 228, 229, 0, 108})
 # ... and those the extended decode adds (data-model.md, "Extended decode", step 6)
 LINKTYPE_PPP, LINKTYPE_FDDI, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC, LINKTYPE_NFLOG = 9, 10, 50, 104, 239
+LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_PPI = 105, 127, 192
 EXTENDED_LINKTYPES = DECODED_LINKTYPES | {LINKTYPE_PPP, LINKTYPE_FDDI, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC,
-                                          LINKTYPE_NFLOG}
+                                          LINKTYPE_NFLOG, LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_PPI}
 
 # Compression, detected by the first bytes (data-model.md, "Compression").
 COMPRESSION_MAGICS = {
@@ -376,12 +377,12 @@ def ppp_protocol(frame: bytes, at: int):
     return _be16(frame, at), at + 2
 
 
-def walk_encapsulations(frame: bytes, ethertype: int, off: int):
+def walk_encapsulations(frame: bytes, ethertype: int, off: int, limit: int = MAX_HEADERS):
     """``(ethertype, network_offset, headers)`` after walking VLAN tags, PPPoE, MPLS label
-    stack entries, PBB and VN-Tag headers, at most MAX_HEADERS of them."""
+    stack entries, PBB and VN-Tag headers, at most ``limit`` of them."""
     n = len(frame)
     headers = 0
-    while headers < MAX_HEADERS:
+    while headers < limit:
         rest = n - off
         if ethertype in VLAN_TPIDS and rest >= 4:
             ethertype, off = _be16(frame, off + 2), off + 4
@@ -429,10 +430,42 @@ def more_links(frame: bytes, linktype: int):
     if linktype == LINKTYPE_FDDI:
         if n < 13:
             return None
-        if frame[0] >> 4 == 5 and n >= 21 and frame[13:16] == b"\xaa\xaa\x03" and frame[16:19] in (
-                b"\0\0\0", b"\0\0\xf8"):
+        if frame[0] >> 4 == 5 and n >= 21 and _llc_snap(frame, 13):
             return (*walk_encapsulations(frame, _be16(frame, 19), 21), n)
         return 0, 13, 0, n
+    if linktype == LINKTYPE_IEEE802_11:
+        return _wlan(frame, 0, n, False)
+    if linktype == LINKTYPE_RADIOTAP:
+        length = _header_length(frame)
+        if length is None:
+            return None
+        last = 4  # the last presence word: bit 31 says another follows
+        while frame[last + 3] & 0x80:
+            last += 4
+            if last + 4 > length:
+                return None
+        flags = 0
+        if frame[4] & 2:  # the flags field, after TSFT (8 bytes aligned to 8) if present
+            at = last + 4
+            if frame[4] & 1:
+                at = (at + 7) // 8 * 8 + 8
+            if at >= length:
+                return None
+            flags = frame[at]
+        end = n - 4 if flags & 0x10 and n - length >= 4 else n  # the FCS at the end
+        return _wlan(frame, length, end, bool(flags & 0x20))
+    if linktype == LINKTYPE_PPI:
+        length = _header_length(frame)
+        if length is None:
+            return None
+        dlt = struct.unpack("<I", frame[4:8])[0]
+        if dlt == LINKTYPE_PPI:  # the frame by its link type, but not PPI again
+            return None
+        link = link_layer(frame[length:], dlt, True)
+        if link is not None:
+            return link[0], link[1] + length, link[2], n
+        more = more_links(frame[length:], dlt)
+        return None if more is None else (more[0], more[1] + length, more[2], more[3] + length)
     if linktype == LINKTYPE_NFLOG:
         if n < 4:
             return None
@@ -453,6 +486,42 @@ def more_links(frame: bytes, linktype: int):
             at += (length + 3) // 4 * 4
         return 0, 4, 0, n
     return None
+
+
+def _llc_snap(frame: bytes, at: int) -> bool:
+    """LLC/SNAP ``AA AA 03`` with the OUI 00-00-00 or 00-00-F8 at ``frame[at:]``."""
+    return frame[at : at + 3] == b"\xaa\xaa\x03" and frame[at + 3 : at + 6] in (b"\0\0\0", b"\0\0\xf8")
+
+
+def _header_length(frame: bytes) -> int | None:
+    """Radiotap's and PPI's common start: version 0, then at 2 the header's length (LE u16),
+    at least 8 bytes and all captured; None when the header is not there."""
+    if len(frame) < 8 or frame[0] != 0:
+        return None
+    length = struct.unpack("<H", frame[2:4])[0]
+    return length if 8 <= length <= len(frame) else None
+
+
+def _wlan(frame: bytes, at: int, end: int, datapad: bool):
+    """An IEEE 802.11 frame at ``frame[at:]`` whose payload ends at ``end``: more_links's
+    tuple for a data frame whose header is all there, else None."""
+    w = frame[at:]
+    if len(w) < 2 or w[0] & 0x0F != 0x08:  # version 0, type 2: data
+        return None
+    subtype, four = w[0] >> 4, w[1] & 3 == 3
+    header = qos_at = 30 if four else 24
+    if subtype & 8:  # QoS control, then HT control when the order bit is set
+        header += 6 if w[1] & 0x80 else 2
+    if datapad:
+        header = (header + 3) // 4 * 4
+    if len(w) < header:
+        return None
+    nothing = 0, at + header, 0, end
+    if subtype & 4 or w[1] & 0x40 or (subtype & 8 and w[qos_at] & 0x80):  # no data, protected, A-MSDU
+        return nothing
+    if end - at < header + 8 or not _llc_snap(w, header):
+        return nothing
+    return (*walk_encapsulations(frame[:end], _be16(frame, at + header + 6), at + header + 8), end)
 
 
 def _transport(payload: bytes, proto: int, p: dict) -> None:
@@ -533,7 +602,7 @@ def _decode_ipv6(ip: bytes, p: dict) -> None:
     _transport(ip[off:], nh, p)
 
 
-def decode_packet(frame: bytes, linktype: int, extended: bool) -> dict:
+def decode_packet(frame: bytes, linktype: int, extended: bool, tunnels: bool = False) -> dict:
     """The decode of one frame, in either mode, as a dict:
 
     * ``size`` (captured length), ``linktype``, ``decoded`` (DEC_* bits);
@@ -552,7 +621,8 @@ def decode_packet(frame: bytes, linktype: int, extended: bool) -> dict:
 
     With ``extended`` False this is the reference decode (``decode_frame``): no tags, the
     version nibble not checked (``ip_version`` 4 means "decoded as IPv4"), no IPv6, no
-    fragment awareness."""
+    fragment awareness.  With ``tunnels`` (extended only: ``tunnels="inner"``) the innermost
+    packet of the tunnels it carries replaces the IP fields (``walk_tunnels``)."""
     frame = bytes(frame)
     p = {"size": len(frame), "linktype": linktype, "decoded": 0, "ethertype": None, "vlan_tags": 0,
          "network_offset": None, "transport_offset": None, "ip_version": None, "src": None, "dst": None,
@@ -587,7 +657,151 @@ def decode_packet(frame: bytes, linktype: int, extended: bool) -> dict:
         _decode_ipv4_extended(net, p)
     elif ethertype == ETHERTYPE_IPV6:
         _decode_ipv6(net, p)
+    if tunnels:
+        walk_tunnels(frame, p)
     return p
+
+
+# Tunnels (data-model.md, "Tunnels"): tunnels="inner"
+ETHERTYPE_BRIDGING = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows
+GRE_PPP, ERSPAN_II, ERSPAN_III = 0x880B, 0x88BE, 0x22EB
+VXLAN_PORT, GENEVE_PORT, GTPU_PORT = 4789, 6081, 2152
+IP_FIELDS = ("ethertype", "ip_version", "src", "dst", "ip_proto", "src_port", "dst_port", "tcp_flags",
+             "fragment", "ext_headers", "ext_truncated", "network_offset", "transport_offset")
+
+
+def _gre(frame: bytes, at: int):
+    """The GRE header at ``at``: (type, offset of what it carries, encapsulations walked?)."""
+    n = len(frame)
+    if n - at < 4:
+        return None
+    flags, proto = _be16(frame, at), _be16(frame, at + 2)
+    version = flags & 0x7
+    if flags & 0x4000:  # routing: not walked
+        return None
+    length = 4 + sum(4 for bit in (0x8000, 0x2000, 0x1000) if flags & bit)
+    if version == 1:
+        if proto != GRE_PPP:
+            return None
+        if flags & 0x0080:  # acknowledgment number
+            length += 4
+        if n - at < length:
+            return None
+        off = at + length
+        if off < n and frame[off] == 0xFF:  # address and control
+            off += 2
+        field = ppp_protocol(frame, off)
+        if field is None or field[0] not in PPP_TYPES:
+            return None
+        return PPP_TYPES[field[0]], field[1], True
+    if version != 0 or n - at < length:
+        return None
+    off = at + length
+    if proto in (ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_BRIDGING):
+        return proto, off, False
+    if proto in ETHERTYPE_MPLS:
+        return proto, off, True
+    if proto == ERSPAN_II and not flags & 0x1000:  # type I: the frame right away
+        return ETHERTYPE_BRIDGING, off, False
+    if proto in (ERSPAN_II, ERSPAN_III):
+        if n - off < 2:
+            return None
+        version = frame[off] >> 4
+        if version == 1:
+            length = 8
+        elif version == 2:
+            if n - off < 12 or (_be16(frame, off + 10) >> 10) & 0x1F:  # frame type: Ethernet only
+                return None
+            length = 12 + (8 if frame[off + 11] & 1 else 0)
+        else:
+            return None
+        if n - off < length:
+            return None
+        return ETHERTYPE_BRIDGING, off + length, False
+    return None
+
+
+def _udp_tunnel(frame: bytes, at: int, port: int):
+    """VXLAN, GENEVE or GTP-U at ``at`` (the UDP payload), by destination ``port``."""
+    n = len(frame)
+    if port == VXLAN_PORT:
+        return (ETHERTYPE_BRIDGING, at + 8, False) if n - at >= 8 else None
+    if port == GENEVE_PORT:
+        if n - at < 8 or frame[at] >> 6 != 0:
+            return None
+        length = 8 + 4 * (frame[at] & 0x3F)
+        proto = _be16(frame, at + 2)
+        if n - at < length or proto not in (ETHERTYPE_BRIDGING, ETHERTYPE_IPV4, ETHERTYPE_IPV6):
+            return None
+        return proto, at + length, False
+    if port == GTPU_PORT:
+        if n - at < 8 or frame[at] >> 5 != 1 or not frame[at] & 0x10 or frame[at + 1] != 0xFF:
+            return None
+        off = at + 8
+        if frame[at] & 0x07:
+            if n - at < 12:
+                return None
+            following = frame[at + 11]
+            off = at + 12
+            extensions = 0
+            while following:
+                if extensions == MAX_HEADERS or off >= n or frame[off] == 0 or n - off < 4 * frame[off]:
+                    return None
+                length = 4 * frame[off]
+                following = frame[off + length - 1]
+                off += length
+                extensions += 1
+        if off >= n or frame[off] >> 4 not in (4, 6):
+            return None
+        return (ETHERTYPE_IPV4 if frame[off] >> 4 == 4 else ETHERTYPE_IPV6), off, False
+    return None
+
+
+def walk_tunnels(frame: bytes, p: dict) -> None:
+    """While the packet ``p`` carries a tunnel and fewer than MAX_HEADERS headers were walked
+    (the link's encapsulations, each tunnel, the encapsulations inside), decode the packet
+    inside; when it has an IP header, its fields replace ``p``'s (else ``p`` stays).
+    ``p["headers"]``: the headers walked when it stopped (from the first tunnel on)."""
+    headers = p["headers"] = p["vlan_tags"]
+    while p["transport_offset"] is not None and headers < MAX_HEADERS:
+        at = p["transport_offset"]
+        proto = p["ip_proto"]
+        if proto == 4:
+            found = ETHERTYPE_IPV4, at, False
+        elif proto == 41:
+            found = ETHERTYPE_IPV6, at, False
+        elif proto == 47:
+            found = _gre(frame, at)
+        elif proto == 17 and p["dst_port"] is not None:
+            found = _udp_tunnel(frame, at + 8, p["dst_port"])
+        else:
+            found = None
+        if found is None:
+            return
+        headers += 1
+        p["headers"] = headers
+        kind, off, walk = found
+        if kind == ETHERTYPE_BRIDGING:
+            if len(frame) - off < 14:
+                return
+            kind, off, walk = _be16(frame, off + 12), off + 14, True
+        if walk:
+            kind, off, used = walk_encapsulations(frame, kind, off, MAX_HEADERS - headers)
+            headers += used
+            p["headers"] = headers
+        inner = {"decoded": 0, "ethertype": kind, "network_offset": off, "transport_offset": None,
+                 "ip_version": None, "src": None, "dst": None, "ip_proto": None, "src_port": None,
+                 "dst_port": None, "tcp_flags": None, "fragment": False, "ext_headers": (), "ext_truncated": False}
+        if kind == ETHERTYPE_IPV4:
+            _decode_ipv4_extended(frame[off:], inner)
+        elif kind == ETHERTYPE_IPV6:
+            _decode_ipv6(frame[off:], inner)
+        if inner["ip_version"] is None:
+            return
+        p.update({name: inner[name] for name in IP_FIELDS})
+        p["decoded"] = DEC_LINK | inner["decoded"]
+        p["tunnels"] = p.get("tunnels", 0) + 1
+        p["headers"] = headers
 
 
 def parse_host_ips(host_ips) -> frozenset:
@@ -1242,13 +1456,15 @@ def oracle(
     host_ips: list[str] | None = None,
     size: str = "captured",
     on_corrupt: str = "error",
+    tunnels: str = "outer",
 ) -> OracleResult:
     """Bucketize a whole capture held in memory, per the contract.
 
     ``decode="extended"`` applies data-model.md's "Extended decode (opt-in)" (see
     ``decode_packet``); ``host_ips`` (IPv4 and/or IPv6 addresses) replaces ``bridge_ip``
     for the direction (default: ``[bridge_ip]``); ``size="wire"`` counts the original
-    length in ``bytes_in``/``bytes_out``.  The defaults are the reference, unchanged.
+    length in ``bytes_in``/``bytes_out``; ``tunnels="inner"`` (extended only) counts the
+    innermost packet of tunnels (``walk_tunnels``).  The defaults are the reference, unchanged.
     ``on_corrupt="stop"``/``"resync"``: data-model.md's "Corrupt records" (only records and
     blocks: corrupt compressed data, a bad magic and the bucket rule's errors still raise).
 
@@ -1322,6 +1538,8 @@ def oracle(
         raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    if tunnels not in ("outer", "inner") or (tunnels == "inner" and decode != "extended"):
+        raise ValueError(f"tunnels must be 'outer', or 'inner' with the extended decode, got {tunnels!r}")
     extended = decode == "extended"
     wire = size == "wire"
     if host_ips is not None:
@@ -1359,7 +1577,7 @@ def oracle(
     for number, offset, t_ns, frame, linktype, orig_len in walk_records(data, result):
         result.packets += 1
         if extended:
-            d = packet_contribution(decode_packet(frame, linktype, True))
+            d = packet_contribution(decode_packet(frame, linktype, True, tunnels == "inner"))
             out = "src_ip" in d and d["src_ip"] in hosts
         else:
             d = decode_frame(frame, linktype)

@@ -59,6 +59,8 @@ __all__ = [
     "pcapng", "pcapng_file", "units_per_second", "ts_units", "tsresol_option", "tsoffset_option",
     "COMPRESSIONS", "compress", "record_offsets",
     "PPP_PROTOCOLS", "ppp_field", "pppoe", "mpls", "pbb", "vntag", "chdlc", "ppp", "fddi", "nflog",
+    "wlan", "radiotap", "ppi",
+    "gre", "erspan2", "erspan3", "vxlan", "geneve", "gtpu",
 ]
 
 FIN, SYN, RST, PSH, ACK, URG = 1, 2, 4, 8, 16, 32
@@ -872,6 +874,54 @@ def fddi(payload: bytes = b"", *, ethertype: int = 0x0800, fc: int = 0x50, oui: 
     return bytes([fc]) + mac(1) + mac(2) + b"\xaa\xaa\x03" + bytes(oui) + struct.pack(">H", ethertype) + bytes(payload)
 
 
+def wlan(payload: bytes = b"", *, ethertype: int = 0x0800, subtype: int = 0, ds: int = 1, protected: bool = False,
+         order: bool = False, amsdu: bool = False, frame_type: int = 2, version: int = 0, oui: bytes = b"\0\0\0",
+         llc: bool = True, pad: int = 0) -> bytes:
+    """An IEEE 802.11 (105) frame: frame control (``frame_type`` 2 data; ``subtype`` 8-15
+    QoS: QoS control, with ``amsdu`` its A-MSDU bit; ``order`` adds HT control to a QoS
+    frame), duration, three addresses (four when ``ds`` is 3: to and from the DS), sequence
+    control, ``pad`` zero bytes (radiotap's data pad), then LLC/SNAP with ``oui`` and
+    ``ethertype`` (``llc``) and ``payload``."""
+    fc0 = (subtype & 0xF) << 4 | (frame_type & 3) << 2 | (version & 3)
+    fc1 = (ds & 3) | (0x40 if protected else 0) | (0x80 if order else 0)
+    out = bytes([fc0, fc1]) + b"\0\0" + mac(1) + mac(2) + mac(3) + b"\x10\x00"
+    if ds & 3 == 3:
+        out += mac(4)
+    if subtype & 8:
+        out += bytes([0x80 if amsdu else 0, 0])
+        if order:
+            out += b"\0\0\0\0"
+    out += bytes(pad)
+    if llc:
+        out += b"\xaa\xaa\x03" + bytes(oui) + struct.pack(">H", ethertype)
+    return out + bytes(payload)
+
+
+def radiotap(frame: bytes = b"", *, flags: int | None = None, tsft: bool = False, extra_words: int = 0,
+             fields: bytes = b"", version: int = 0) -> bytes:
+    """A radiotap (127) header before ``frame``: presence words (``extra_words`` more after
+    the first, chained by bit 31), TSFT (8 bytes, 8-aligned) when ``tsft``, the flags byte
+    when ``flags`` is given (0x10: FCS at the end, 0x20: data pad), then ``fields`` (as
+    other fields' bytes) and padding to 4 bytes."""
+    present = (1 if tsft else 0) | (2 if flags is not None else 0) | (0x80000000 if extra_words else 0)
+    words = [present] + [0x80000000] * (extra_words - 1) + ([0] if extra_words else [])
+    body = b"".join(struct.pack("<I", w) for w in words)
+    at = 4 + len(body)
+    if tsft:
+        body += bytes(-(at) % 8) + struct.pack("<Q", 123456789)
+    if flags is not None:
+        body += bytes([flags & 0xFF])
+    body += bytes(fields)
+    body += bytes(-(4 + len(body)) % 4)
+    return struct.pack("<BBH", version, 0, 4 + len(body)) + body + bytes(frame)
+
+
+def ppi(frame: bytes = b"", *, dlt: int = 105, fields: bytes = b"", version: int = 0) -> bytes:
+    """A PPI (192) header (version, flags, length, link type of ``frame``; ``fields`` as its
+    field headers' bytes) before ``frame``."""
+    return struct.pack("<BBHI", version, 0, 8 + len(fields), dlt) + bytes(fields) + bytes(frame)
+
+
 def nflog(payload: bytes = b"", *, family: int = 2, byteorder: str = "little", prefix: bytes = b"fw\0",
           tlvs=None) -> bytes:
     """An NFLOG (239) frame: header, then TLVs (length and type in ``byteorder``, each padded
@@ -884,3 +934,68 @@ def nflog(payload: bytes = b"", *, family: int = 2, byteorder: str = "little", p
         tlv = struct.pack(bo + "HH", 4 + len(value), kind) + bytes(value)
         out += tlv + bytes(-len(tlv) % 4)
     return out
+
+
+# --- tunnels (tunnels="inner", docs/data-model.md "Tunnels") --------------------------
+
+def gre(payload: bytes = b"", *, protocol: int = 0x0800, checksum: bool = False, key: int | None = None,
+        seq: int | None = None, routing: bool = False, version: int = 0, ack: int | None = None) -> bytes:
+    """A GRE header (RFC 2784/2890; version 1: PPTP's enhanced GRE, ``key`` its payload length
+    and call id, ``ack`` its acknowledgment number) and ``payload``: the bytes after IP protocol 47."""
+    flags = ((0x8000 if checksum else 0) | (0x4000 if routing else 0) | (0x2000 if key is not None else 0)
+             | (0x1000 if seq is not None else 0) | (0x0080 if ack is not None else 0) | (version & 7))
+    out = struct.pack(">HH", flags, protocol)
+    if checksum or routing:
+        out += b"\0\0\0\0"  # checksum and offset (not computed)
+    for field in (key, seq, ack):
+        if field is not None:
+            out += struct.pack(">I", field & 0xFFFFFFFF)
+    return out + bytes(payload)
+
+
+def erspan2(frame: bytes = b"", *, session: int = 1, vlan_id: int = 0, version: int = 1) -> bytes:
+    """An ERSPAN type II header (8 bytes: version 1, VLAN, session, index) and the mirrored frame."""
+    return struct.pack(">HHI", (version & 0xF) << 12 | (vlan_id & 0xFFF), session & 0x3FF, 7) + bytes(frame)
+
+
+def erspan3(frame: bytes = b"", *, session: int = 1, platform: bytes | None = None, frame_type: int = 0) -> bytes:
+    """An ERSPAN type III header (12 bytes: version 2, ..., frame type, O bit), the 8-byte
+    platform-specific sub-header when ``platform`` is given, and the mirrored frame."""
+    last = (frame_type & 0x1F) << 10 | (1 if platform is not None else 0)
+    out = struct.pack(">HHIHH", 2 << 12, session & 0x3FF, 12345, 0, last)
+    if platform is not None:
+        out += bytes(platform).ljust(8, b"\0")[:8]
+    return out + bytes(frame)
+
+
+def vxlan(frame: bytes = b"", *, vni: int = 42, flags: int = 0x08) -> bytes:
+    """A VXLAN header (flags, VNI) and the Ethernet frame it carries: the bytes after UDP 4789."""
+    return struct.pack(">B3xI", flags, (vni & 0xFFFFFF) << 8) + bytes(frame)
+
+
+def geneve(payload: bytes = b"", *, protocol: int = 0x6558, options: bytes = b"", vni: int = 7,
+           version: int = 0) -> bytes:
+    """A GENEVE header (version, options length in 4-byte words, protocol type, VNI), its
+    options (padded to 4 bytes) and ``payload``: the bytes after UDP 6081."""
+    options = bytes(options) + b"\0" * (-len(options) % 4)
+    return (struct.pack(">BBHI", (version & 3) << 6 | (len(options) // 4), 0, protocol, (vni & 0xFFFFFF) << 8)
+            + options + bytes(payload))
+
+
+def gtpu(payload: bytes = b"", *, teid: int = 1, message: int = 0xFF, seq: int | None = None,
+         extensions=(), version: int = 1) -> bytes:
+    """A GTPv1-U header and ``payload``: the optional fields (sequence number, N-PDU number,
+    next extension type) when ``seq`` or ``extensions`` are given, then the extension headers
+    (each ``(type, content)``: the content padded to a multiple of 4 bytes with the length
+    byte and the next type).  The bytes after UDP 2152."""
+    flags = (version & 7) << 5 | 0x10 | (0x02 if seq is not None else 0) | (0x04 if extensions else 0)
+    rest = b""
+    if seq is not None or extensions:
+        rest = struct.pack(">HBB", seq or 0, 0, extensions[0][0] if extensions else 0)
+        for i, (_kind, content) in enumerate(extensions):
+            following = extensions[i + 1][0] if i + 1 < len(extensions) else 0
+            body = bytes(content)
+            body += b"\0" * (-(len(body) + 2) % 4)
+            rest += bytes([(len(body) + 2) // 4]) + body + bytes([following])
+    body = rest + bytes(payload)
+    return struct.pack(">BBHI", flags, message & 0xFF, len(body), teid) + body

@@ -71,9 +71,14 @@ from pcapgen import (
     dns_query,
     dsb,
     epb,
+    erspan2,
+    erspan3,
     eth,
     fddi,
+    geneve,
     global_header,
+    gre,
+    gtpu,
     icmpv6,
     idb,
     ipv4,
@@ -91,8 +96,10 @@ from pcapgen import (
     pbb,
     pcap,
     pcapng,
+    ppi,
     ppp,
     pppoe,
+    radiotap,
     record_bytes,
     record_offsets,
     shb,
@@ -107,6 +114,8 @@ from pcapgen import (
     vlan,
     vlan_tags,
     vntag,
+    vxlan,
+    wlan,
 )
 
 #: How many examples each property test draws, relative to the number written at the test:
@@ -123,6 +132,7 @@ def sweep(examples: int) -> int:
 __all__ = [
     "frames", "records", "captures", "linktype_frames", "pcapng_twins", "pcapng_captures", "compressed", "corrupted",
     "extended_frames", "extended_linktype_frames", "extended_captures", "encapsulated_frames", "MORE_LINKTYPES",
+    "tunnel_frames", "TUNNEL_KINDS",
     "ADDR_POOL", "PORT_POOL", "FLAG_POOL", "OTHER_PROTOS", "TWIN_LINKTYPES", "CAPTURE_LINKTYPES", "KNOWN_MAGICS",
     "EXT_LINKTYPES", "V4_POOL", "V6_POOL", "HOST_IP_POOL", "SWEEP", "sweep",
 ]
@@ -975,7 +985,7 @@ def corrupted(draw, data_strategy, *, max_corruptions: int = 3):
 # The extended decode (data-model.md "Extended decode")
 # ---------------------------------------------------------------------------
 
-EXT_LINKTYPES = (1, 113, 276, 101, 229, 0, 9, 10, 50, 104, 239)  # what extended_captures() draws from
+EXT_LINKTYPES = (1, 113, 276, 101, 229, 0, 9, 10, 50, 104, 105, 127, 192, 239)  # what extended_captures() draws from
 V4_POOL = ["10.200.0.1", "10.200.0.2", "8.8.8.8", "192.168.1.10", "0.0.0.1"]
 V6_POOL = ["fd00::1", "fd00::2", "2001:db8::1", "::ffff:10.200.0.1", "::1", "fe80::1", "::"]
 # host_ips candidates: the bridge, two IPv6 hosts, a second IPv4 host, a mapped address and
@@ -1151,7 +1161,7 @@ def extended_linktype_frames(draw, linktype: int):
     raise ValueError(f"no extended frames for link type {linktype}")
 
 
-MORE_LINKTYPES = (9, 10, 50, 104, 239)  # the link types only the extended decode reads
+MORE_LINKTYPES = (9, 10, 50, 104, 105, 127, 192, 239)  # the link types only the extended decode reads
 
 
 def _encapsulate(draw, ethertype: int, net: bytes):
@@ -1205,8 +1215,42 @@ def _more_link_frame(draw, linktype: int, ethertype: int, net: bytes) -> bytes:
     if linktype in (9, 50):
         proto = PPP_PROTOCOLS.get(ethertype, draw(st.sampled_from([0xC021, 0x8021, 0x0031])))
         return ppp(net, protocol=proto, framed=draw(st.booleans()), compressed=proto < 0x100 and draw(st.booleans()))
+    if linktype == 105:
+        return _wlan_frame(draw, ethertype, net)
+    if linktype == 127:
+        flags = _weighted(draw, [(3, None), (2, 0), (2, 0x10), (2, 0x20), (1, 0x30), (1, 0x02)])
+        padded = flags is not None and flags & 0x20
+        frame = _wlan_frame(draw, ethertype, net, padded=bool(padded))
+        if flags is not None and flags & 0x10:
+            frame += draw(st.binary(min_size=4, max_size=4))  # the FCS
+        return radiotap(frame, flags=flags, tsft=draw(st.booleans()), extra_words=_weighted(draw, [(6, 0), (1, 1),
+                        (1, 2)]), fields=draw(st.binary(max_size=6)), version=_weighted(draw, [(12, 0), (1, 1)]))
+    if linktype == 192:
+        kind = _weighted(draw, [(6, 105), (2, 1), (1, 101), (1, 147)])  # 147: not decoded
+        if kind == 1:
+            frame = vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype)
+        elif kind == 105:
+            frame = _wlan_frame(draw, ethertype, net)
+        else:
+            frame = net
+        return ppi(frame, dlt=kind, version=_weighted(draw, [(12, 0), (1, 1)]))
     return fddi(net, ethertype=ethertype, fc=_weighted(draw, [(8, 0x50), (1, 0x57), (1, 0x41)]),
                 oui=_weighted(draw, [(8, b"\0\0\0"), (1, b"\0\0\xf8"), (1, b"\0\x0c\x0c")]))
+
+
+def _wlan_frame(draw, ethertype: int, net: bytes, padded: bool = False) -> bytes:
+    """An 802.11 frame carrying ``net``: mostly data and QoS data frames (any DS bits, HT
+    control, sometimes protected, an A-MSDU, no data, not LLC/SNAP), sometimes management
+    or control frames or another version; ``padded``: radiotap's data pad after the header."""
+    subtype = _weighted(draw, [(4, 0), (4, 8), (1, 4), (1, 12), (1, 1), (1, 10)])
+    ds = draw(st.integers(0, 3))
+    order = subtype & 8 and draw(st.integers(0, 3)) == 0
+    header = (30 if ds == 3 else 24) + ((6 if order else 2) if subtype & 8 else 0)
+    return wlan(net, ethertype=ethertype, subtype=subtype, ds=ds, order=bool(order),
+                protected=draw(st.integers(0, 9)) == 0, amsdu=bool(subtype & 8) and draw(st.integers(0, 9)) == 0,
+                frame_type=_weighted(draw, [(12, 2), (1, 0), (1, 1)]), version=_weighted(draw, [(15, 0), (1, 1)]),
+                oui=_weighted(draw, [(8, b"\0\0\0"), (1, b"\0\0\xf8"), (1, b"\0\x0c\x0c")]),
+                llc=draw(st.integers(0, 11)) > 0, pad=-header % 4 if padded else 0)
 
 
 def _host_ips(draw):
@@ -1277,3 +1321,100 @@ def _extended_captures(draw, max_records, linktypes):
                 blocks.append(opb(k, ts, r.frame, orig_len=r.orig_len, byteorder=bo))
         data = pcapng(blocks)
     return data, kw
+
+
+# ---------------------------------------------------------------------------
+# Tunnels (data-model.md "Tunnels": tunnels="inner")
+# ---------------------------------------------------------------------------
+
+TUNNEL_KINDS = ("gre", "gre_eth", "gre_mpls", "erspan1", "erspan2", "erspan3", "pptp", "vxlan", "geneve", "gtpu",
+                "ipip", "6in4")
+
+
+def _tunnel(draw, ethertype: int, net: bytes, kind: str, clean: bool = False) -> tuple[int, bytes]:
+    """``net`` (of type ``ethertype``) inside one tunnel of ``kind``, with random flags,
+    keys, options and extension headers, in an outer IPv4 or IPv6 packet: ``(0x0800 or
+    0x86DD, bytes)``.  A tunnel that cannot carry ``ethertype`` carries it in Ethernet.
+    ``clean``: the outer IPv4 packet is never a fragment."""
+    def framed() -> bytes:
+        return vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype)
+
+    ip_kind = ethertype if ethertype in (0x0800, 0x86DD) else None
+    opt = lambda: draw(st.one_of(st.none(), st.integers(0, 0xFFFFFFFF)))  # noqa: E731
+    if kind in ("ipip", "6in4") and ip_kind is not None:
+        payload, proto = net, 4 if ip_kind == 0x0800 else 41
+    elif kind == "gre" and ip_kind is not None:
+        payload, proto = gre(net, protocol=ip_kind, checksum=draw(st.booleans()), key=opt(), seq=opt()), 47
+    elif kind == "gre_mpls" and ip_kind is not None:
+        payload, proto = gre(mpls(net, labels=draw(st.lists(st.integers(16, 0xFFFFF), min_size=1, max_size=3))),
+                             protocol=0x8847, key=opt()), 47
+    elif kind == "pptp" and ip_kind is not None:
+        field = b"\x21" if ip_kind == 0x0800 else b"\x00\x57"
+        ppp_frame = (b"\xff\x03" if draw(st.booleans()) else b"") + field + net
+        payload = gre(ppp_frame, protocol=0x880B, version=1, key=draw(st.integers(0, 0xFFFFFFFF)), seq=opt(),
+                      ack=opt())
+        proto = 47
+    elif kind == "erspan1":
+        payload, proto = gre(framed(), protocol=0x88BE), 47
+    elif kind == "erspan2":
+        payload, proto = gre(erspan2(framed(), session=draw(st.integers(0, 1023))), protocol=0x88BE,
+                             seq=draw(st.integers(0, 0xFFFFFFFF))), 47
+    elif kind == "erspan3":
+        platform = draw(st.one_of(st.none(), st.binary(min_size=8, max_size=8)))
+        payload, proto = gre(erspan3(framed(), platform=platform), protocol=0x22EB,
+                             seq=draw(st.integers(0, 0xFFFFFFFF))), 47
+    elif kind == "vxlan":
+        payload, proto = udp(draw(st.integers(4790, 65535)), 4789, payload=vxlan(framed())), 17
+    elif kind == "geneve":
+        options = draw(st.binary(max_size=12))
+        if ip_kind is not None and draw(st.booleans()):
+            inner = geneve(net, protocol=ip_kind, options=options)
+        else:
+            inner = geneve(framed(), options=options)
+        payload, proto = udp(draw(st.integers(6082, 65535)), 6081, payload=inner), 17
+    elif kind == "gtpu" and ip_kind is not None:
+        extensions = draw(st.lists(st.tuples(st.integers(1, 255), st.binary(max_size=6)), max_size=3))
+        seq = draw(st.one_of(st.none(), st.integers(0, 0xFFFF)))
+        payload, proto = udp(2152, 2152, payload=gtpu(net, seq=seq, extensions=extensions)), 17
+    else:  # GRE transparent Ethernet bridging carries anything
+        payload, proto = gre(framed(), protocol=0x6558, key=opt()), 47
+    if draw(st.booleans()):
+        return 0x0800, ipv4(payload, proto=proto, src=draw(st.sampled_from(V4_POOL)),
+                            dst=draw(st.sampled_from(V4_POOL)),
+                            more_fragments=not clean and draw(st.integers(0, 9)) == 0)
+    return 0x86DD, ipv6(payload, next_header=proto, src=draw(st.sampled_from(V6_POOL)),
+                        dst=draw(st.sampled_from(V6_POOL)))
+
+
+def _clean_network(draw) -> tuple[int, bytes]:
+    """A well-formed IPv4 or IPv6 packet (lengths right, headers whole) carrying TCP, UDP or
+    another protocol, addresses and ports from the pools."""
+    proto = draw(st.sampled_from([6, 6, 17, 17, 1, 58, 50]))
+    ports = draw(st.sampled_from(PORT_POOL)), draw(st.sampled_from(PORT_POOL))
+    body = draw(st.binary(max_size=8))
+    if proto == 6:
+        payload = tcp(*ports, flags=draw(st.sampled_from(FLAG_POOL)), payload=body)
+    elif proto == 17:
+        payload = udp(*ports, payload=body)
+    else:
+        payload = bytes(8) + body
+    if draw(st.booleans()):
+        return 0x0800, ipv4(payload, proto=proto, src=draw(st.sampled_from(V4_POOL)),
+                            dst=draw(st.sampled_from(V4_POOL)))
+    return 0x86DD, ipv6(payload, next_header=proto, src=draw(st.sampled_from(V6_POOL)),
+                        dst=draw(st.sampled_from(V6_POOL)))
+
+
+@st.composite
+def tunnel_frames(draw, clean: bool = False):
+    """Strategy: Ethernet frames whose packet is ``extended_frames()``'s inside 1-3 tunnels
+    (TUNNEL_KINDS: GRE with IPv4/IPv6, Ethernet, MPLS, ERSPAN I/II/III, PPTP's PPP; VXLAN,
+    GENEVE, GTP-U; IP-in-IP, 6in4), with VLAN tags around the inner Ethernet frames;
+    sometimes padded or cut anywhere.  ``clean``: the innermost packet is well-formed
+    (``_clean_network``) and the frame whole -- the odd packets are the outer decode's
+    business; the tunnels' headers stay random."""
+    ethertype, net = _clean_network(draw) if clean else _network(draw)
+    for _ in range(_weighted(draw, [(6, 1), (3, 2), (1, 3)])):
+        ethertype, net = _tunnel(draw, ethertype, net, draw(st.sampled_from(TUNNEL_KINDS)), clean)
+    frame = vlan_tags(net, tags=_tags(draw), inner_ethertype=ethertype)
+    return frame if clean else _maybe_cut(draw, frame)

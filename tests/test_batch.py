@@ -149,6 +149,25 @@ def test_a_changed_input_is_redone(cli, tmp_path: Path) -> None:
     assert (out / "x.jsonl").read_bytes() == oracle(episode(20)).jsonl
 
 
+def test_a_manifest_from_before_an_option_existed(cli, tmp_path: Path) -> None:
+    # An option added since the manifest was written (tunnels, here) had its default then:
+    # the capture is up to date at the default and redone at another value.
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "x.pcap").write_bytes(episode(10))
+    out = tmp_path / "out"
+    cli("bucketize", src, "-o", out, "--decode", "extended", check=True)
+    lines = manifest(out)
+    assert lines[-1]["options"]["tunnels"] == "outer"
+    del lines[-1]["options"]["tunnels"]
+    (out / MANIFEST).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    proc = cli("bucketize", src, "-o", out, "--decode", "extended", check=True)
+    assert "0 written, 1 up to date" in proc.stderr.decode()
+    proc = cli("bucketize", src, "-o", out, "--decode", "extended", "--tunnels", "inner", check=True)
+    assert "1 written, 0 up to date" in proc.stderr.decode()
+    assert manifest(out)[-1]["options"]["tunnels"] == "inner"
+
+
 def test_inputs_named_directly_and_globs(cli, tree, tmp_path: Path) -> None:
     root, captures = tree
     out = tmp_path / "out"

@@ -30,7 +30,7 @@ from fastpcap.pcap import PcapReader
 from conftest import read_all
 from oracle import OracleError, oracle
 from pcapgen import SYN, Rec, eth, ipv4, ipv6, pcap, tcp, udp
-from strategies import captures, compressed, extended_linktype_frames, pcapng_captures, sweep
+from strategies import captures, compressed, extended_linktype_frames, pcapng_captures, sweep, tunnel_frames
 from strategies import frames as frames_strategy
 
 COMPILED = _backend.IMPLEMENTATIONS.get("cython")
@@ -350,3 +350,46 @@ def test_extended_decode_of_steered_arbitrary_bytes(data, linktype: int) -> None
         warnings.simplefilter("ignore", fastpcap.FastpcapWarning)
         rows = format_rows(fastpcap.bucket_rows(io.BytesIO(capture), decode="extended"))
     assert rows == oracle(capture, decode="extended").jsonl
+
+
+# -- tunnels="inner" on arbitrary bytes near the tunnel paths -------------------------------
+
+# GRE flag words (C, R, K, S, version 1 with A) and protocol types, the UDP tunnel ports,
+# ERSPAN and GTP-U first bytes, GENEVE option lengths, IP protocols 4/41/47/17.
+_TUNNEL_STEERING = [
+    b"\x00\x00\x08\x00", b"\x00\x00\x86\xdd", b"\x20\x00\x65\x58", b"\x10\x00\x88\xbe", b"\x00\x00\x88\xbe",
+    b"\x10\x00\x22\xeb", b"\x30\x81\x88\x0b", b"\x20\x01\x88\x0b", b"\x40\x00\x08\x00", b"\x00\x00\x88\x47",
+    b"\x12\xb5", b"\x17\xc1", b"\x08\x68", b"\x10\x00", b"\x20\x00", b"\x20\x01", b"\x30\xff", b"\x34\xff",
+    b"\x32\xff", b"\x01", b"\x02", b"\x3f", b"\x04", b"\x29", b"\x2f", b"\x11", b"\x45", b"\x60", b"\x00",
+    b"\x08\x00\x00\x00",
+]
+
+
+@pytest.mark.once
+@BOTH
+@settings(max_examples=sweep(400), suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_tunnels_of_steered_arbitrary_bytes(data) -> None:
+    # tunnels="inner": both backends decode identically, and the rows are the oracle's;
+    # without the flag the packets are the extended decode's
+    frames = []
+    for _ in range(data.draw(st.integers(1, 10))):
+        frame = bytearray(data.draw(tunnel_frames()))
+        for _ in range(data.draw(st.integers(0, 3))):
+            at = data.draw(st.integers(0, len(frame)))
+            chunk = (data.draw(st.sampled_from(_TUNNEL_STEERING)) if data.draw(st.booleans())
+                     else data.draw(st.binary(min_size=1, max_size=4)))
+            frame[at : at + len(chunk)] = chunk
+        frames.append(bytes(frame))
+    capture = pcap([Rec(10**18 + i * 1000, f) for i, f in enumerate(frames)])
+    outs = []
+    for impl in (COMPILED, PURE):
+        for tunnels in (False, True):
+            out = np.zeros(len(frames), dtype=impl.PACKET6_DTYPE)
+            result = impl.walk(capture, 24, len(capture), out, 0, False, False, 1, max_caplen(1), tunnels)
+            outs.append((result, out.tobytes()))
+    assert outs[0] == outs[2] and outs[1] == outs[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastpcap.FastpcapWarning)
+        rows = format_rows(fastpcap.bucket_rows(io.BytesIO(capture), decode="extended", tunnels="inner"))
+    assert rows == oracle(capture, decode="extended", tunnels="inner").jsonl

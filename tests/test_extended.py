@@ -19,11 +19,18 @@ from fastpcap.reader import concatenate
 
 from oracle import OracleError, oracle
 from pcapgen import (
+    ACK,
     SYN,
     Rec,
+    arp,
     chdlc,
+    erspan2,
+    erspan3,
     eth,
     fddi,
+    geneve,
+    gre,
+    gtpu,
     ipv4,
     ipv6,
     ipv6_ext,
@@ -31,13 +38,18 @@ from pcapgen import (
     nflog,
     pbb,
     pcap,
+    ppi,
     ppp,
     pppoe,
     qinq,
+    radiotap,
     tcp,
     udp,
+    vlan,
     vlan_tags,
     vntag,
+    vxlan,
+    wlan,
 )
 from strategies import extended_captures, sweep
 
@@ -162,9 +174,26 @@ def test_extended_decode_splits_across_processes(tmp_path: Path, monkeypatch: py
     assert np.array_equal(fastpcap.bucket_rows(path, jobs=4), fastpcap.bucket_rows(path))
 
 
+def test_tunnels_split_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the workers walk with tunnels="inner" too: split rows are the oracle's inner rows
+    # (with the outer packets' rows the test fails: they differ in every counter)
+    from fastpcap import parallel
+
+    monkeypatch.setattr(parallel, "MIN_RANGE_BYTES", 64)
+    path = tmp_path / "t.pcap"
+    data = pcap([Rec(T0 + i * 3 * 10**6, EVERY_TUNNEL[i % len(EVERY_TUNNEL)]) for i in range(300)])
+    path.write_bytes(data)
+    kw = dict(decode="extended", tunnels="inner")
+    with fastpcap.open_capture(path, **kw) as reader:
+        assert parallel.splits_worthwhile(reader, 4)
+    inner = oracle(data, **kw).jsonl
+    assert inner != oracle(data, decode="extended").jsonl
+    assert fastpcap.format_rows(fastpcap.bucket_rows(path, jobs=4, **kw)) == inner
+
+
 # -- encapsulations and the link types only the extended decode reads (issue 12) ------------
 
-def decode_both(frames: list[bytes], linktype: int = 1) -> np.ndarray:
+def decode_both(frames: list[bytes], linktype: int = 1, tunnels: str = "outer") -> np.ndarray:
     """The extended decode of ``frames`` (a classic pcap of ``linktype``) by both backends,
     which must agree byte for byte, and whose rows must be the oracle's."""
     data = pcap([Rec(T0 + i * 1000, f) for i, f in enumerate(frames)], linktype=linktype)
@@ -172,11 +201,12 @@ def decode_both(frames: list[bytes], linktype: int = 1) -> np.ndarray:
     for impl in [i for i in (COMPILED, PURE) if i is not None]:
         previous, _backend.impl = _backend.impl, impl
         try:
-            outs.append(fastpcap.read_packets(io.BytesIO(data), decode="extended"))
+            outs.append(fastpcap.read_packets(io.BytesIO(data), decode="extended", tunnels=tunnels))
         finally:
             _backend.impl = previous
     assert all(o.tobytes() == outs[0].tobytes() for o in outs)
-    assert rows_or_offset(data, decode="extended") == oracle_or_offset(data, decode="extended")
+    kw = dict(decode="extended", tunnels=tunnels)
+    assert rows_or_offset(data, **kw) == oracle_or_offset(data, **kw)
     return outs[0]
 
 
@@ -270,6 +300,30 @@ def test_fddi_link_type() -> None:
         (L, "0x0", 0, None, None, 0, 0, 0), (0, "0x0", 0, None, None, 0, 0, 0)]
 
 
+def test_ieee802_11_link_types() -> None:
+    nothing, absent = (L, "0x0", 0, None, None, 0, 0, 0), (0, "0x0", 0, None, None, 0, 0, 0)
+    bare = [wlan(SYN_IN), wlan(DNS6, ethertype=0x86DD, subtype=8, ds=3, oui=b"\0\0\xf8"),  # QoS, 4 addresses
+            wlan(SYN_IN, subtype=8, order=True),  # HT control
+            wlan(mpls(SYN_IN), ethertype=0x8847),  # an encapsulation walked after LLC/SNAP
+            wlan(SYN_IN, protected=True), wlan(SYN_IN, subtype=8, amsdu=True), wlan(SYN_IN, subtype=4),
+            wlan(SYN_IN, llc=False), wlan(SYN_IN, frame_type=0),  # management: not decoded
+            wlan(SYN_IN)[:23]]  # the header not all there
+    assert [summary(p) for p in decode_both(bare, 105)] == [
+        SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, nothing, nothing, nothing, nothing, absent, absent]
+    padded = wlan(SYN_IN, subtype=8, pad=2)  # a 26-byte header padded to 28
+    tapped = [radiotap(wlan(SYN_IN)), radiotap(padded, flags=0x20, tsft=True, extra_words=2),
+              radiotap(wlan(SYN_IN) + b"FCS!", flags=0x10, tsft=True),
+              radiotap(wlan(ipv4(udp(40000, 53), proto=17)[:24]) + b"FCS!", flags=0x10),  # ports only with the FCS
+              radiotap(padded),  # no data-pad flag: LLC/SNAP is not where the header ends
+              radiotap(wlan(SYN_IN), version=1), radiotap(wlan(SYN_IN))[:7]]
+    assert [summary(p) for p in decode_both(tapped, 127)] == [
+        SYN_ROW, SYN_ROW, SYN_ROW, (L | V4, "0x800", 17, "10.200.0.2", "10.200.0.1", 0, 0, 0), nothing, absent,
+        absent]
+    ppis = [ppi(wlan(SYN_IN)), ppi(eth(DNS6, ethertype=0x86DD), dlt=1, fields=bytes(20)), ppi(SYN_IN, dlt=101),
+            ppi(ppi(wlan(SYN_IN)), dlt=192), ppi(wlan(SYN_IN), dlt=147), ppi(wlan(SYN_IN), version=1)]
+    assert [summary(p) for p in decode_both(ppis, 192)] == [SYN_ROW, DNS6_ROW, SYN_ROW, absent, absent, absent]
+
+
 def test_nflog_link_type() -> None:
     udp4 = ipv4(udp(7, 9), proto=17, src="10.0.0.1", dst="10.0.0.2")
     frames = [
@@ -304,3 +358,166 @@ def test_new_link_types_are_size_only_in_the_reference_decode(linktype: int) -> 
         extended = fastpcap.bucket_rows(io.BytesIO(data), decode="extended")
     assert (extended["syn_count"][0], extended["tcp_count"][0]) == (1, 1)
     assert linktype in _backend.impl.EXTENDED_LINKTYPES and linktype not in _backend.impl.DECODED_LINKTYPES
+
+
+# -- tunnels="inner" (docs/data-model.md, "Tunnels") -----------------------------------------
+
+OUTER4 = dict(src="192.0.2.1", dst="192.0.2.2")
+OUTER6 = dict(src="2001:db8:f::1", dst="2001:db8:f::2")
+
+
+def over4(payload: bytes, proto: int, **kw) -> bytes:
+    """``payload`` of IP protocol ``proto`` in an outer IPv4 packet in Ethernet."""
+    return eth(ipv4(payload, proto=proto, **{**OUTER4, **kw}))
+
+
+def over_udp(payload: bytes, port: int) -> bytes:
+    return over4(udp(50000, port, payload=payload), 17)
+
+
+def outer_row(proto: int, ports: tuple[int, int] | None = None) -> tuple:
+    decoded = L | V4 | (P if ports else 0)
+    return (decoded, "0x800", proto, "192.0.2.1", "192.0.2.2", *(ports or (0, 0)), 0)
+
+
+EVERY_TUNNEL = [
+    over4(gre(SYN_IN), 47),  # GRE, IPv4
+    over4(gre(DNS6, protocol=0x86DD, checksum=True, key=9, seq=3), 47),  # GRE with C, K, S
+    over4(gre(eth(SYN_IN), protocol=0x6558, key=1), 47),  # transparent Ethernet bridging
+    over4(gre(vlan_tags(SYN_IN, tags=[(0x8100, 5), (0x8100, 6)]), protocol=0x6558), 47),  # ... with VLAN tags
+    over4(gre(mpls(SYN_IN, labels=(17, 18)), protocol=0x8847), 47),  # MPLS in GRE
+    over4(gre(eth(SYN_IN), protocol=0x88BE), 47),  # ERSPAN type I: no header
+    over4(gre(erspan2(vlan(SYN_IN)), protocol=0x88BE, seq=7), 47),  # ERSPAN type II, a VLAN tag
+    over4(gre(erspan3(eth(DNS6, ethertype=0x86DD)), protocol=0x22EB, seq=7), 47),  # ERSPAN type III
+    over4(gre(erspan3(eth(SYN_IN), platform=b"\x1c" * 8), protocol=0x22EB, seq=7), 47),  # ... with O
+    over4(gre(b"\xff\x03\x00\x21" + SYN_IN, protocol=0x880B, version=1, key=0x10001, seq=1, ack=1), 47),  # PPTP
+    over4(gre(b"\x21" + SYN_IN, protocol=0x880B, version=1, key=0x10001), 47),  # PPTP, compressed PPP
+    over_udp(vxlan(eth(SYN_IN)), 4789),  # VXLAN
+    over_udp(geneve(eth(DNS6, ethertype=0x86DD), options=b"\x01\x02\x03\x04\x05"), 6081),  # GENEVE, options
+    over_udp(geneve(SYN_IN, protocol=0x0800), 6081),  # GENEVE carrying IPv4 directly
+    over_udp(gtpu(SYN_IN), 2152),  # GTP-U
+    over_udp(gtpu(DNS6, seq=5, extensions=[(0x85, b"\x01"), (0x40, b"\x02\x03\x04\x05")]), 2152),  # extensions
+    over4(SYN_IN, 4),  # IP in IP
+    over4(DNS6, 41),  # 6in4
+    eth(ipv6(SYN_IN, next_header=4, **OUTER6), ethertype=0x86DD),  # IPv4 in IPv6
+    eth(ipv6(ipv6_ext(60, DNS6, next_header=41), next_header=60, **OUTER6), ethertype=0x86DD),  # after options
+    eth(ipv6(gre(SYN_IN), next_header=47, **OUTER6), ethertype=0x86DD),  # GRE over IPv6
+    over_udp(vxlan(over_udp(vxlan(eth(SYN_IN)), 4789)), 4789),  # a tunnel in a tunnel
+]
+EVERY_INNER = [SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, SYN_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW,
+               SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, DNS6_ROW,
+               SYN_ROW, SYN_ROW]
+
+
+def test_every_tunnel_gives_its_inner_packet() -> None:
+    assert [summary(p) for p in decode_both(EVERY_TUNNEL, tunnels="inner")] == EVERY_INNER
+    # tunnels="outer" (the default) counts the outer packet: the same packets as without the option
+    outer = decode_both(EVERY_TUNNEL)
+    assert outer.tobytes() == decode_both(EVERY_TUNNEL, tunnels="outer").tobytes()
+    assert summary(outer[0]) == outer_row(47) and summary(outer[11]) == outer_row(17, (50000, 4789))
+    assert summary(outer[18])[1:3] == ("0x86dd", 4)
+
+
+def test_what_stays_the_outer_packet() -> None:
+    arp_frame = eth(arp(), ethertype=0x0806)
+    frames = [
+        over_udp(vxlan(arp_frame), 4789),  # the inner frame is not IP
+        over_udp(vxlan(eth(SYN_IN)[:33]), 4789),  # the inner IPv4 header cut short
+        over_udp(vxlan(eth(SYN_IN)[:13]), 4789),  # the inner Ethernet header cut short
+        over4(gre(SYN_IN, routing=True), 47),  # GRE with routing: not walked
+        over4(gre(SYN_IN, version=2), 47),  # an unknown GRE version
+        over4(gre(SYN_IN, protocol=0x0806), 47),  # a protocol type we do not go on from
+        over4(gre(erspan2(eth(SYN_IN), version=3), protocol=0x88BE, seq=1), 47),  # ERSPAN version 3
+        over4(gre(erspan3(eth(SYN_IN), frame_type=2), protocol=0x22EB), 47),  # ERSPAN III: not Ethernet
+        over4(gre(SYN_IN, key=1)[:7], 47),  # the GRE header cut short
+        over4(gre(b"\xff\x03\xc0\x21\x01", protocol=0x880B, version=1, key=1), 47),  # PPTP carrying LCP
+        over_udp(geneve(eth(SYN_IN), version=1), 6081),  # GENEVE version 1
+        over_udp(geneve(SYN_IN, protocol=0x0806), 6081),  # GENEVE, another protocol type
+        over_udp(gtpu(SYN_IN, message=1), 2152),  # GTP-U echo request, not a G-PDU
+        over_udp(gtpu(SYN_IN, version=2), 2152),  # GTPv2
+        over_udp(gtpu(b"\x10" + SYN_IN[1:]), 2152),  # a G-PDU that is not IP
+        over_udp(gtpu(SYN_IN, extensions=[(0x85, b"")] * 9), 2152),  # 9 extension headers
+        eth(ipv4(udp(4789, 50000, payload=vxlan(eth(SYN_IN))), proto=17, **OUTER4)),  # VXLAN only by destination
+        over4(SYN_IN, 4, frag_offset=10),  # a non-first fragment: no tunnel walk
+    ]
+    got = [summary(p) for p in decode_both(frames, tunnels="inner")]
+    gre_row, udp_row = outer_row(47), outer_row(17, (50000, 4789))
+    assert got == [
+        udp_row, udp_row, udp_row,
+        gre_row, gre_row, gre_row, gre_row, gre_row, gre_row, gre_row,
+        outer_row(17, (50000, 6081)), outer_row(17, (50000, 6081)),
+        *[outer_row(17, (50000, 2152))] * 4,
+        outer_row(17, (4789, 50000)),
+        (L | V4 | fastpcap.DEC_FRAGMENT, "0x800", 4, "192.0.2.1", "192.0.2.2", 0, 0, 0),
+    ]
+
+
+def test_inner_packets_as_far_as_decoded() -> None:
+    frag = ipv4(tcp(1, 2, flags=SYN), src="10.1.2.3", dst="10.9.8.7", frag_offset=3)
+    frames = [
+        over_udp(vxlan(eth(SYN_IN[:30])), 4789),  # inner IPv4 header, TCP cut short: no ports
+        over4(frag, 4),  # the inner packet is a non-first fragment: its addresses, no ports
+        over4(SYN_IN, 4, more_fragments=True),  # the outer packet is a first fragment: walked
+        over4(ipv4(SYN_IN, proto=4, src="10.5.5.5", dst="10.6.6.6"), 4),  # IP in IP in IP: the innermost
+    ]
+    got = [summary(p) for p in decode_both(frames, tunnels="inner")]
+    assert got == [
+        (L | V4, "0x800", 6, "10.1.2.3", "10.9.8.7", 0, 0, 0),
+        (L | V4 | fastpcap.DEC_FRAGMENT, "0x800", 6, "10.1.2.3", "10.9.8.7", 0, 0, 0),
+        SYN_ROW, SYN_ROW,
+    ]
+
+
+def test_the_tunnel_walk_is_bounded() -> None:
+    # every tunnel and every encapsulation header counts against the one bound of 8 headers
+    def nest(depth: int) -> bytes:
+        packet = SYN_IN
+        for i in range(depth):
+            packet = ipv4(packet, proto=4, src=f"10.0.0.{i + 1}", dst="10.0.0.99")
+        return eth(packet)
+
+    got = [summary(p) for p in decode_both([nest(8), nest(9)], tunnels="inner")]
+    assert got[0] == SYN_ROW  # 8 tunnels: all walked
+    assert got[1] == (L | V4, "0x800", 4, "10.0.0.1", "10.0.0.99", 0, 0, 0)  # the 9th is not
+    tagged = vlan_tags(ipv4(SYN_IN, proto=4, **OUTER4), tags=[(0x8100, i) for i in range(7)])
+    too_many = vlan_tags(ipv4(SYN_IN, proto=4, **OUTER4), tags=[(0x8100, i) for i in range(8)])
+    vxlan_tags = [over_udp(vxlan(vlan_tags(SYN_IN, tags=[(0x8100, i) for i in range(k)])), 4789) for k in (7, 8)]
+    got = [summary(p) for p in decode_both([tagged, too_many, *vxlan_tags], tunnels="inner")]
+    assert got == [SYN_ROW, (L | V4, "0x800", 4, "192.0.2.1", "192.0.2.2", 0, 0, 0),
+                   SYN_ROW, outer_row(17, (50000, 4789))]
+
+
+def test_tunnels_change_what_is_counted_but_not_the_sizes() -> None:
+    frames = [over_udp(vxlan(eth(SYN_IN)), 4789), over4(ipv4(tcp(443, 40000, flags=SYN | ACK), src="10.9.8.7",
+                                                              dst="10.200.0.1"), 4)]
+    outer = one_row(frames, decode="extended")
+    inner = one_row(frames, decode="extended", tunnels="inner")
+    assert (outer["tcp_count"], outer["udp_count"], outer["syn_count"], outer["tcp_new_flows"]) == (0, 1, 0, 0)
+    assert (inner["tcp_count"], inner["udp_count"], inner["syn_count"], inner["tcp_new_flows"]) == (2, 0, 2, 1)
+    assert inner["unique_dst_ips"] == 2 and outer["unique_dst_ips"] == 1
+    assert inner["bytes_in"] + inner["bytes_out"] == outer["bytes_in"] + outer["bytes_out"] == sum(map(len, frames))
+    packets = decode_both(frames, tunnels="inner")
+    assert list(packets["caplen"]) == list(packets["wirelen"]) == [len(f) for f in frames]
+
+
+def test_tunnels_option(cli, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tunnels: 'inner' needs the extended decode"):
+        fastpcap.BucketSpec(tunnels="inner")
+    with pytest.raises(ValueError, match="tunnels must be one of outer, inner"):
+        fastpcap.BucketSpec(decode="extended", tunnels="deep")
+    with pytest.raises(ValueError, match="needs the extended decode"):
+        fastpcap.open_capture(io.BytesIO(pcap([])), tunnels="inner")
+    spec = fastpcap.BucketSpec(decode="extended", tunnels="inner")
+    assert spec.to_dict()["tunnels"] == "inner" and fastpcap.BucketSpec().to_dict()["tunnels"] == "outer"
+    path = tmp_path / "t.pcap"
+    data = pcap([Rec(T0 + i * 1000, f) for i, f in enumerate(EVERY_TUNNEL)])
+    path.write_bytes(data)
+    proc = cli("bucketize", path, "--decode", "extended", "--tunnels", "inner", check=True)
+    assert proc.stdout == oracle(data, decode="extended", tunnels="inner").jsonl
+    assert json.loads(proc.stdout)["syn_count"] == EVERY_INNER.count(SYN_ROW) == 16
+    bad = cli("bucketize", path, "--tunnels", "inner")
+    assert bad.returncode == 2 and b"--tunnels: 'inner' needs the extended decode" in bad.stderr
+    assert b"Traceback" not in bad.stderr and bad.stderr.splitlines()[-1].startswith(b"fastpcap bucketize: error:")
+    info = cli("info", "--json", "--tunnels", "inner", path, check=True)
+    assert json.loads(info.stdout)["tcp"] == 16
+    assert json.loads(cli("info", "--json", path, check=True).stdout)["tcp"] == 0

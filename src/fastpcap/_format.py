@@ -97,12 +97,13 @@ def max_block(linktypes: list[int]) -> int:
 LINKTYPE_NAMES = {
     0: "NULL", 1: "EN10MB", 9: "PPP", 10: "FDDI", 50: "PPP_HDLC", 12: "RAW", 14: "RAW", 101: "RAW", 104: "C_HDLC",
     105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP", 228: "IPV4",
-    229: "IPV6", 231: "DBUS", 239: "NFLOG", 276: "LINUX_SLL2",
+    192: "PPI", 229: "IPV6", 231: "DBUS", 239: "NFLOG", 276: "LINUX_SLL2",
 }
 #: Link types whose header the walkers decode; frames of any other one count by size only.
 DECODED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
-#: Link types the extended decode reads: those, and PPP, FDDI, PPP_HDLC, C_HDLC and NFLOG.
-EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset({9, 10, 50, 104, 239})
+#: Link types the extended decode reads: those, and PPP, FDDI, PPP_HDLC, C_HDLC, IEEE 802.11
+#: (bare, behind radiotap, behind PPI) and NFLOG.
+EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset({9, 10, 50, 104, 105, 127, 192, 239})
 
 # libpcap refuses records longer than this (max_snaplen_for_dlt): a corrupt or fuzzed file.
 _MAX_CAPLEN_DEFAULT = 262144

@@ -83,7 +83,7 @@ _U32_BE = struct.Struct(">I")
 
 
 def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: bool,
-         nsec: bool, linktype: int, max_caplen: int) -> tuple[int, int, int]:
+         nsec: bool, linktype: int, max_caplen: int, tunnels: bool = False) -> tuple[int, int, int]:
     """Walk the complete classic-pcap records in ``buf[start:end]``, decoding each into ``out``.
 
     See the compiled core for the contract; this twin returns the same ``(pos, n, status)``.
@@ -126,7 +126,7 @@ def walk(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: 
     rec["wirelen"] = h[:, 3]
     rec["linktype"] = linktype & 0xFFFF
     _clear_decode(rec)
-    decode_frames(b, off + 16, h[:, 2], linktype, rec)
+    decode_frames(b, off + 16, h[:, 2], linktype, rec, tunnels)
     return pos, n, status
 
 
@@ -156,7 +156,7 @@ def _scale_one(ts: int, mode: int, factor: int, offset_s: int) -> int:
 def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, swapped: bool,
                 if_linktype: np.ndarray, if_snaplen: np.ndarray, if_maxcap: np.ndarray,
                 if_tsmode: np.ndarray, if_tsfactor: np.ndarray, if_tsoffset: np.ndarray,
-                max_block: int) -> tuple[int, int, int]:
+                max_block: int, tunnels: bool = False) -> tuple[int, int, int]:
     """Walk the complete pcapng blocks of one section in ``buf[start:end]`` into ``out``.
 
     See the compiled core for the contract; this twin returns the same ``(pos, n, status)``.
@@ -244,7 +244,7 @@ def walk_pcapng(buf, start: int, end: int, out: np.ndarray, base_offset: int, sw
     linktype = np.asarray(if_linktype, dtype=np.int64)[f[:, 4]]
     rec["linktype"] = linktype & 0xFFFF
     _clear_decode(rec)
-    decode_frames(np.frombuffer(buf, dtype=np.uint8, count=end), f[:, 1], f[:, 2], linktype, rec)
+    decode_frames(np.frombuffer(buf, dtype=np.uint8, count=end), f[:, 1], f[:, 2], linktype, rec, tunnels)
     return pos, n, status
 
 
@@ -256,11 +256,12 @@ def _clear_decode(rec: np.ndarray) -> None:
 
 
 def decode_frames(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray,
-                  linktype: int | np.ndarray, rec: np.ndarray) -> None:
+                  linktype: int | np.ndarray, rec: np.ndarray, tunnels: bool = False) -> None:
     """The link header by link type (docs/data-model.md, "Link types"), then the network
     layer, for every frame at once: ``frame`` holds the frames' offsets in ``b``; ``linktype``
     is one link type or one per frame.  ``rec``'s decode fields must be zero; rows of
-    ``PACKET6_DTYPE`` get the extended decode."""
+    ``PACKET6_DTYPE`` get the extended decode, and with ``tunnels`` the packets inside tunnels
+    (docs/data-model.md, "Tunnels")."""
     n = len(frame)
     net_at = np.full(n, -1, dtype=np.int64)  # where the network layer starts in b
     net_type = np.zeros(n, dtype=np.int64)  # its protocol type (Ethernet type values)
@@ -275,14 +276,181 @@ def decode_frames(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray,
         link = _LINKS.get(lt) or (_MORE_LINKS.get(lt) if extended else None)
         if link is not None:
             link(b, frame[idx], caplen[idx], idx, rec, net_at, net_type, tagged, end)
+    used = np.zeros(n, dtype=np.int64)  # encapsulation and tunnel headers walked
     if extended:
-        _walk_encapsulations(b, net_at, net_type, end, tagged)
+        _walk_encapsulations(b, net_at, net_type, end, tagged, used)
+    pay = _decode_ip(b, net_at, net_type, end, rec, extended)
+    if extended and tunnels:
+        _walk_tunnels(b, pay, end, used, rec)
+    rec["cls"] = classify(rec)
+
+
+def _decode_ip(b: np.ndarray, net_at: np.ndarray, net_type: np.ndarray, end: np.ndarray, rec: np.ndarray,
+               extended: bool) -> np.ndarray:
+    """The network layer's type, then IPv4 (or IPv6, extended); returns where each packet's IP
+    payload starts (-1: none)."""
     known = net_at >= 0
     rec["ethertype"][known] = net_type[known]
-    _decode_ipv4(b, np.where(known & (net_type == 0x0800), net_at, -1), end, rec, extended)
+    pay = _decode_ipv4(b, np.where(known & (net_type == 0x0800), net_at, -1), end, rec, extended)
     if extended:
-        _decode_ipv6(b, np.where(known & (net_type == 0x86DD), net_at, -1), end, rec)
-    rec["cls"] = classify(rec)
+        pay6 = _decode_ipv6(b, np.where(known & (net_type == 0x86DD), net_at, -1), end, rec)
+        pay = np.maximum(pay, pay6)
+    return pay
+
+
+#: The fields a tunnel's inner packet replaces (docs/data-model.md, "Tunnels").
+_INNER_FIELDS = ("ethertype", "src_ip", "dst_ip", "src_port", "dst_port", "ip_proto", "tcp_flags", "src_ip6",
+                 "dst_ip6")
+_UDP_TUNNELS = [4789, 6081, 2152]  # VXLAN, GENEVE, GTP-U (UDP destination ports)
+
+
+def _walk_tunnels(b: np.ndarray, pay: np.ndarray, end: np.ndarray, used: np.ndarray, rec: np.ndarray) -> None:
+    """``tunnels="inner"``: one tunnel per packet per round, while the packet (its IP payload
+    at ``pay``) carries one and fewer than _MAX_HEADERS headers were walked; an inner packet
+    with an IP header becomes the packet."""
+    live = np.flatnonzero(pay >= 0)
+    while len(live):
+        proto = rec["ip_proto"][live].astype(np.int64)
+        udp = (proto == 17) & ((rec["decoded"][live] & DEC_PORTS) != 0) & np.isin(rec["dst_port"][live], _UDP_TUNNELS)
+        live = live[np.isin(proto, [4, 41, 47]) | udp]
+        live = live[used[live] < _MAX_HEADERS]
+        found = [(int(i), *header) for i in live
+                 if (header := _tunnel_inner(b, int(rec["ip_proto"][i]), int(rec["dst_port"][i]), int(pay[i]),
+                                            int(end[i]))) is not None]
+        if not found:
+            return
+        k, at, ty, tag = (np.array(col, dtype=np.int64) for col in zip(*found))
+        tagged = tag.astype(bool)
+        used[k] += 1
+        eth = ty == 0x6558  # an Ethernet frame: its type, then the usual walk
+        keep = ~eth | (end[k] - at >= 14)
+        k, at, ty, tagged, eth = k[keep], at[keep], ty[keep], tagged[keep], eth[keep]
+        ty[eth] = _be16(b, at[eth] + 12)
+        at[eth] += 14
+        tagged[eth] = True
+        inner = np.zeros(len(k), dtype=rec.dtype)
+        sub_used = used[k]
+        _walk_encapsulations(b, at, ty, end[k], tagged, sub_used)
+        used[k] = sub_used
+        inner_pay = _decode_ip(b, at, ty, end[k], inner, True)
+        got = (inner["decoded"] & (DEC_IPV4 | DEC_IPV6)) != 0
+        k, inner, inner_pay = k[got], inner[got], inner_pay[got]
+        for name in _INNER_FIELDS:
+            rec[name][k] = inner[name]
+        rec["decoded"][k] = (rec["decoded"][k] & DEC_LINK) | inner["decoded"]
+        pay[k] = inner_pay
+        live = k[inner_pay >= 0]
+
+
+def _tunnel_inner(b: np.ndarray, proto: int, port: int, pay: int, end: int) -> tuple[int, int, int] | None:
+    """The tunnel header at ``pay`` (IP protocol ``proto``; UDP: destination ``port``): where
+    the packet it carries starts, its type (0x6558: an Ethernet frame) and whether
+    encapsulations may follow; ``None`` when it is not walked."""
+    if proto == 4:
+        return pay, 0x0800, 0
+    if proto == 41:
+        return pay, 0x86DD, 0
+    if proto == 47:
+        return _gre_inner(b, pay, end)
+    return _udp_inner(b, pay + 8, end, port)
+
+
+def _u16(b: np.ndarray, at: int) -> int:
+    return int(b[at]) << 8 | int(b[at + 1])
+
+
+def _gre_inner(b: np.ndarray, at: int, end: int) -> tuple[int, int, int] | None:
+    if end - at < 4:
+        return None
+    flags, proto = _u16(b, at), _u16(b, at + 2)
+    if flags & 0x4000:  # routing present: not walked
+        return None
+    size = 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+    version = flags & 7
+    if version == 1:  # enhanced GRE (PPTP): PPP, and an acknowledgment number with A
+        if proto != 0x880B:
+            return None
+        size += 4 if flags & 0x0080 else 0
+        if end - at < size:
+            return None
+        at += size
+        if end - at >= 1 and b[at] == 0xFF:
+            at += 2
+        if end - at < 1:
+            return None
+        if b[at] & 1:
+            ppp, at = int(b[at]), at + 1
+        elif end - at < 2:
+            return None
+        else:
+            ppp, at = _u16(b, at), at + 2
+        kind = int(_ppp_types(np.array([ppp]))[0])
+        return (at, kind, 1) if kind else None
+    if version != 0 or end - at < size:
+        return None
+    at += size
+    if proto in (0x0800, 0x86DD, 0x6558):
+        return at, proto, 0
+    if proto in (0x8847, 0x8848):
+        return at, proto, 1
+    if proto not in (0x88BE, 0x22EB):
+        return None
+    if proto == 0x22EB or flags & 0x1000:  # ERSPAN type II or III (type I: no header)
+        if end - at < 2:
+            return None
+        if b[at] >> 4 == 1:
+            size = 8
+        elif b[at] >> 4 == 2:
+            if end - at < 12 or _u16(b, at + 10) & 0x7C00:
+                return None
+            size = 20 if b[at + 11] & 1 else 12
+        else:
+            return None
+        if end - at < size:
+            return None
+        at += size
+    return at, 0x6558, 0
+
+
+def _udp_inner(b: np.ndarray, at: int, end: int, port: int) -> tuple[int, int, int] | None:
+    if port == 4789:  # VXLAN
+        return (at + 8, 0x6558, 0) if end - at >= 8 else None
+    if port == 6081:  # GENEVE
+        if end - at < 8 or b[at] >> 6:
+            return None
+        size = 8 + (int(b[at]) & 0x3F) * 4
+        kind = _u16(b, at + 2)
+        if end - at < size or kind not in (0x6558, 0x0800, 0x86DD):
+            return None
+        return at + size, kind, 0
+    # GTP-U: version 1, GTP, a G-PDU
+    if end - at < 8 or b[at] >> 5 != 1 or not b[at] & 0x10 or b[at + 1] != 0xFF:
+        return None
+    if b[at] & 0x07:
+        if end - at < 12:
+            return None
+        nxt = int(b[at + 11])
+        at += 12
+        for _ in range(_MAX_HEADERS + 1):
+            if not nxt:
+                break
+            if _ == _MAX_HEADERS or end - at < 1 or b[at] == 0:
+                return None
+            size = int(b[at]) * 4
+            if end - at < size:
+                return None
+            nxt = int(b[at + size - 1])
+            at += size
+    else:
+        at += 8
+    if end - at < 1:
+        return None
+    version = b[at] >> 4
+    if version == 4:
+        return at, 0x0800, 0
+    if version == 6:
+        return at, 0x86DD, 0
+    return None
 
 
 _MAX_HEADERS = 8  # encapsulation headers the extended decode walks, at most (a crafted stack ends)
@@ -308,12 +476,13 @@ def _ppp_protocol(b: np.ndarray, at: np.ndarray, end: np.ndarray):
 
 
 def _walk_encapsulations(b: np.ndarray, net_at: np.ndarray, net_type: np.ndarray, end: np.ndarray,
-                         tagged: np.ndarray) -> None:
+                         tagged: np.ndarray, used: np.ndarray) -> None:
     """The extended decode's walk through VLAN tags, PPPoE, MPLS, PBB and VN-Tag headers: one
-    header per frame per round, at most _MAX_HEADERS rounds."""
+    header per frame per round, while a frame has walked fewer than _MAX_HEADERS headers
+    (``used``, counted on)."""
     walking = tagged & (net_at >= 0)
     for _ in range(_MAX_HEADERS):
-        k = np.flatnonzero(walking & np.isin(net_type, _ENCAPSULATIONS))
+        k = np.flatnonzero(walking & np.isin(net_type, _ENCAPSULATIONS) & (used < _MAX_HEADERS))
         if not len(k):
             break
         t, at = net_type[k], net_at[k]
@@ -352,6 +521,7 @@ def _walk_encapsulations(b: np.ndarray, net_at: np.ndarray, net_type: np.ndarray
         go = k[~stop]
         net_type[go] = new_t[~stop]
         net_at[go] = new_at[~stop]
+        used[go] += 1
 
 
 _VLAN_TYPES = [0x8100, 0x88A8, 0x9100]
@@ -364,6 +534,10 @@ def _be16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def _be32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
     return (_be16(b, at) << 16) | _be16(b, at + 2)
+
+
+def _le16(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return b[at].astype(np.int64) | (b[at + 1].astype(np.int64) << 8)
 
 
 def _le32(b: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -471,9 +645,7 @@ def _fddi(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
     rec["decoded"][idx] = DEC_LINK
     snap = ((b[frame] & 0xF0) == 0x50) & (caplen >= 21)
     frame, idx = frame[snap], idx[snap]
-    llc = b[frame[:, None] + np.arange(13, 19)]
-    snap = ((llc[:, 0] == 0xAA) & (llc[:, 1] == 0xAA) & (llc[:, 2] == 0x03) & (llc[:, 3] == 0) & (llc[:, 4] == 0)
-            & ((llc[:, 5] == 0) | (llc[:, 5] == 0xF8)))
+    snap = _llc_snap(b, frame + 13)
     frame, idx = frame[snap], idx[snap]
     net_type[idx] = _be16(b, frame + 19)
     net_at[idx] = frame + 21
@@ -481,7 +653,7 @@ def _fddi(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
 
 
 def _nflog16(b: np.ndarray, at: np.ndarray, big: np.ndarray) -> np.ndarray:
-    return np.where(big, _be16(b, at), b[at].astype(np.int64) | (b[at + 1].astype(np.int64) << 8))
+    return np.where(big, _be16(b, at), _le16(b, at))
 
 
 def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
@@ -491,7 +663,7 @@ def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
     family = b[frame].astype(np.int64)
     ok = ((family == 2) | (family == 10)) & (caplen >= 8)
     frame, caplen, idx, family = frame[ok], caplen[ok], idx[ok], family[ok]
-    tle = _nflog16(b, frame + 6, np.zeros(len(frame), dtype=bool)) & 0x7FFF
+    tle = _le16(b, frame + 6) & 0x7FFF
     tbe = _be16(b, frame + 6) & 0x7FFF
     big = ((tle == 0) | (tle >= 0x100)) & (tbe >= 1) & (tbe < 0x100)
     at = frame + 4
@@ -514,11 +686,104 @@ def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
         at[k[rest]] += (ln[rest] + 3) & ~3
 
 
+def _llc_snap(b: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """LLC/SNAP AA AA 03 with the OUI 00-00-00 or 00-00-F8 at each of ``at``."""
+    llc = b[at[:, None] + np.arange(6)]
+    return ((llc[:, 0] == 0xAA) & (llc[:, 1] == 0xAA) & (llc[:, 2] == 0x03) & (llc[:, 3] == 0) & (llc[:, 4] == 0)
+            & ((llc[:, 5] == 0) | (llc[:, 5] == 0xF8)))
+
+
+def _wlan_at(b, frame, caplen, idx, rec, net_at, net_type, tagged, end, datapad, net_end) -> None:
+    """IEEE 802.11 frames at ``frame`` (``caplen`` bytes each; radiotap's ``datapad``; the
+    network layer ending at ``net_end``): a data frame's header, then LLC/SNAP."""
+    ok = caplen >= 2
+    frame, caplen, idx, datapad, net_end = frame[ok], caplen[ok], idx[ok], datapad[ok], net_end[ok]
+    fc0, fc1 = b[frame].astype(np.int64), b[frame + 1].astype(np.int64)
+    ok = (fc0 & 0x0F) == 0x08  # version 0, type 2 (data)
+    frame, caplen, idx, datapad, net_end, fc0, fc1 = (a[ok] for a in (frame, caplen, idx, datapad, net_end, fc0, fc1))
+    subtype = fc0 >> 4
+    four = (fc1 & 3) == 3
+    qos = (subtype & 8) != 0
+    hdr = 24 + np.where(four, 6, 0) + np.where(qos, np.where(fc1 & 0x80, 6, 2), 0)
+    hdr = np.where(datapad, (hdr + 3) & ~3, hdr)
+    ok = caplen >= hdr
+    frame, idx, net_end, fc1, subtype, four, qos, hdr = (a[ok] for a in (frame, idx, net_end, fc1, subtype, four,
+                                                                         qos, hdr))
+    rec["decoded"][idx] = DEC_LINK
+    go = ((subtype & 4) == 0) & ((fc1 & 0x40) == 0)  # data, not protected
+    amsdu = np.zeros(len(frame), dtype=bool)
+    amsdu[qos] = (b[frame[qos] + np.where(four[qos], 30, 24)] & 0x80) != 0
+    go &= ~amsdu & (net_end - frame >= hdr + 8)
+    frame, idx, net_end, hdr = frame[go], idx[go], net_end[go], hdr[go]
+    go = _llc_snap(b, frame + hdr)
+    frame, idx, net_end, hdr = frame[go], idx[go], net_end[go], hdr[go]
+    net_type[idx] = _be16(b, frame + hdr + 6)
+    net_at[idx] = frame + hdr + 8
+    tagged[idx] = True
+    end[idx] = net_end
+
+
+def _wlan(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    _wlan_at(b, frame, caplen, idx, rec, net_at, net_type, tagged, end, np.zeros(len(frame), dtype=bool),
+             frame + caplen)
+
+
+def _le_header(b, frame, caplen, idx):
+    """Radiotap's and PPI's common start: version 0, then at 2 the header's length (LE u16),
+    at least 8 bytes and all captured.  ``(frame, caplen, idx, length)`` of the frames whose
+    header is there."""
+    ok = caplen >= 8
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    ok = b[frame] == 0
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    ln = _le16(b, frame + 2)
+    ok = (ln >= 8) & (ln <= caplen)
+    return frame[ok], caplen[ok], idx[ok], ln[ok]
+
+
+def _radiotap(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    frame, caplen, idx, ln = _le_header(b, frame, caplen, idx)
+    at = np.full(len(frame), 4, dtype=np.int64)  # the last presence word
+    live = (b[frame + 7] & 0x80) != 0
+    bad = np.zeros(len(frame), dtype=bool)
+    while live.any():
+        k = np.flatnonzero(live)
+        at[k] += 4
+        over = at[k] + 4 > ln[k]
+        bad[k[over]] = True
+        live[k[over]] = False
+        k = k[~over]
+        live[k] = (b[frame[k] + at[k] + 3] & 0x80) != 0
+    present = b[frame + 4].astype(np.int64)
+    has_flags = (present & 2) != 0
+    fields = np.where(present & 1, ((at + 4 + 7) & ~7) + 8, at + 4)  # after TSFT
+    bad |= has_flags & (fields >= ln)
+    frame, caplen, idx, ln, has_flags, fields = (a[~bad] for a in (frame, caplen, idx, ln, has_flags, fields))
+    flags = np.where(has_flags, b[frame + np.where(has_flags, fields, 0)], 0)
+    wlan_len = caplen - ln
+    fcs = ((flags & 0x10) != 0) & (wlan_len >= 4)
+    _wlan_at(b, frame + ln, wlan_len, idx, rec, net_at, net_type, tagged, end, (flags & 0x20) != 0,
+             frame + ln + wlan_len - np.where(fcs, 4, 0))
+
+
+def _ppi(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
+    frame, caplen, idx, ln = _le_header(b, frame, caplen, idx)
+    frame, caplen, dlt = frame + ln, caplen - ln, _le32(b, frame + 4)
+    for lt in np.unique(dlt):  # the frame by its link type: any the extended decode reads but PPI
+        link = None if lt == 192 else _LINKS.get(int(lt)) or _MORE_LINKS.get(int(lt))
+        if link is not None:
+            m = dlt == lt
+            link(b, frame[m], caplen[m], idx[m], rec, net_at, net_type, tagged, end)
+
+
 #: The link types only the extended decode reads (docs/data-model.md, "Extended decode").
 _MORE_LINKS = {
     9: _ppp, 50: _ppp,          # PPP, PPP_HDLC (Cisco HDLC when the first byte says so)
     104: _chdlc,                # C_HDLC
     10: _fddi,                  # FDDI with LLC/SNAP
+    105: _wlan,                 # IEEE 802.11 data frames with LLC/SNAP
+    127: _radiotap,             # radiotap, then IEEE 802.11
+    192: _ppi,                  # PPI, then the frame by its link type
     239: _nflog,                # NFLOG
 }
 EXTENDED_LINKTYPES = DECODED_LINKTYPES | frozenset(_MORE_LINKS)
@@ -536,9 +801,11 @@ def _decode_ports(b: np.ndarray, idx: np.ndarray, pl: np.ndarray, plen: np.ndarr
 
 
 def _decode_ipv4(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: np.ndarray,
-                 extended: bool = False) -> None:
+                 extended: bool = False) -> np.ndarray:
     """Spec section 2, steps 3-5, for every packet with an IPv4 header at ``ip_at`` >= 0 (the
-    extended decode also checks the version and gives non-first fragments no ports)."""
+    extended decode also checks the version and gives non-first fragments no ports).  Returns
+    where each packet's payload starts (-1: no header, or a non-first fragment)."""
+    pay = np.full(len(ip_at), -1, dtype=np.int64)
     # Step 3: an IPv4 header that fits, with a sane IHL.
     cand = np.flatnonzero(ip_at >= 0)
     ip = ip_at[cand]
@@ -566,13 +833,18 @@ def _decode_ipv4(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: n
 
     # Step 5: TCP/UDP ports and TCP flags when the header fits.
     _decode_ports(b, idx, ip + ihl, iplen - ihl, proto, rec)
+    pay[idx] = ip + ihl
+    return pay
 
 
 _EXTENSIONS = [0, 43, 60, 44, 51]  # hop-by-hop, routing, destination options, fragment, AH
 
 
-def _decode_ipv6(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: np.ndarray) -> None:
-    """The extended decode's IPv6 header and extension headers, for every packet at once."""
+def _decode_ipv6(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: np.ndarray) -> np.ndarray:
+    """The extended decode's IPv6 header and extension headers, for every packet at once.
+    Returns where each packet's payload starts after them (-1: none, a non-first fragment,
+    or an extension header not all captured)."""
+    pay = np.full(len(ip_at), -1, dtype=np.int64)
     cand = np.flatnonzero(ip_at >= 0)
     ip = ip_at[cand]
     iplen = frame_end[cand] - ip
@@ -620,6 +892,8 @@ def _decode_ipv6(b: np.ndarray, ip_at: np.ndarray, frame_end: np.ndarray, rec: n
     rec["decoded"][idx[fragment]] |= DEC_FRAGMENT
     done = ~fragment & ~np.isin(nh, _EXTENSIONS)
     _decode_ports(b, idx[done], ip[done] + at[done], iplen[done] - at[done], nh[done], rec)
+    pay[idx[done]] = ip[done] + at[done]
+    return pay
 
 
 # -- distinct values per bucket ---------------------------------------------------------

@@ -46,7 +46,7 @@ def iter_rows(
     ``source`` is a capture path or an open binary stream of one (read in chunks, so memory
     stays bounded), an array of packets, or an iterable of arrays of packets in capture order.
     The bucket options (``bucket_ms``, ``bridge_ip``, ``t_mono_origin_ns``, ``max_gap_s``,
-    ``host_ips``, ``size``, ``decode``, ``on_corrupt``: see :class:`~fastpcap.BucketSpec`) are
+    ``host_ips``, ``size``, ``decode``, ``tunnels``, ``on_corrupt``: see :class:`~fastpcap.BucketSpec`) are
     keywords, or a ``spec`` (keywords then replace its values).  ``jobs`` processes share a
     large capture file (``None``: one per CPU); the rows are the same as with one.  Arguments
     and the capture header are checked now; a corrupt record raises
@@ -64,7 +64,7 @@ def iter_rows(
     hosts = HostCheck(spec)
     if isinstance(source, (str, os.PathLike)) or is_stream(source):
         reader = open_capture(cast("PathLike | BinaryIO", source), progress=progress, decode=spec.decode,
-                              on_corrupt=spec.on_corrupt)
+                              on_corrupt=spec.on_corrupt, tunnels=spec.tunnels)
         if splits_worthwhile(reader, usable_jobs(jobs)):
             blocks = bucketize_parallel(reader, bucketer, usable_jobs(jobs), progress)
         else:

@@ -41,6 +41,7 @@ def open_capture(
     progress: Callable[[int], object] | None = None,
     decode: str = "reference",
     on_corrupt: str = "error",
+    tunnels: str = "outer",
 ) -> CaptureReader:
     """Open any capture fastpcap reads: classic pcap or pcapng, plain or compressed (gzip,
     zstd, xz, bzip2, lz4), told apart by their first bytes.
@@ -48,7 +49,8 @@ def open_capture(
     ``source`` is a path or an open binary stream.  Raises :class:`~fastpcap.CaptureError`
     for what is not a capture or cannot be read.  ``progress``, if given, is called with the
     number of bytes of the file read each time it reads.  ``decode="extended"`` gives rows of
-    ``PACKET6_DTYPE`` with the extended decode (docs/data-model.md).  ``on_corrupt``: what a
+    ``PACKET6_DTYPE`` with the extended decode (docs/data-model.md); with it,
+    ``tunnels="inner"`` counts the innermost packet of a tunnel.  ``on_corrupt``: what a
     corrupt record does, ``"error"`` (raise), ``"stop"`` (end the reading there) or
     ``"resync"`` (read on from the next plausible record), each with a
     :class:`~fastpcap.CorruptWarning` (docs/data-model.md, "Corrupt records").
@@ -94,7 +96,8 @@ def open_capture(
         # Closing the reader closes the file under the decompressor too, if it opened it.
         return kind(stream, chunk_packets=chunk_packets, block_size=block_size,  # type: ignore[arg-type]
                     name=name, compression=compression, decode=decode, closer=closer,
-                    progress=progress if compression is None else None, on_corrupt=on_corrupt)
+                    progress=progress if compression is None else None, on_corrupt=on_corrupt,
+                    tunnels=tunnels)
     except BaseException:
         if closer is not None:
             closer.close()
@@ -184,6 +187,7 @@ def iter_packets(
     block_size: int = DEFAULT_BLOCK_SIZE,
     decode: str = "reference",
     on_corrupt: str = "error",
+    tunnels: str = "outer",
 ) -> Iterator[np.ndarray]:
     """Yield the packets of a capture as chunks of rows of ``PACKET_DTYPE``.
 
@@ -193,15 +197,16 @@ def iter_packets(
     Each chunk holds at most ``chunk_packets`` rows and is a new array the caller may keep.
     Raises :class:`~fastpcap.CaptureError` for a file that is not a capture, a corrupt
     record (unless ``on_corrupt``, as in :func:`open_capture`, says otherwise), or an
-    unreadable path.  See ``docs/data-model.md`` for the fields.
+    unreadable path.  ``decode``, ``tunnels``: as in :func:`open_capture`.  See
+    ``docs/data-model.md`` for the fields.
     """
     with open_capture(path, chunk_packets=chunk_packets, block_size=block_size, decode=decode,
-                      on_corrupt=on_corrupt) as reader:
+                      on_corrupt=on_corrupt, tunnels=tunnels) as reader:
         yield from reader
 
 
 def read_packets(path: str | os.PathLike[str] | BinaryIO, *, decode: str = "reference",
-                 on_corrupt: str = "error") -> np.ndarray:
+                 on_corrupt: str = "error", tunnels: str = "outer") -> np.ndarray:
     """All packets of a capture in one array of ``PACKET_DTYPE``.
 
     Holds the whole capture in memory (48 bytes per packet); use :func:`iter_packets` to
@@ -209,4 +214,4 @@ def read_packets(path: str | os.PathLike[str] | BinaryIO, *, decode: str = "refe
     """
     impl = _backend.impl
     dtype = impl.PACKET6_DTYPE if decode == "extended" else impl.PACKET_DTYPE
-    return concatenate(list(iter_packets(path, decode=decode, on_corrupt=on_corrupt)), dtype)
+    return concatenate(list(iter_packets(path, decode=decode, on_corrupt=on_corrupt, tunnels=tunnels)), dtype)

@@ -41,7 +41,13 @@ COMPRESS_FLAGS = {"gz": "gzip", "zst": "zstd", "xz": "xz", "bz2": "bzip2", "lz4"
 #: The command-line flag of each bucket option, for error messages.
 FLAGS = {"bucket_ms": "--bucket-ms", "bridge_ip": "--bridge-ip", "t_mono_origin_ns": "--t-mono-origin-ns",
          "max_gap_s": "--max-gap", "host_ips": "--host-ip", "size": "--size", "decode": "--decode",
-         "on_corrupt": "--on-corrupt"}
+         "on_corrupt": "--on-corrupt", "tunnels": "--tunnels"}
+#: What --tunnels's choices do, for both commands' help.
+TUNNELS_HELP = (
+    "'outer' (the default) counts a tunnelled packet as its outer packet; 'inner' (with "
+    "--decode extended) walks through GRE (ERSPAN, PPTP), VXLAN, GENEVE, GTP-U, IP-in-IP and "
+    "6in4 and counts the innermost IP packet: its addresses, protocol, ports and flags "
+    "(docs/data-model.md, \"Tunnels\")")
 #: What --on-corrupt's choices do, for both commands' help.
 ON_CORRUPT_HELP = (
     "what a corrupt record does: 'error' (the default) fails the run; 'stop' keeps everything "
@@ -81,7 +87,7 @@ def _version_action() -> type:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    from .options import DECODES, ON_CORRUPT, SIZES, BucketSpec
+    from .options import DECODES, ON_CORRUPT, SIZES, TUNNELS, BucketSpec
 
     defaults = BucketSpec()
     parser = argparse.ArgumentParser(
@@ -180,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
              "gives non-first fragments no ports, and checks the IPv4 version: it changes rows "
              "of captures the reference reads (docs/data-model.md)",
     )
+    bucketize.add_argument("--tunnels", choices=TUNNELS, default=defaults.tunnels, help=TUNNELS_HELP)
     bucketize.add_argument(
         "--size", choices=SIZES, default=defaults.size,
         help="count bytes as captured (the default, as the reference) or as on the wire "
@@ -221,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("inputs", metavar="FILE", nargs="+", help="captures to describe; '-' reads stdin")
     info.add_argument("--json", action="store_true",
                       help="one JSON object per line per file, for machines")
+    info.add_argument("--tunnels", choices=TUNNELS, default=defaults.tunnels,
+                      help=TUNNELS_HELP.replace(" (with --decode extended)", "") + "; the protocol mix is then "
+                      "the inner packets'")
     info.add_argument("--on-corrupt", choices=ON_CORRUPT, default=defaults.on_corrupt,
                       help=ON_CORRUPT_HELP.replace("fails the run", "reports it as an error (exit 2)")
                       + "; the summary lists the regions skipped")
@@ -260,7 +270,8 @@ def _info(args: argparse.Namespace) -> int:
     status = 0
     for i, path in enumerate(args.inputs):
         try:
-            summary = capture_info(sys.stdin.buffer if path == "-" else path, on_corrupt=args.on_corrupt)
+            summary = capture_info(sys.stdin.buffer if path == "-" else path, on_corrupt=args.on_corrupt,
+                                   tunnels=args.tunnels)
         except CaptureError as exc:
             _error(str(exc))
             status = 2

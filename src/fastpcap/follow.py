@@ -272,7 +272,8 @@ class _Follower:
         """Read the file's header, if it is all there; refuse what cannot be followed."""
         assert self.file is not None
         self.file.seek(0)
-        reader = open_capture(self.file, block_size=_BLOCK_SIZE, decode=self.spec.decode)
+        reader = open_capture(self.file, block_size=_BLOCK_SIZE, decode=self.spec.decode,
+                              tunnels=self.spec.tunnels)
         if reader.compression is not None:
             raise reader.error(0, f"a {reader.compression}-compressed capture cannot be followed; bucketize it "
                                   "once it is complete")

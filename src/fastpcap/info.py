@@ -26,7 +26,7 @@ FIELDS = (
 
 def capture_info(source: str | os.PathLike[str] | BinaryIO,
                  progress: Callable[[int], object] | None = None, *,
-                 on_corrupt: str = "error") -> dict[str, Any]:
+                 on_corrupt: str = "error", tunnels: str = "outer") -> dict[str, Any]:
     """Summarise a capture: container, link types, counts, time span, protocol mix.
 
     A capture that turns out to be corrupt part-way is summarised up to the corrupt record
@@ -37,9 +37,9 @@ def capture_info(source: str | os.PathLike[str] | BinaryIO,
     :class:`~fastpcap.CaptureError`.  ``first_ns``/``last_ns`` are the earliest and latest
     timestamps (``None`` without packets).  The protocol mix comes from the extended decode
     (VLAN tags stripped, IPv6 decoded): ``tcp``/``udp``/``icmp`` count IPv4 and IPv6 packets
-    (ICMP and ICMPv6).
+    (ICMP and ICMPv6); with ``tunnels="inner"``, of the innermost packets of tunnels.
     """
-    reader = open_capture(source, progress=progress, decode="extended", on_corrupt=on_corrupt)
+    reader = open_capture(source, progress=progress, decode="extended", on_corrupt=on_corrupt, tunnels=tunnels)
     info: dict[str, Any] = dict.fromkeys(FIELDS, 0)
     info.update(path=reader.path, format=reader.format, compression=reader.compression,
                 first_ns=None, last_ns=None, error=None)

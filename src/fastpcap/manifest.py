@@ -76,7 +76,7 @@ class Manifest:
         """The entry that makes ``output`` (relative to the folder) up to date, if any."""
         entry = self.latest.get(output)
         if (entry is None or entry.get("status") != "written" or entry.get("size") != size
-                or entry.get("mtime_ns") != mtime_ns or entry.get("options") != options):
+                or entry.get("mtime_ns") != mtime_ns or not _same_options(entry.get("options"), options)):
             return None
         try:
             if os.stat(os.path.join(self.folder, output)).st_size != entry.get("output_size"):
@@ -121,3 +121,13 @@ class Manifest:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _same_options(recorded: object, options: dict[str, Any]) -> bool:
+    """Whether options recorded by a run match ``options``; an option missing from the record
+    (written by a version before the option existed) had its default value."""
+    from .options import BucketSpec
+
+    if not isinstance(recorded, dict):
+        return False
+    return {**BucketSpec().to_dict(), **recorded} == options

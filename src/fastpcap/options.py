@@ -31,6 +31,9 @@ MAX_BUCKET_MS = 1 << 40
 DECODES = ("reference", "extended")
 #: How bytes are counted: the captured length (the reference's) or the original length.
 SIZES = ("captured", "wire")
+#: Which packet a tunnelled packet counts as: the outer one (the default), or the innermost
+#: (the extended decode only; docs/data-model.md, "Tunnels").
+TUNNELS = ("outer", "inner")
 #: What a corrupt record does: fail the run (the default), end the reading there, or skip
 #: to the next plausible record (docs/data-model.md, "Corrupt records").
 ON_CORRUPT = ("error", "stop", "resync")
@@ -49,6 +52,7 @@ class BucketOptions(TypedDict, total=False):
     size: str
     decode: str
     on_corrupt: str
+    tunnels: str
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,9 @@ class BucketSpec:
     bucket's start to give ``t_mono_ns`` (an int64).  ``max_gap_s``: the gap cap in seconds
     (``None``, ``"none"`` or infinity: no cap).  ``host_ips``: addresses (IPv4 or IPv6) whose
     packets count as "out", instead of ``bridge_ip``.  ``size``: bytes as ``"captured"`` or
-    as on the ``"wire"``.  ``decode``: ``"reference"`` or ``"extended"``.  ``on_corrupt``:
+    as on the ``"wire"``.  ``decode``: ``"reference"`` or ``"extended"``.  ``tunnels``:
+    ``"outer"`` (count a tunnel's outer packet) or ``"inner"`` (the innermost packet; with
+    ``decode="extended"`` only).  ``on_corrupt``:
     what a corrupt record does, ``"error"``, ``"stop"`` or ``"resync"`` (a reading policy, like
     ``decode`` handed to the reader; here because it changes rows).
 
@@ -77,6 +83,7 @@ class BucketSpec:
     size: str = "captured"
     decode: str = "reference"
     on_corrupt: str = "error"
+    tunnels: str = "outer"
 
     def __post_init__(self) -> None:
         canonical = {
@@ -88,6 +95,7 @@ class BucketSpec:
             "size": _choice("size", self.size, SIZES),
             "decode": _choice("decode", self.decode, DECODES),
             "on_corrupt": check_on_corrupt(self.on_corrupt),
+            "tunnels": check_tunnels(self.tunnels, self.decode),
         }
         for name, value in canonical.items():
             object.__setattr__(self, name, value)
@@ -205,6 +213,15 @@ def _seconds(value: object) -> Decimal | None:
 def check_on_corrupt(value: object) -> str:
     """``value`` if it names a corrupt-record policy (``ValueError`` otherwise)."""
     return _choice("on_corrupt", value, ON_CORRUPT)
+
+
+def check_tunnels(value: object, decode: object) -> str:
+    """``value`` if it names a tunnel mode that ``decode`` allows (``ValueError`` otherwise):
+    ``"inner"`` needs the extended decode."""
+    tunnels = _choice("tunnels", value, TUNNELS)
+    if tunnels == "inner" and decode != "extended":
+        raise ValueError("tunnels: 'inner' needs the extended decode (decode='extended')")
+    return tunnels
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:

@@ -308,7 +308,7 @@ def _segment(path: str, backend: str, first: bool, first_t_ns: int, start: int, 
         read[k] += n
 
     opener = PcapReader if assumed is None else PcapngReader
-    with opener(path, decode=spec.decode, progress=None if read is None else progress) as reader:
+    with opener(path, decode=spec.decode, tunnels=spec.tunnels, progress=None if read is None else progress) as reader:
         if isinstance(reader, PcapngReader):
             assert assumed is not None
             if not first:

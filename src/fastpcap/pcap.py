@@ -134,7 +134,7 @@ class PcapReader(CaptureReader):
             while True:
                 out = np.zeros(self.chunk_packets, dtype=self.dtype)
                 pos, n, status = impl.walk(win.buf, win.pos, win.filled, out, win.base, header.swapped,
-                                           header.nsec, header.linktype, limit)
+                                           header.nsec, header.linktype, limit, self._tunnels)
                 win.pos = pos
                 if stop is not None and win.offset >= stop and n:
                     keep = int(np.searchsorted(out["offset"][:n], stop))

@@ -217,7 +217,7 @@ class PcapngReader(CaptureReader):
                 else:
                     out = np.zeros(self.chunk_packets, dtype=self.dtype)
                     pos, n, status = impl.walk_pcapng(win.buf, win.pos, win.filled, out, win.base,
-                                                      byteorder == "big", *arrays, limit)
+                                                      byteorder == "big", *arrays, limit, self._tunnels)
                     win.pos = pos
                     if stop is not None and n and int(out["offset"][n - 1]) >= stop:
                         keep = int(np.searchsorted(out["offset"][:n], stop))

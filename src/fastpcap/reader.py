@@ -29,7 +29,7 @@ import numpy as np
 from . import _backend
 from ._format import DECODED_LINKTYPES, EXTENDED_LINKTYPES
 from .errors import CaptureError, CorruptWarning, unreadable
-from .options import DECODES, check_on_corrupt
+from .options import DECODES, check_on_corrupt, check_tunnels
 from .resync import MAX_REPORTED, Scan, resync
 
 if TYPE_CHECKING:
@@ -82,13 +82,16 @@ class CaptureReader:
         decode: str = "reference",
         closer: BinaryIO | None = None,
         on_corrupt: str = "error",
+        tunnels: str = "outer",
     ) -> None:
         """``source``: a path, or an open binary stream (read, and closed by :meth:`close`
         only if ``closer`` is given: the file under a decompressor, say).  ``name``: the
         capture's name in errors.  ``compression``: what ``source`` was decompressed from.
-        ``on_corrupt``: what a corrupt record does (:meth:`corrupt`)."""
+        ``on_corrupt``: what a corrupt record does (:meth:`corrupt`).  ``tunnels``: ``"inner"``
+        (extended decode only) counts the packet inside a tunnel (docs/data-model.md)."""
         if decode not in DECODES:
             raise ValueError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
+        check_tunnels(tunnels, decode)
         if chunk_packets < 1:
             raise ValueError("chunk_packets must be at least 1")
         if block_size < MIN_BLOCK_SIZE:
@@ -103,6 +106,9 @@ class CaptureReader:
         #: "reference" (the reference collector's decode) or "extended" (docs/data-model.md).
         self.decode = decode
         self._extended = decode == "extended"
+        #: "outer" (count the outer packet) or "inner" (the packet inside a tunnel).
+        self.tunnels = tunnels
+        self._tunnels = tunnels == "inner"
         #: The compression the capture was read through (``None``: none).
         self.compression = compression
         #: Complete records walked so far.
