@@ -176,6 +176,10 @@ class _Sniffer:
         self._ahead = b""
         return self.raw.seek(offset, whence)
 
+    def seekable(self) -> bool:
+        seekable = getattr(self.raw, "seekable", None)
+        return bool(seekable()) if seekable is not None else False
+
     def close(self) -> None:
         self.raw.close()
 

@@ -569,6 +569,8 @@ class _Zstd(_Stream):
 
         self._zstandard = zstandard
         self._error_type = zstandard.ZstdError
+        self._failed: _Failed | None = None
+        self._seekable: bool | None = None
         self._restore(self._checkpoint)
 
     def _restore(self, checkpoint: _Checkpoint) -> None:
@@ -577,12 +579,42 @@ class _Zstd(_Stream):
             cast(BinaryIO, _Source(self)), read_size=_RAW_CHUNK, read_across_frames=True)
 
     def _decode(self) -> bytes:
+        failed, self._failed = self._failed, None
+        if failed is not None:  # a direct read failed: the replay starts from here
+            raise failed
         try:
             if self._replay is not None:  # one input read at a time: its output is not lost
                 return self._reader.read1(_OUT_CHUNK)
             return self._reader.read(_OUT_CHUNK)
         except self._error_type as exc:
             raise _Failed(_problem(exc)) from None
+
+    def readinto(self, view: Any) -> int:
+        """Decompressed bytes straight into ``view``, when the input can be read again: no
+        piece of bytes made and copied (a third of the cost of reading a capture that
+        compresses badly, past the decompression itself).  What comes out before an error
+        and where it is found do not depend on the reads then, the failing stretch being
+        decoded again finely from the file (``_Stream``); from a pipe, pieces of
+        ``_OUT_CHUNK`` as the other streams, so that they do not either."""
+        if self._pending or self._replay is not None or self._error is not None or not self._direct():
+            return super().readinto(view)
+        view = memoryview(view).cast("B")
+        try:
+            n: int = self._reader.readinto(view)
+        except self._error_type as exc:  # what it wrote into view is not counted: decoded again
+            self._failed = _Failed(_problem(exc))
+            return super().readinto(view)
+        self._produced += n
+        self.delivered += n
+        return n
+
+    def _direct(self) -> bool:
+        if self._seekable is None:
+            try:
+                self._seekable = bool(self.raw.seekable())  # type: ignore[attr-defined]
+            except (AttributeError, OSError, ValueError):
+                self._seekable = False
+        return self._seekable
 
 
 class _Source:

@@ -62,6 +62,10 @@ class CountingSource:
     def seek(self, offset: int, whence: int = 0) -> int:
         return self.raw.seek(offset, whence)
 
+    def seekable(self) -> bool:
+        seekable = getattr(self.raw, "seekable", None)
+        return bool(seekable()) if seekable is not None else False
+
     def take(self) -> int:
         """The bytes read since the last call."""
         n, self.taken = self.taken, 0
