@@ -260,6 +260,12 @@ class _Stream:
         ``b""`` at the end (for ``fastpcap.prefetch``; do not mix with ``read``)."""
         return self._chunk()
 
+    def buffer_size(self) -> int:
+        """The size of the buffers to ``readinto`` if it decompresses straight into them (no
+        piece made and copied; ``fastpcap.prefetch`` then hands over buffers, not pieces),
+        else 0."""
+        return 0
+
     def readable(self) -> bool:
         return True
 
@@ -607,6 +613,9 @@ class _Zstd(_Stream):
         self._produced += n
         self.delivered += n
         return n
+
+    def buffer_size(self) -> int:
+        return _OUT_CHUNK if self._direct() else 0
 
     def _direct(self) -> bool:
         if self._seekable is None:

@@ -32,8 +32,9 @@ from typing import Any, BinaryIO
 DEPTH = 2
 #: How often a thread blocked on a full queue looks whether it should stop (seconds).
 _POLL_S = 0.05
-#: What the thread hands over: a piece, the compressed bytes read for it, the error met.
-_Item = tuple[bytes, int, "BaseException | None"]
+#: What the thread hands over: a piece (its first ``n`` bytes), the compressed bytes read
+#: for it, the error met.
+_Item = tuple["bytes | bytearray", int, int, "BaseException | None"]
 
 
 def enabled() -> bool:
@@ -91,6 +92,10 @@ class Prefetched:
         self._progress = progress
         self._close_source = close_source
         self._queue: queue.Queue[_Item] = queue.Queue(DEPTH)
+        # Buffers read, for the thread to fill again (a stream that decompresses into a
+        # buffer: no piece made, and its memory touched, for every 4 MiB).
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._buffer: bytearray | None = None  # the one being read
         self._stop = threading.Event()
         # A reader dropped without being closed stops the thread too (which holds no
         # reference to this object, so that it can be collected).
@@ -102,28 +107,34 @@ class Prefetched:
         self._closed = False
 
     # -- the reading thread ---------------------------------------------------------------
-    def _next(self) -> bytes:
+    def _next(self) -> memoryview:
         if self._error is not None:
             raise self._error
         if self._ended:
-            return b""
+            return memoryview(b"")
         if self._closed:
             raise ValueError("read of a closed capture")
         if self._thread is None:
             self._thread = threading.Thread(target=_decompress, name="fastpcap-decompress", daemon=True,
-                                            args=(self._stream, self._source, self._queue, self._stop))
+                                            args=(self._stream, self._source, self._queue, self._free, self._stop))
             self._thread.start()
-        piece, taken, error = self._queue.get()
+        if self._buffer is not None:  # read: the thread may fill it again
+            self._free.put(self._buffer)
+            self._buffer = None
+        piece, n, taken, error = self._queue.get()
         if taken and self._progress is not None:
             self._progress(taken)
         if error is not None:
             self._error = error
             self._join()
             raise error
-        if not piece:
+        if not n:
             self._ended = True
             self._join()
-        return piece
+            return memoryview(b"")
+        if isinstance(piece, bytearray):
+            self._buffer = piece
+        return memoryview(piece)[:n]
 
     def readable(self) -> bool:
         return True
@@ -131,7 +142,7 @@ class Prefetched:
     def readinto(self, view: Any) -> int:
         view = memoryview(view).cast("B")
         if not self._pending:
-            self._pending = memoryview(self._next())
+            self._pending = self._next()
         n = min(len(view), len(self._pending))
         view[:n] = self._pending[:n]
         self._pending = self._pending[n:]
@@ -145,7 +156,7 @@ class Prefetched:
         self._pending = memoryview(b"")
         try:
             while piece := self._next():
-                parts.append(piece)
+                parts.append(bytes(piece))  # its buffer is filled again
         except Exception:
             if any(parts):  # these first: the next read raises the error
                 return b"".join(parts)
@@ -175,15 +186,27 @@ class Prefetched:
 
 # -- the decompressing thread -------------------------------------------------------------
 
-def _decompress(stream: Any, source: CountingSource, pieces: queue.Queue[_Item], stop: threading.Event) -> None:
-    """The thread: ``stream``'s pieces into ``pieces`` until the end, an error, or ``stop``."""
+def _decompress(stream: Any, source: CountingSource, pieces: queue.Queue[_Item],
+                free: queue.SimpleQueue[bytearray], stop: threading.Event) -> None:
+    """The thread: ``stream``'s pieces into ``pieces`` until the end, an error, or ``stop``;
+    into buffers (``free`` ones, else new) where the stream decompresses into a buffer."""
     try:
+        size = stream.buffer_size()
         while not stop.is_set():
-            piece = stream.read_piece()
-            if not _put(pieces, (piece, source.take(), None), stop) or not piece:
+            piece: bytes | bytearray
+            if size:
+                try:
+                    piece = free.get_nowait()
+                except queue.Empty:
+                    piece = bytearray(size)
+                n = stream.readinto(piece)
+            else:
+                piece = stream.read_piece()
+                n = len(piece)
+            if not _put(pieces, (piece, n, source.take(), None), stop) or not n:
                 return
     except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, raised there
-        _put(pieces, (b"", source.take(), exc), stop)
+        _put(pieces, (b"", 0, source.take(), exc), stop)
 
 
 def _put(pieces: queue.Queue[_Item], item: _Item, stop: threading.Event) -> bool:
