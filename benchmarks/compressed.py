@@ -15,8 +15,9 @@ by round:
   (the default) and in the main thread (``FASTPCAP_NO_PREFETCH=1``).
 
 Printed: medians and the spread of per-round ratios of fastpcap to (decompressor + start-up),
-and the load average before and after.  It checks that both fastpcap runs write the bytes of
-the uncompressed capture's run.
+and the load average before and after; every run's wall time goes to
+``.cache/run/compressed.json``.  It checks that both fastpcap runs write the bytes of the
+uncompressed capture's run.
 
 fastpcap's modules are byte-compiled first, as a wheel's install does: from a checkout
 installed in place under ``PYTHONDONTWRITEBYTECODE=1`` every run would compile them again,
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import filecmp
+import json
 import os
 import shutil
 import statistics
@@ -85,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     zst, gz = compressed(plain, "zstd"), compressed(plain, "gzip")
     for path in (plain, zst, gz):
         warm(path)
-    import fastpcap
+    import fastpcap as package
 
-    for folder in fastpcap.__path__:
+    for folder in package.__path__:
         compileall.compile_dir(folder, quiet=1)
     load_before = os.getloadavg()[0]
     out = CACHE / "run"
@@ -125,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     fastest_gzip = min((r["gzip"], r["igzip"]), key=lambda res: res.median)
 
     def ratio(tag: str, base: Result) -> str:
-        per_round = [a.wall / (b.wall + s.wall) for a, b, s in zip(r[tag].runs, base.runs, r["startup"].runs)]
-        return (f"{r[tag].median / (base.median + r['startup'].median):.2f}x "
-                f"(rounds {min(per_round):.2f}-{max(per_round):.2f}x)")
+        per_round = sorted(a.wall / (b.wall + s.wall) for a, b, s in zip(r[tag].runs, base.runs, r["startup"].runs))
+        quartiles = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else per_round * 3
+        return (f"{r[tag].median / (base.median + r['startup'].median):.2f}x; per round: median "
+                f"{statistics.median(per_round):.2f}x, quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}x, "
+                f"range {per_round[0]:.2f}-{per_round[-1]:.2f}x")
 
     for tag in ("zst-t", "zst-m"):
         print(f"{r[tag].what} / (zstd -dc + start-up): {ratio(tag, r['zstd'])}")
@@ -137,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                    for m, t in (("zst-m", "zst-t"), ("gz-m", "gz-t"))]
     print(f"decompression thread vs main thread: zstd {thread_gain[0]:.2f}x, gzip {thread_gain[1]:.2f}x faster "
           "(median of per-round ratios)")
+    (out / "compressed.json").write_text(json.dumps({tag: [run.wall for run in res.runs] for tag, res in r.items()}))
     ok = all(filecmp.cmp(out / f"{tag}.jsonl", out / "plain.jsonl", shallow=False)
              for tag in ("zst-t", "zst-m", "gz-t", "gz-m"))
     print(f"outputs identical to the uncompressed capture's: {'yes' if ok else 'NO'}")
