@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compressed captures: fastpcap against the decompressor alone (the README's figures).
 
-    python benchmarks/compressed.py [--packets 1000000] [--repeat 5]
+    python benchmarks/compressed.py [--packets 1000000] [--repeat 5] [--undisturbed]
 
 A capture of synthetic traffic whose payloads are random bytes (it compresses about as
 badly as real traffic does; the default synthetic frames compress ~50x), compressed with
@@ -31,13 +31,15 @@ import compileall
 import filecmp
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from run import CACHE, Result, cpu_model, ensure_cache, measure, warm
+from run import CACHE, Result, cpu_model, ensure_cache, measure, run_once, warm
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,6 +68,47 @@ def compressed(path: Path, kind: str) -> Path:
     return out
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_undisturbed(plan: list[tuple], rounds: int) -> int:
+    """Like ``run.measure``, but a round starts once the machine is idle (other processes
+    used < 5% of a CPU for 0.5 s) and is run again if other processes used more than 3% of
+    its time on the CPUs meanwhile (a test suite started, say): on a shared 2-CPU machine,
+    their load makes every ratio swing by 2x.  Returns the rounds dropped."""
+    for result, env, _, _, tag in plan:
+        result.runs = []
+        run_once(result.argv, env, tag)  # warm-up
+    dropped = 0
+    while len(plan[0][0].runs) < rounds:
+        while True:
+            before = busy_cpu_s()
+            time.sleep(0.5)
+            if busy_cpu_s() - before < 0.05 * 0.5:
+                break
+            time.sleep(2)
+        print(f"round {len(plan[0][0].runs) + 1} ...", file=sys.stderr, flush=True)
+        busy, children, start = busy_cpu_s(), children_cpu_s(), time.perf_counter()
+        runs = [run_once(result.argv, env, tag) for result, env, _, _, tag in plan]
+        others = (busy_cpu_s() - busy) - (children_cpu_s() - children)
+        if others > 0.03 * (time.perf_counter() - start) + 0.02:
+            dropped += 1
+            print(f"  dropped: other processes used {others:.2f} CPU s", file=sys.stderr, flush=True)
+            continue
+        for (result, *_), run in zip(plan, runs):
+            result.runs.append(run)
+    return dropped
+
+
 def shell(command: str) -> list[str]:
     return ["/bin/sh", "-c", command]
 
@@ -78,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--undisturbed", action="store_true",
+                        help="start each round on an idle machine; run a round again if other processes ran")
     args = parser.parse_args(argv)
     for tool in ("zstd", "gzip"):
         if shutil.which(tool) is None:
@@ -113,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         result("fastpcap X.pcap.gz, main thread", fastpcap(gz, "-o", out / "gz-m.jsonl"), main_thread, "gz-m"),
         result("fastpcap X.pcap (uncompressed)", fastpcap(plain, "-o", out / "plain.jsonl"), env, "plain"),
     ]
-    measure(plan)
+    dropped = measure_undisturbed(plan, args.repeat) if args.undisturbed else measure(plan)
     r = {p[4]: p[0] for p in plan}
     print(f"\nmachine: {cpu_model()}, {os.cpu_count()} CPUs; load average (1 min) {load_before:.2f} before, "
-          f"{os.getloadavg()[0]:.2f} after; {args.repeat} interleaved rounds")
+          f"{os.getloadavg()[0]:.2f} after; {args.repeat} interleaved rounds"
+          + (f" (--undisturbed: {dropped} dropped)" if args.undisturbed else ""))
     print(f"capture: {n:,} packets, {size / 1e6:,.0f} MB, random payloads; .zst {zst.stat().st_size / 1e6:,.0f} MB "
           f"(zstd -3), .gz {gz.stat().st_size / 1e6:,.0f} MB (gzip -6)\n")
     print("| what | wall s (median) | min s |")
