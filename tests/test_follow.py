@@ -453,7 +453,7 @@ def test_cli_follow_idle_close_and_its_warning(backend: str, tmp_path: Path) -> 
 @pytest.mark.parametrize("args", [
     ["--pid", "1"], ["--idle-close", "5"], ["--follow", "a.pcap", "b.pcap"], ["--follow", "-"],
     ["--follow", "--format", "parquet"], ["--follow", "--jobs", "2"], ["--follow", "-o", "rows.jsonl.gz"],
-    ["--follow", "--idle-close", "-1"], ["--follow", "--pid", "0"],
+    ["--follow", "--idle-close", "-1"], ["--follow", "--pid", "0"], ["--follow", "--on-corrupt", "resync"],
 ])
 def test_cli_follow_usage_errors(cli, tmp_path: Path, args: list[str]) -> None:
     if "a.pcap" not in args and "-" not in args:
