@@ -58,7 +58,8 @@ def add_follow_arguments(bucketize: argparse.ArgumentParser) -> None:
     group = bucketize.add_argument_group("following a capture while it is written")
     group.add_argument(
         "--follow", action="store_true",
-        help="INPUT is a classic pcap still being written (tcpdump -U -w INPUT), which may not exist "
+        help="INPUT is a classic pcap or pcapng still being written (tcpdump -U -w INPUT, dumpcap -w INPUT), "
+             "which may not exist "
              "yet: write each bucket's row to OUT as soon as a packet of a later bucket arrives, as whole "
              "lines appended and flushed. Ends when process PID exits or on SIGINT/SIGTERM; then the file "
              "is read to its end and the last row written (status 0). Without --idle-close the finished "
