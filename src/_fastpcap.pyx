@@ -50,6 +50,7 @@ ctypedef struct Packet6:
     uint8_t cls  # CLS_* bits: what the bucket counters count (classify())
     uint8_t src_ip6[16]
     uint8_t dst_ip6[16]
+    uint16_t encap  # C_ENC_* bits: the encapsulation and tunnel headers walked
 
 # The walkers take either: the kind of row decides the decode (Packet6: extended).
 ctypedef fused packet_t:
@@ -79,6 +80,20 @@ cdef enum:
     C_CLS_RST = 16       # TCP with RST
     C_CLS_DNS_QUERY = 32  # UDP with ports decoded and destination port 53
     C_CLS_NEW_FLOW = 64  # TCP with SYN and not ACK
+    # Bits of Packet6.encap: the headers the extended decode walked (docs/data-model.md).
+    C_ENC_VLAN = 1       # 802.1Q, 802.1ad, QinQ (0x9100) tags
+    C_ENC_MPLS = 2       # MPLS label stack entries
+    C_ENC_PPPOE = 4      # a PPPoE session header
+    C_ENC_PBB = 8        # an 802.1ah (PBB) header
+    C_ENC_VNTAG = 16     # a VN-Tag
+    C_ENC_GRE = 32       # GRE (tunnels="inner"), any of the kinds below too
+    C_ENC_PPTP = 64      # enhanced GRE (version 1, PPTP), carrying PPP
+    C_ENC_ERSPAN = 128   # ERSPAN type I, II or III inside GRE
+    C_ENC_ARUBA = 256    # Aruba's 802.11 inside GRE
+    C_ENC_VXLAN = 512
+    C_ENC_GENEVE = 1024
+    C_ENC_GTPU = 2048
+    C_ENC_IPIP = 4096    # IP in IP, IPv6 in IP (protocols 4 and 41)
     C_WALK_OK = 0           # a partial record or block, the end of the block, or `out` full
     C_WALK_BAD_CAPLEN = 1   # a captured length above the link type's maximum
     C_WALK_BLOCK = 2        # pcapng: a section header or interface block for the caller to read
@@ -111,6 +126,19 @@ CLS_FIN = C_CLS_FIN
 CLS_RST = C_CLS_RST
 CLS_DNS_QUERY = C_CLS_DNS_QUERY
 CLS_NEW_FLOW = C_CLS_NEW_FLOW
+ENC_VLAN = C_ENC_VLAN
+ENC_MPLS = C_ENC_MPLS
+ENC_PPPOE = C_ENC_PPPOE
+ENC_PBB = C_ENC_PBB
+ENC_VNTAG = C_ENC_VNTAG
+ENC_GRE = C_ENC_GRE
+ENC_PPTP = C_ENC_PPTP
+ENC_ERSPAN = C_ENC_ERSPAN
+ENC_ARUBA = C_ENC_ARUBA
+ENC_VXLAN = C_ENC_VXLAN
+ENC_GENEVE = C_ENC_GENEVE
+ENC_GTPU = C_ENC_GTPU
+ENC_IPIP = C_ENC_IPIP
 WALK_OK = C_WALK_OK
 WALK_BAD_CAPLEN = C_WALK_BAD_CAPLEN
 WALK_BLOCK = C_WALK_BLOCK
@@ -266,6 +294,7 @@ cdef inline uint32_t decode_ip(const uint8_t* f, uint32_t caplen, uint32_t at, u
                         break
                     ethertype = be16(f + at + 2)
                     at += 4
+                    r.encap |= C_ENC_VLAN
                 elif ethertype == 0x8847 or ethertype == 0x8848:  # one MPLS label stack entry
                     if caplen - at < 4:
                         break
@@ -279,6 +308,7 @@ cdef inline uint32_t decode_ip(const uint8_t* f, uint32_t caplen, uint32_t at, u
                             ethertype = 0x86DD
                         else:
                             break
+                    r.encap |= C_ENC_MPLS
                 elif ethertype == 0x8864:  # PPPoE session: 6 bytes, then the PPP protocol
                     if caplen - at < 6:
                         break
@@ -288,16 +318,19 @@ cdef inline uint32_t decode_ip(const uint8_t* f, uint32_t caplen, uint32_t at, u
                         break
                     ethertype = <uint16_t>t
                     at = a
+                    r.encap |= C_ENC_PPPOE
                 elif ethertype == 0x88E7:  # 802.1ah: I-TAG, customer addresses, type
                     if caplen - at < 18:
                         break
                     ethertype = be16(f + at + 16)
                     at += 18
+                    r.encap |= C_ENC_PBB
                 elif ethertype == 0x8926:  # VN-Tag: 4 bytes, then the type
                     if caplen - at < 6:
                         break
                     ethertype = be16(f + at + 4)
                     at += 6
+                    r.encap |= C_ENC_VNTAG
                 else:
                     break
                 n[0] += 1
@@ -323,9 +356,10 @@ cdef inline void decode_network(const uint8_t* f, uint32_t caplen, uint32_t at, 
 
 
 cdef inline uint32_t gre_inner(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t* ty,
-                               bint* tagged) noexcept nogil:
-    """The GRE header at ``at`` (docs/data-model.md, "Tunnels"): the offset of what it carries
-    and its protocol type (0x6558: an Ethernet frame), or 0 when it is not walked."""
+                               bint* tagged, uint16_t* enc) noexcept nogil:
+    """The GRE header at ``at`` (docs/data-model.md, "Tunnels"): the offset of what it carries,
+    its protocol type (0x6558: an Ethernet frame) and its C_ENC_* bits, or 0 when it is not
+    walked."""
     cdef uint16_t flags, proto
     cdef uint32_t size = 4
     cdef int t
@@ -356,10 +390,12 @@ cdef inline uint32_t gre_inner(const uint8_t* f, uint32_t caplen, uint32_t at, u
             return 0
         ty[0] = <uint16_t>t
         tagged[0] = True
+        enc[0] = C_ENC_GRE | C_ENC_PPTP
         return at
     if flags & 7 != 0 or caplen - at < size:
         return 0
     at += size
+    enc[0] = C_ENC_GRE
     if proto == 0x0800 or proto == 0x86DD or proto == 0x6558:
         ty[0] = proto
     elif proto == 0x8847 or proto == 0x8848:
@@ -381,15 +417,23 @@ cdef inline uint32_t gre_inner(const uint8_t* f, uint32_t caplen, uint32_t at, u
                 return 0
             at += size
         ty[0] = 0x6558
+        enc[0] = C_ENC_GRE | C_ENC_ERSPAN
+    elif 0x8200 <= proto <= 0x8370 and proto & 0xF == 0:  # Aruba: an 802.11 frame, no FCS
+        size = wlan_payload(f + at, caplen - at, caplen - at, False, ty)
+        if size <= 1:
+            return 0
+        tagged[0] = True
+        enc[0] = C_ENC_GRE | C_ENC_ARUBA
+        return at + size
     else:
         return 0
     return at
 
 
 cdef inline uint32_t udp_inner(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t port,
-                               uint16_t* ty) noexcept nogil:
+                               uint16_t* ty, uint16_t* enc) noexcept nogil:
     """VXLAN, GENEVE or GTP-U at ``at`` (by the UDP destination ``port``): the offset of what
-    it carries and its type, or 0 when it is not walked."""
+    it carries, its type and its C_ENC_* bit, or 0 when it is not walked."""
     cdef uint32_t size
     cdef uint8_t nxt
     cdef int i
@@ -397,6 +441,7 @@ cdef inline uint32_t udp_inner(const uint8_t* f, uint32_t caplen, uint32_t at, u
         if caplen - at < 8:
             return 0
         ty[0] = 0x6558
+        enc[0] = C_ENC_VXLAN
         return at + 8
     if port == 6081:  # GENEVE: version 0, 8 bytes and the options, the protocol type
         if caplen - at < 8 or f[at] >> 6:
@@ -407,6 +452,7 @@ cdef inline uint32_t udp_inner(const uint8_t* f, uint32_t caplen, uint32_t at, u
         ty[0] = be16(f + at + 2)
         if ty[0] != 0x6558 and ty[0] != 0x0800 and ty[0] != 0x86DD:
             return 0
+        enc[0] = C_ENC_GENEVE
         return at + size
     if port == 2152:  # GTP-U: version 1, GTP (not GTP'), a G-PDU
         if caplen - at < 8 or f[at] >> 5 != 1 or not (f[at] & 0x10) or f[at + 1] != 0xFF:
@@ -436,6 +482,7 @@ cdef inline uint32_t udp_inner(const uint8_t* f, uint32_t caplen, uint32_t at, u
             ty[0] = 0x86DD
         else:
             return 0
+        enc[0] = C_ENC_GTPU
         return at
     return 0
 
@@ -446,7 +493,7 @@ cdef void walk_tunnels(const uint8_t* f, uint32_t caplen, uint32_t pay, int n, P
     becomes the packet (docs/data-model.md, "Tunnels")."""
     cdef Packet6 t
     cdef uint32_t at
-    cdef uint16_t ty
+    cdef uint16_t ty, enc
     cdef bint tagged
     while n < C_MAX_HEADERS:
         ty = 0
@@ -455,13 +502,15 @@ cdef void walk_tunnels(const uint8_t* f, uint32_t caplen, uint32_t pay, int n, P
         if r.ip_proto == 4 or r.ip_proto == 41:  # IP in IP, 6in4 (or IPv6 in IPv6...)
             at = pay
             ty = 0x0800 if r.ip_proto == 4 else 0x86DD
+            enc = C_ENC_IPIP
         elif r.ip_proto == 47:
-            at = gre_inner(f, caplen, pay, &ty, &tagged)
+            at = gre_inner(f, caplen, pay, &ty, &tagged, &enc)
         elif r.ip_proto == 17 and r.decoded & C_DEC_PORTS:
-            at = udp_inner(f, caplen, pay + 8, r.dst_port, &ty)
+            at = udp_inner(f, caplen, pay + 8, r.dst_port, &ty, &enc)
         if not at:
             return
         n += 1
+        r.encap |= enc
         if ty == 0x6558:  # an Ethernet frame
             if caplen - at < 14:
                 return
@@ -470,6 +519,7 @@ cdef void walk_tunnels(const uint8_t* f, uint32_t caplen, uint32_t pay, int n, P
             tagged = True
         memset(&t, 0, sizeof(t))
         pay = decode_ip(f, caplen, at, ty, tagged, &t, &n)
+        r.encap |= t.encap
         if not (t.decoded & (C_DEC_IPV4 | C_DEC_IPV6)):
             return
         r.ethertype = t.ethertype
@@ -509,15 +559,17 @@ cdef inline uint32_t le_header(const uint8_t* f, uint32_t caplen) noexcept nogil
     return ln if 8 <= ln <= caplen else 0
 
 
-cdef inline void decode_wlan(const uint8_t* f, uint32_t caplen, uint32_t end, bint datapad, Packet6* r,
-                             bint tunnels) noexcept nogil:
+cdef inline uint32_t wlan_payload(const uint8_t* f, uint32_t caplen, uint32_t end, bint datapad,
+                                  uint16_t* ty) noexcept nogil:
     """An IEEE 802.11 frame (docs/data-model.md, "Extended decode", step 6): a data frame's
     header (24 bytes, the 4th address, QoS control, HT control; rounded up to 4 bytes with
-    radiotap's data pad), then LLC/SNAP; the network layer ends at ``end``."""
+    radiotap's data pad), then LLC/SNAP, its payload ending at ``end``.  Returns 0 when the
+    frame is not a data frame whose header is all captured, 1 when nothing follows that is
+    walked, else the offset of the payload after LLC/SNAP, whose type goes to ``ty[0]``."""
     cdef uint32_t hdr, qos_at
     cdef uint8_t subtype
     if caplen < 2 or (f[0] & 0x0F) != 0x08:  # version 0, type 2 (data)
-        return
+        return 0
     subtype = f[0] >> 4
     hdr = qos_at = 30 if (f[1] & 3) == 3 else 24  # the 4th address when both DS bits are set
     if subtype & 8:  # QoS: QoS control, and HT control with the order bit
@@ -525,15 +577,28 @@ cdef inline void decode_wlan(const uint8_t* f, uint32_t caplen, uint32_t end, bi
     if datapad:
         hdr = (hdr + 3) & ~(<uint32_t>3)
     if caplen < hdr:
+        return 0
+    if subtype & 4 or f[1] & 0x40:  # no data, or protected (encrypted)
+        return 1
+    if subtype & 8 and f[qos_at] & 0x80:  # an A-MSDU: not walked
+        return 1
+    if end < hdr + 8 or not llc_snap(f + hdr):
+        return 1
+    ty[0] = be16(f + hdr + 6)
+    return hdr + 8
+
+
+cdef inline void decode_wlan(const uint8_t* f, uint32_t caplen, uint32_t end, bint datapad, Packet6* r,
+                             bint tunnels) noexcept nogil:
+    """An IEEE 802.11 frame as the link layer (wlan_payload), then the network layer, which
+    ends at ``end``."""
+    cdef uint16_t ty = 0
+    cdef uint32_t at = wlan_payload(f, caplen, end, datapad, &ty)
+    if not at:
         return
     r.decoded = C_DEC_LINK
-    if subtype & 4 or f[1] & 0x40:  # no data, or protected (encrypted)
-        return
-    if subtype & 8 and f[qos_at] & 0x80:  # an A-MSDU: not walked
-        return
-    if end < hdr + 8 or not llc_snap(f + hdr):
-        return
-    decode_network(f, end, hdr + 8, be16(f + hdr + 6), True, r, tunnels)
+    if at > 1:
+        decode_network(f, end, at, ty, True, r, tunnels)
 
 
 cdef inline void decode_radiotap(const uint8_t* f, uint32_t caplen, Packet6* r, bint tunnels) noexcept nogil:

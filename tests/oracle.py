@@ -316,7 +316,7 @@ def _be16(b: bytes, i: int) -> int:
 
 
 def link_layer(frame: bytes, linktype: int, extended: bool):
-    """The link layer of ``frame``: ``(ethertype, network_offset, vlan_tags)``, or None when
+    """The link layer of ``frame``: ``(ethertype, network_offset, walked)``, or None when
     the link header is not all there or the link type is not decoded (size only).
 
     ``ethertype`` is the link's protocol type (Ethernet type, SLL protocol) -- with
@@ -333,16 +333,16 @@ def link_layer(frame: bytes, linktype: int, extended: bool):
         ethertype = _be16(frame, type_at)
         if extended:  # 1. the encapsulation walk
             return walk_encapsulations(frame, ethertype, off)
-        return ethertype, off, 0
+        return ethertype, off, ()
     if linktype == LINKTYPE_RAW or linktype in LINKTYPE_RAW_BSD:
         if n < 1:
             return None
         version = frame[0] >> 4
-        return (ETHERTYPE_IPV4 if version == 4 else ETHERTYPE_IPV6 if version == 6 else 0), 0, 0
+        return (ETHERTYPE_IPV4 if version == 4 else ETHERTYPE_IPV6 if version == 6 else 0), 0, ()
     if linktype == LINKTYPE_IPV4:
-        return ETHERTYPE_IPV4, 0, 0
+        return ETHERTYPE_IPV4, 0, ()
     if linktype == LINKTYPE_IPV6:
-        return ETHERTYPE_IPV6, 0, 0
+        return ETHERTYPE_IPV6, 0, ()
     if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         if n < 4:
             return None
@@ -351,10 +351,10 @@ def link_layer(frame: bytes, linktype: int, extended: bool):
         else:  # LOOP: big-endian
             families = {struct.unpack(">I", frame[:4])[0]}
         if 2 in families:
-            return ETHERTYPE_IPV4, 4, 0
+            return ETHERTYPE_IPV4, 4, ()
         if families & AF_INET6_FAMILIES:
-            return ETHERTYPE_IPV6, 4, 0
-        return 0, 4, 0
+            return ETHERTYPE_IPV6, 4, ()
+        return 0, 4, ()
     return None
 
 
@@ -363,6 +363,10 @@ MAX_HEADERS = 8
 PPP_TYPES = {0x0021: ETHERTYPE_IPV4, 0x0057: ETHERTYPE_IPV6, 0x0281: 0x8847, 0x0283: 0x8848}
 ETHERTYPE_PPPOE, ETHERTYPE_PBB, ETHERTYPE_VNTAG = 0x8864, 0x88E7, 0x8926
 ETHERTYPE_MPLS = (0x8847, 0x8848)
+# bits of an extended-decode packet's ``encap`` (data-model.md, "Extended decode")
+ENC_VLAN, ENC_MPLS, ENC_PPPOE, ENC_PBB, ENC_VNTAG = 1, 2, 4, 8, 16
+ENC_GRE, ENC_PPTP, ENC_ERSPAN, ENC_ARUBA = 32, 64, 128, 256
+ENC_VXLAN, ENC_GENEVE, ENC_GTPU, ENC_IPIP = 512, 1024, 2048, 4096
 
 
 def ppp_protocol(frame: bytes, at: int):
@@ -378,23 +382,24 @@ def ppp_protocol(frame: bytes, at: int):
 
 
 def walk_encapsulations(frame: bytes, ethertype: int, off: int, limit: int = MAX_HEADERS):
-    """``(ethertype, network_offset, headers)`` after walking VLAN tags, PPPoE, MPLS label
-    stack entries, PBB and VN-Tag headers, at most ``limit`` of them."""
+    """``(ethertype, network_offset, walked)`` after walking VLAN tags, PPPoE, MPLS label
+    stack entries, PBB and VN-Tag headers, at most ``limit`` of them; ``walked`` holds each
+    header's ENC_* bit, in order."""
     n = len(frame)
-    headers = 0
-    while headers < limit:
+    walked: tuple[int, ...] = ()
+    while len(walked) < limit:
         rest = n - off
         if ethertype in VLAN_TPIDS and rest >= 4:
-            ethertype, off = _be16(frame, off + 2), off + 4
+            ethertype, off, kind = _be16(frame, off + 2), off + 4, ENC_VLAN
         elif ethertype == ETHERTYPE_PBB and rest >= 18:
-            ethertype, off = _be16(frame, off + 16), off + 18
+            ethertype, off, kind = _be16(frame, off + 16), off + 18, ENC_PBB
         elif ethertype == ETHERTYPE_VNTAG and rest >= 6:
-            ethertype, off = _be16(frame, off + 4), off + 6
+            ethertype, off, kind = _be16(frame, off + 4), off + 6, ENC_VNTAG
         elif ethertype == ETHERTYPE_PPPOE and rest >= 6:
             field = ppp_protocol(frame, off + 6)
             if field is None or field[0] not in PPP_TYPES:
                 break
-            ethertype, off = PPP_TYPES[field[0]], field[1]
+            ethertype, off, kind = PPP_TYPES[field[0]], field[1], ENC_PPPOE
         elif ethertype in ETHERTYPE_MPLS and rest >= 4:
             bottom = frame[off + 2] & 1
             off += 4
@@ -402,10 +407,11 @@ def walk_encapsulations(frame: bytes, ethertype: int, off: int, limit: int = MAX
                 if off >= n or frame[off] >> 4 not in (4, 6):
                     break
                 ethertype = ETHERTYPE_IPV4 if frame[off] >> 4 == 4 else ETHERTYPE_IPV6
+            kind = ENC_MPLS
         else:
             break
-        headers += 1
-    return ethertype, off, headers
+        walked += (kind,)
+    return ethertype, off, walked
 
 
 def more_links(frame: bytes, linktype: int):
@@ -418,21 +424,21 @@ def more_links(frame: bytes, linktype: int):
             return None
         protocol = _be16(frame, 2)
         if protocol not in ETHERTYPE_MPLS:  # only MPLS is walked after Cisco HDLC
-            return protocol, 4, 0, n
+            return protocol, 4, (), n
         return (*walk_encapsulations(frame, protocol, 4), n)
     if linktype in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC):
         field = ppp_protocol(frame, 2 if n >= 1 and frame[0] == 0xFF else 0)
         if field is None:
             return None
         if field[0] not in PPP_TYPES:
-            return 0, field[1], 0, n
+            return 0, field[1], (), n
         return (*walk_encapsulations(frame, PPP_TYPES[field[0]], field[1]), n)
     if linktype == LINKTYPE_FDDI:
         if n < 13:
             return None
         if frame[0] >> 4 == 5 and n >= 21 and _llc_snap(frame, 13):
             return (*walk_encapsulations(frame, _be16(frame, 19), 21), n)
-        return 0, 13, 0, n
+        return 0, 13, (), n
     if linktype == LINKTYPE_IEEE802_11:
         return _wlan(frame, 0, n, False)
     if linktype == LINKTYPE_RADIOTAP:
@@ -471,7 +477,7 @@ def more_links(frame: bytes, linktype: int):
             return None
         kind = {2: ETHERTYPE_IPV4, 10: ETHERTYPE_IPV6}.get(frame[0])
         if kind is None or n < 8:
-            return 0, 4, 0, n
+            return 0, 4, (), n
         little, big = struct.unpack("<H", frame[6:8])[0] & 0x7FFF, struct.unpack(">H", frame[6:8])[0] & 0x7FFF
         order = ">" if (little == 0 or little > 0xFF) and 1 <= big <= 0xFF else "<"
         at = 4
@@ -482,9 +488,9 @@ def more_links(frame: bytes, linktype: int):
             if length < 4:
                 break
             if tlv_type & 0x7FFF == 9:
-                return kind, at + 4, 0, min(at + length, n)
+                return kind, at + 4, (), min(at + length, n)
             at += (length + 3) // 4 * 4
-        return 0, 4, 0, n
+        return 0, 4, (), n
     return None
 
 
@@ -505,6 +511,20 @@ def _header_length(frame: bytes) -> int | None:
 def _wlan(frame: bytes, at: int, end: int, datapad: bool):
     """An IEEE 802.11 frame at ``frame[at:]`` whose payload ends at ``end``: more_links's
     tuple for a data frame whose header is all there, else None."""
+    found = _wlan_payload(frame, at, end, datapad)
+    if found is None:
+        return None
+    kind, off = found
+    if kind is None:
+        return 0, off, (), end
+    return (*walk_encapsulations(frame[:end], kind, off), end)
+
+
+def _wlan_payload(frame: bytes, at: int, end: int, datapad: bool):
+    """An IEEE 802.11 frame at ``frame[at:]`` whose payload ends at ``end``: None unless it is
+    a data frame whose header is all captured; else ``(type, offset)`` of the payload after
+    LLC/SNAP, the type None when there is none to walk (no data, protected, an A-MSDU, no
+    LLC/SNAP; the offset then is the header's end)."""
     w = frame[at:]
     if len(w) < 2 or w[0] & 0x0F != 0x08:  # version 0, type 2: data
         return None
@@ -516,12 +536,11 @@ def _wlan(frame: bytes, at: int, end: int, datapad: bool):
         header = (header + 3) // 4 * 4
     if len(w) < header:
         return None
-    nothing = 0, at + header, 0, end
     if subtype & 4 or w[1] & 0x40 or (subtype & 8 and w[qos_at] & 0x80):  # no data, protected, A-MSDU
-        return nothing
+        return None, at + header
     if end - at < header + 8 or not _llc_snap(w, header):
-        return nothing
-    return (*walk_encapsulations(frame[:end], _be16(frame, at + header + 6), at + header + 8), end)
+        return None, at + header
+    return _be16(frame, at + header + 6), at + header + 8
 
 
 def _transport(payload: bytes, proto: int, p: dict) -> None:
@@ -617,7 +636,8 @@ def decode_packet(frame: bytes, linktype: int, extended: bool, tunnels: bool = F
     * ``src_port``/``dst_port``/``tcp_flags`` (None unless decoded; flags only for TCP);
     * ``fragment`` (a non-first fragment), ``ext_headers`` (the IPv6 extension headers
       walked, all captured) and ``ext_truncated`` (the walk ended on a header not all
-      captured).
+      captured);
+    * ``encap``: the ENC_* bits of the encapsulation and tunnel headers walked (extended).
 
     With ``extended`` False this is the reference decode (``decode_frame``): no tags, the
     version nibble not checked (``ip_version`` 4 means "decoded as IPv4"), no IPv6, no
@@ -627,7 +647,7 @@ def decode_packet(frame: bytes, linktype: int, extended: bool, tunnels: bool = F
     p = {"size": len(frame), "linktype": linktype, "decoded": 0, "ethertype": None, "vlan_tags": 0,
          "network_offset": None, "transport_offset": None, "ip_version": None, "src": None, "dst": None,
          "ip_proto": None, "src_port": None, "dst_port": None, "tcp_flags": None, "fragment": False,
-         "ext_headers": (), "ext_truncated": False}
+         "ext_headers": (), "ext_truncated": False, "encap": 0}
     link = link_layer(frame, linktype, extended)
     if link is None and extended:
         more = more_links(frame, linktype)
@@ -636,8 +656,9 @@ def decode_packet(frame: bytes, linktype: int, extended: bool, tunnels: bool = F
             frame = frame[: more[3]]  # NFLOG: the payload TLV's value ends the network layer
     if link is None:
         return p
-    ethertype, off, tags = link
-    p.update(ethertype=ethertype, vlan_tags=tags, network_offset=off, decoded=DEC_LINK)
+    ethertype, off, walked = link
+    p.update(ethertype=ethertype, vlan_tags=len(walked), network_offset=off, decoded=DEC_LINK,
+             encap=_bits(walked))
     if not extended:
         d = decode_frame(frame, linktype)
         if "src_ip" in d:
@@ -665,13 +686,15 @@ def decode_packet(frame: bytes, linktype: int, extended: bool, tunnels: bool = F
 # Tunnels (data-model.md, "Tunnels"): tunnels="inner"
 ETHERTYPE_BRIDGING = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows
 GRE_PPP, ERSPAN_II, ERSPAN_III = 0x880B, 0x88BE, 0x22EB
+ARUBA_TYPES = frozenset(range(0x8200, 0x8371, 0x10))  # Aruba's GRE protocol types: IEEE 802.11
 VXLAN_PORT, GENEVE_PORT, GTPU_PORT = 4789, 6081, 2152
 IP_FIELDS = ("ethertype", "ip_version", "src", "dst", "ip_proto", "src_port", "dst_port", "tcp_flags",
              "fragment", "ext_headers", "ext_truncated", "network_offset", "transport_offset")
 
 
 def _gre(frame: bytes, at: int):
-    """The GRE header at ``at``: (type, offset of what it carries, encapsulations walked?)."""
+    """The GRE header at ``at``: (type, offset of what it carries, encapsulations walked?,
+    ENC_* bits)."""
     n = len(frame)
     if n - at < 4:
         return None
@@ -693,16 +716,21 @@ def _gre(frame: bytes, at: int):
         field = ppp_protocol(frame, off)
         if field is None or field[0] not in PPP_TYPES:
             return None
-        return PPP_TYPES[field[0]], field[1], True
+        return PPP_TYPES[field[0]], field[1], True, ENC_GRE | ENC_PPTP
     if version != 0 or n - at < length:
         return None
     off = at + length
     if proto in (ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_BRIDGING):
-        return proto, off, False
+        return proto, off, False, ENC_GRE
     if proto in ETHERTYPE_MPLS:
-        return proto, off, True
+        return proto, off, True, ENC_GRE
+    if proto in ARUBA_TYPES:  # an IEEE 802.11 frame without FCS: its LLC/SNAP payload
+        payload = _wlan_payload(frame, off, n, False)
+        if payload is None or payload[0] is None:
+            return None
+        return payload[0], payload[1], True, ENC_GRE | ENC_ARUBA
     if proto == ERSPAN_II and not flags & 0x1000:  # type I: the frame right away
-        return ETHERTYPE_BRIDGING, off, False
+        return ETHERTYPE_BRIDGING, off, False, ENC_GRE | ENC_ERSPAN
     if proto in (ERSPAN_II, ERSPAN_III):
         if n - off < 2:
             return None
@@ -717,7 +745,7 @@ def _gre(frame: bytes, at: int):
             return None
         if n - off < length:
             return None
-        return ETHERTYPE_BRIDGING, off + length, False
+        return ETHERTYPE_BRIDGING, off + length, False, ENC_GRE | ENC_ERSPAN
     return None
 
 
@@ -725,7 +753,7 @@ def _udp_tunnel(frame: bytes, at: int, port: int):
     """VXLAN, GENEVE or GTP-U at ``at`` (the UDP payload), by destination ``port``."""
     n = len(frame)
     if port == VXLAN_PORT:
-        return (ETHERTYPE_BRIDGING, at + 8, False) if n - at >= 8 else None
+        return (ETHERTYPE_BRIDGING, at + 8, False, ENC_VXLAN) if n - at >= 8 else None
     if port == GENEVE_PORT:
         if n - at < 8 or frame[at] >> 6 != 0:
             return None
@@ -733,7 +761,7 @@ def _udp_tunnel(frame: bytes, at: int, port: int):
         proto = _be16(frame, at + 2)
         if n - at < length or proto not in (ETHERTYPE_BRIDGING, ETHERTYPE_IPV4, ETHERTYPE_IPV6):
             return None
-        return proto, at + length, False
+        return proto, at + length, False, ENC_GENEVE
     if port == GTPU_PORT:
         if n - at < 8 or frame[at] >> 5 != 1 or not frame[at] & 0x10 or frame[at + 1] != 0xFF:
             return None
@@ -753,7 +781,7 @@ def _udp_tunnel(frame: bytes, at: int, port: int):
                 extensions += 1
         if off >= n or frame[off] >> 4 not in (4, 6):
             return None
-        return (ETHERTYPE_IPV4 if frame[off] >> 4 == 4 else ETHERTYPE_IPV6), off, False
+        return (ETHERTYPE_IPV4 if frame[off] >> 4 == 4 else ETHERTYPE_IPV6), off, False, ENC_GTPU
     return None
 
 
@@ -767,9 +795,9 @@ def walk_tunnels(frame: bytes, p: dict) -> None:
         at = p["transport_offset"]
         proto = p["ip_proto"]
         if proto == 4:
-            found = ETHERTYPE_IPV4, at, False
+            found = ETHERTYPE_IPV4, at, False, ENC_IPIP
         elif proto == 41:
-            found = ETHERTYPE_IPV6, at, False
+            found = ETHERTYPE_IPV6, at, False, ENC_IPIP
         elif proto == 47:
             found = _gre(frame, at)
         elif proto == 17 and p["dst_port"] is not None:
@@ -780,15 +808,17 @@ def walk_tunnels(frame: bytes, p: dict) -> None:
             return
         headers += 1
         p["headers"] = headers
-        kind, off, walk = found
+        kind, off, walk, bits = found
+        p["encap"] |= bits
         if kind == ETHERTYPE_BRIDGING:
             if len(frame) - off < 14:
                 return
             kind, off, walk = _be16(frame, off + 12), off + 14, True
         if walk:
-            kind, off, used = walk_encapsulations(frame, kind, off, MAX_HEADERS - headers)
-            headers += used
+            kind, off, walked = walk_encapsulations(frame, kind, off, MAX_HEADERS - headers)
+            headers += len(walked)
             p["headers"] = headers
+            p["encap"] |= _bits(walked)
         inner = {"decoded": 0, "ethertype": kind, "network_offset": off, "transport_offset": None,
                  "ip_version": None, "src": None, "dst": None, "ip_proto": None, "src_port": None,
                  "dst_port": None, "tcp_flags": None, "fragment": False, "ext_headers": (), "ext_truncated": False}
@@ -802,6 +832,13 @@ def walk_tunnels(frame: bytes, p: dict) -> None:
         p["decoded"] = DEC_LINK | inner["decoded"]
         p["tunnels"] = p.get("tunnels", 0) + 1
         p["headers"] = headers
+
+
+def _bits(walked: tuple[int, ...]) -> int:
+    bits = 0
+    for bit in walked:
+        bits |= bit
+    return bits
 
 
 def parse_host_ips(host_ips) -> frozenset:

@@ -1327,8 +1327,10 @@ def _extended_captures(draw, max_records, linktypes):
 # Tunnels (data-model.md "Tunnels": tunnels="inner")
 # ---------------------------------------------------------------------------
 
-TUNNEL_KINDS = ("gre", "gre_eth", "gre_mpls", "erspan1", "erspan2", "erspan3", "pptp", "vxlan", "geneve", "gtpu",
-                "ipip", "6in4")
+TUNNEL_KINDS = ("gre", "gre_eth", "gre_mpls", "erspan1", "erspan2", "erspan3", "pptp", "aruba", "vxlan", "geneve",
+                "gtpu", "ipip", "6in4")
+#: Aruba's GRE protocol types (an IEEE 802.11 frame), and a neighbour that is not one.
+ARUBA_TYPES = (0x8200, 0x8210, 0x82F0, 0x8370, 0x8201)
 
 
 def _tunnel(draw, ethertype: int, net: bytes, kind: str, clean: bool = False) -> tuple[int, bytes]:
@@ -1363,6 +1365,9 @@ def _tunnel(draw, ethertype: int, net: bytes, kind: str, clean: bool = False) ->
         platform = draw(st.one_of(st.none(), st.binary(min_size=8, max_size=8)))
         payload, proto = gre(erspan3(framed(), platform=platform), protocol=0x22EB,
                              seq=draw(st.integers(0, 0xFFFFFFFF))), 47
+    elif kind == "aruba":
+        payload, proto = gre(_wlan_frame(draw, ethertype, net), protocol=draw(st.sampled_from(ARUBA_TYPES)),
+                             key=opt()), 47
     elif kind == "vxlan":
         payload, proto = udp(draw(st.integers(4790, 65535)), 4789, payload=vxlan(framed())), 17
     elif kind == "geneve":
@@ -1408,7 +1413,8 @@ def _clean_network(draw) -> tuple[int, bytes]:
 @st.composite
 def tunnel_frames(draw, clean: bool = False):
     """Strategy: Ethernet frames whose packet is ``extended_frames()``'s inside 1-3 tunnels
-    (TUNNEL_KINDS: GRE with IPv4/IPv6, Ethernet, MPLS, ERSPAN I/II/III, PPTP's PPP; VXLAN,
+    (TUNNEL_KINDS: GRE with IPv4/IPv6, Ethernet, MPLS, ERSPAN I/II/III, PPTP's PPP, Aruba's
+    IEEE 802.11; VXLAN,
     GENEVE, GTP-U; IP-in-IP, 6in4), with VLAN tags around the inner Ethernet frames;
     sometimes padded or cut anywhere.  ``clean``: the innermost packet is well-formed
     (``_clean_network``) and the frame whole -- the odd packets are the outer decode's

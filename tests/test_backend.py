@@ -109,3 +109,20 @@ def test_package_exports_and_stays_light() -> None:
     from importlib.metadata import version
 
     assert out[1] == fastpcap.__version__ == version("fastpcap")
+
+
+@BOTH
+def test_the_twin_is_imported_only_when_used(tmp_path) -> None:
+    """With the compiled core, a whole run never imports the twin (its import costs start-up)."""
+    path = tmp_path / "c.pcap"
+    path.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    code = (f"import sys, fastpcap; fastpcap.bucket_rows({str(path)!r}, decode='extended'); "
+            "print(fastpcap.BACKEND, 'fastpcap._pure' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "FASTPCAP_NO_EXTENSIONS"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert run.stdout.split() == ["cython", "False"]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "FASTPCAP_NO_EXTENSIONS": "1"})
+    assert run.stdout.split() == ["python", "True"]
+    assert _backend.IMPLEMENTATIONS["python"] is _pure and list(_backend.IMPLEMENTATIONS) == ["cython", "python"]
+    assert "python" in _backend.IMPLEMENTATIONS and "rust" not in _backend.IMPLEMENTATIONS

@@ -28,7 +28,7 @@ from fastpcap.jsonl import format_rows
 from fastpcap.pcap import PcapReader
 
 from conftest import read_all
-from oracle import OracleError, oracle
+from oracle import OracleError, decode_packet, oracle
 from pcapgen import SYN, Rec, eth, ipv4, ipv6, pcap, tcp, udp
 from strategies import captures, compressed, extended_linktype_frames, pcapng_captures, sweep, tunnel_frames
 from strategies import frames as frames_strategy
@@ -354,14 +354,16 @@ def test_extended_decode_of_steered_arbitrary_bytes(data, linktype: int) -> None
 
 # -- tunnels="inner" on arbitrary bytes near the tunnel paths -------------------------------
 
-# GRE flag words (C, R, K, S, version 1 with A) and protocol types, the UDP tunnel ports,
-# ERSPAN and GTP-U first bytes, GENEVE option lengths, IP protocols 4/41/47/17.
+# GRE flag words (C, R, K, S, version 1 with A) and protocol types (Aruba's too), the UDP
+# tunnel ports, ERSPAN and GTP-U first bytes, GENEVE option lengths, IP protocols 4/41/47/17,
+# 802.11 frame control words (data, QoS data, protected) and LLC/SNAP.
 _TUNNEL_STEERING = [
     b"\x00\x00\x08\x00", b"\x00\x00\x86\xdd", b"\x20\x00\x65\x58", b"\x10\x00\x88\xbe", b"\x00\x00\x88\xbe",
     b"\x10\x00\x22\xeb", b"\x30\x81\x88\x0b", b"\x20\x01\x88\x0b", b"\x40\x00\x08\x00", b"\x00\x00\x88\x47",
     b"\x12\xb5", b"\x17\xc1", b"\x08\x68", b"\x10\x00", b"\x20\x00", b"\x20\x01", b"\x30\xff", b"\x34\xff",
     b"\x32\xff", b"\x01", b"\x02", b"\x3f", b"\x04", b"\x29", b"\x2f", b"\x11", b"\x45", b"\x60", b"\x00",
-    b"\x08\x00\x00\x00",
+    b"\x08\x00\x00\x00", b"\x00\x00\x82\x00", b"\x00\x00\x83\x70", b"\x08\x01", b"\x88\x02", b"\x08\x41",
+    b"\xaa\xaa\x03\x00\x00\x00",
 ]
 
 
@@ -371,7 +373,8 @@ _TUNNEL_STEERING = [
 @given(data=st.data())
 def test_tunnels_of_steered_arbitrary_bytes(data) -> None:
     # tunnels="inner": both backends decode identically, and the rows are the oracle's;
-    # without the flag the packets are the extended decode's
+    # without the flag the packets are the extended decode's; each packet's encap bits are
+    # the oracle's, with and without the flag
     frames = []
     for _ in range(data.draw(st.integers(1, 10))):
         frame = bytearray(data.draw(tunnel_frames()))
@@ -389,6 +392,9 @@ def test_tunnels_of_steered_arbitrary_bytes(data) -> None:
             result = impl.walk(capture, 24, len(capture), out, 0, False, False, 1, max_caplen(1), tunnels)
             outs.append((result, out.tobytes()))
     assert outs[0] == outs[2] and outs[1] == outs[3]
+    for (_, packed), tunnels in zip(outs[:2], (False, True)):
+        got = np.frombuffer(packed, dtype=COMPILED.PACKET6_DTYPE)["encap"].tolist()
+        assert got == [decode_packet(f, 1, True, tunnels)["encap"] for f in frames]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastpcap.FastpcapWarning)
         rows = format_rows(fastpcap.bucket_rows(io.BytesIO(capture), decode="extended", tunnels="inner"))

@@ -17,7 +17,7 @@ import fastpcap
 from fastpcap import _backend
 from fastpcap.reader import concatenate
 
-from oracle import OracleError, oracle
+from oracle import OracleError, capture_records, decode_packet, oracle
 from pcapgen import (
     ACK,
     SYN,
@@ -43,6 +43,7 @@ from pcapgen import (
     pppoe,
     qinq,
     radiotap,
+    tag_stack,
     tcp,
     udp,
     vlan,
@@ -86,8 +87,9 @@ def test_rows_equal_the_oracle(case) -> None:
 @settings(max_examples=sweep(300), suppress_health_check=[HealthCheck.too_slow])
 @given(case=extended_captures(), chunk=st.integers(1, 30))
 def test_compiled_and_twin_decode_identically(case, chunk: int) -> None:
+    # ... and each packet's encap bits are the oracle's decode's
     data, _ = case
-    outs = []
+    outs: list = []
     for impl in (COMPILED, PURE):
         previous, _backend.impl = _backend.impl, impl
         try:
@@ -99,6 +101,9 @@ def test_compiled_and_twin_decode_identically(case, chunk: int) -> None:
         finally:
             _backend.impl = previous
     assert outs[0] == outs[1]
+    if isinstance(outs[0], bytes):
+        got = np.frombuffer(outs[0], dtype=PURE.PACKET6_DTYPE)["encap"].tolist()
+        assert got == [decode_packet(r.frame, r.linktype, True)["encap"] for r in capture_records(data)]
 
 
 def one_row(frames: list[bytes], **kw) -> dict:
@@ -253,6 +258,12 @@ def test_encapsulations_inside_ethernet() -> None:
         (L, "0x8847", 0, None, None, 0, 0, 0),
         (L, "0x88e7", 0, None, None, 0, 0, 0),
     ]
+    # encap: the headers walked (an MPLS entry or PPPoE header the walk stops at is not)
+    E = fastpcap
+    assert decode_both(frames)["encap"].tolist() == [
+        E.ENC_VLAN | E.ENC_PPPOE, E.ENC_PPPOE, 0, E.ENC_MPLS, E.ENC_MPLS, 0, E.ENC_PBB | E.ENC_VLAN, E.ENC_VNTAG,
+        E.ENC_PPPOE | E.ENC_MPLS, 0, 0,
+    ]
     sll_frames = [vlan_tags(pppoe(SYN_IN), tags=[], inner_ethertype=0x8864, linktype=lt) for lt in (113, 276)]
     assert [summary(decode_both([f], lt)[0]) for f, lt in zip(sll_frames, (113, 276))] == [SYN_ROW, SYN_ROW]
 
@@ -403,14 +414,26 @@ EVERY_TUNNEL = [
     eth(ipv6(ipv6_ext(60, DNS6, next_header=41), next_header=60, **OUTER6), ethertype=0x86DD),  # after options
     eth(ipv6(gre(SYN_IN), next_header=47, **OUTER6), ethertype=0x86DD),  # GRE over IPv6
     over_udp(vxlan(over_udp(vxlan(eth(SYN_IN)), 4789)), 4789),  # a tunnel in a tunnel
+    over4(gre(wlan(SYN_IN), protocol=0x8200), 47),  # Aruba: IEEE 802.11, LLC/SNAP
+    over4(gre(wlan(DNS6, ethertype=0x86DD, subtype=8, ds=3, order=True), protocol=0x8370, key=5), 47),  # QoS, 4 addr.
+    over4(gre(wlan(tag_stack()[1] + SYN_IN, ethertype=0x8100), protocol=0x82A0), 47),  # ... a VLAN tag after LLC/SNAP
 ]
 EVERY_INNER = [SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, SYN_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW,
                SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, DNS6_ROW,
-               SYN_ROW, SYN_ROW]
+               SYN_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW]
+_GRE, _VLAN = fastpcap.ENC_GRE, fastpcap.ENC_VLAN
+_ERSPAN = _GRE | fastpcap.ENC_ERSPAN
+EVERY_ENCAP = [_GRE, _GRE, _GRE, _GRE | _VLAN, _GRE | fastpcap.ENC_MPLS, _ERSPAN, _ERSPAN | _VLAN, _ERSPAN, _ERSPAN,
+               *[_GRE | fastpcap.ENC_PPTP] * 2,
+               fastpcap.ENC_VXLAN, fastpcap.ENC_GENEVE, fastpcap.ENC_GENEVE, fastpcap.ENC_GTPU, fastpcap.ENC_GTPU,
+               *[fastpcap.ENC_IPIP] * 4, _GRE, fastpcap.ENC_VXLAN, *[_GRE | fastpcap.ENC_ARUBA] * 2,
+               _GRE | fastpcap.ENC_ARUBA | _VLAN]
 
 
 def test_every_tunnel_gives_its_inner_packet() -> None:
-    assert [summary(p) for p in decode_both(EVERY_TUNNEL, tunnels="inner")] == EVERY_INNER
+    inner = decode_both(EVERY_TUNNEL, tunnels="inner")
+    assert [summary(p) for p in inner] == EVERY_INNER
+    assert inner["encap"].tolist() == EVERY_ENCAP  # the tunnels and encapsulations walked
     # tunnels="outer" (the default) counts the outer packet: the same packets as without the option
     outer = decode_both(EVERY_TUNNEL)
     assert outer.tobytes() == decode_both(EVERY_TUNNEL, tunnels="outer").tobytes()
@@ -439,6 +462,11 @@ def test_what_stays_the_outer_packet() -> None:
         over_udp(gtpu(SYN_IN, extensions=[(0x85, b"")] * 9), 2152),  # 9 extension headers
         eth(ipv4(udp(4789, 50000, payload=vxlan(eth(SYN_IN))), proto=17, **OUTER4)),  # VXLAN only by destination
         over4(SYN_IN, 4, frag_offset=10),  # a non-first fragment: no tunnel walk
+        over4(gre(wlan(SYN_IN, protected=True), protocol=0x8200), 47),  # Aruba: a protected 802.11 frame
+        over4(gre(wlan(SYN_IN, frame_type=0), protocol=0x8200), 47),  # Aruba: a management frame
+        over4(gre(wlan(SYN_IN, llc=False), protocol=0x8200), 47),  # Aruba: no LLC/SNAP
+        over4(gre(wlan(SYN_IN), protocol=0x8201), 47),  # not one of Aruba's protocol types
+        over4(gre(wlan(SYN_IN), protocol=0x9000), 47),  # (nor this: tshark shows its data only)
     ]
     got = [summary(p) for p in decode_both(frames, tunnels="inner")]
     gre_row, udp_row = outer_row(47), outer_row(17, (50000, 4789))
@@ -449,6 +477,7 @@ def test_what_stays_the_outer_packet() -> None:
         *[outer_row(17, (50000, 2152))] * 4,
         outer_row(17, (4789, 50000)),
         (L | V4 | fastpcap.DEC_FRAGMENT, "0x800", 4, "192.0.2.1", "192.0.2.2", 0, 0, 0),
+        *[gre_row] * 5,
     ]
 
 
@@ -514,10 +543,10 @@ def test_tunnels_option(cli, tmp_path: Path) -> None:
     path.write_bytes(data)
     proc = cli("bucketize", path, "--decode", "extended", "--tunnels", "inner", check=True)
     assert proc.stdout == oracle(data, decode="extended", tunnels="inner").jsonl
-    assert json.loads(proc.stdout)["syn_count"] == EVERY_INNER.count(SYN_ROW) == 16
+    assert json.loads(proc.stdout)["syn_count"] == EVERY_INNER.count(SYN_ROW) == 18
     bad = cli("bucketize", path, "--tunnels", "inner")
     assert bad.returncode == 2 and b"--tunnels: 'inner' needs the extended decode" in bad.stderr
     assert b"Traceback" not in bad.stderr and bad.stderr.splitlines()[-1].startswith(b"fastpcap bucketize: error:")
     info = cli("info", "--json", "--tunnels", "inner", path, check=True)
-    assert json.loads(info.stdout)["tcp"] == 16
+    assert json.loads(info.stdout)["tcp"] == 18
     assert json.loads(cli("info", "--json", path, check=True).stdout)["tcp"] == 0

@@ -29,8 +29,8 @@ import fastpcap
 from fastpcap import LatePacketWarning
 
 from conftest import cli_env, episode, leftovers, one_error_line
-from oracle import oracle
-from pcapgen import SYN, Rec, compress, eth, ipv4, pcap, pcapng_file, tcp, udp
+from oracle import capture_records, oracle
+from pcapgen import SYN, Rec, compress, epb, eth, idb, ipv4, isb, nrb, pcap, pcapng, shb, tcp, udp
 
 T0 = 1_680_000_000_000_000_000  # 2023: every bucket ended long ago
 MS = 1_000_000
@@ -99,18 +99,44 @@ CUTS = {
 }
 
 
-@pytest.mark.parametrize("cuts", list(CUTS.values()), ids=list(CUTS))
-def test_rows_close_as_the_file_grows_and_end_as_the_batch(tmp_path: Path, cuts: list[int]) -> None:
+def _pcapng_episode() -> bytes:
+    """DATA's packets as dumpcap might write them: a little-endian section with a µs interface
+    (and a name resolution and statistics block), then a big-endian section whose second
+    interface counts nanoseconds, described after the first packets of the section."""
+    records = capture_records(DATA)
+    half = len(records) // 2
+    blocks = [shb(), idb(1), nrb()]
+    blocks += [epb(0, r.t_ns // 1000, r.frame) for r in records[:half]]
+    blocks += [isb(0, records[half - 1].t_ns // 1000), shb(byteorder="big"), idb(1, byteorder="big")]
+    blocks += [epb(0, r.t_ns // 1000, r.frame, byteorder="big") for r in records[half:half + 10]]
+    blocks += [idb(1, tsresol=9, byteorder="big")]
+    blocks += [epb(1, r.t_ns, r.frame, byteorder="big") for r in records[half + 10:]]
+    return pcapng(blocks)
+
+
+DATA_NG = _pcapng_episode()
+NG_CUTS = {
+    "whole": [],
+    "header-byte-by-byte": list(range(1, 60)),
+    "random-small": random_cuts(DATA_NG, 4, 300),
+    "random-large": random_cuts(DATA_NG, 5, 12),
+}
+
+
+@pytest.mark.parametrize(("data", "cuts"),
+                         [(DATA, c) for c in CUTS.values()] + [(DATA_NG, c) for c in NG_CUTS.values()],
+                         ids=list(CUTS) + [f"pcapng-{k}" for k in NG_CUTS])
+def test_rows_close_as_the_file_grows_and_end_as_the_batch(tmp_path: Path, data: bytes, cuts: list[int]) -> None:
     path = tmp_path / "live.pcap"
-    pieces: list[bytes | None] = [None, None, *split(DATA, cuts)]  # the file does not exist at first
+    pieces: list[bytes | None] = [None, None, *split(data, cuts)]  # the file does not exist at first
     rows, writer = follow(path, pieces)
-    assert fastpcap.format_rows(rows) == oracle(DATA).jsonl
+    assert fastpcap.format_rows(rows) == oracle(data).jsonl
     # At every look, the rows yielded are the buckets closed by what the file held: all the
     # batch rows of that prefix but its last (the open bucket).
     for written, yielded in writer.log:
-        prefix_rows = len(oracle(DATA[:written]).rows)
+        prefix_rows = len(oracle(data[:written]).rows)
         assert yielded == max(prefix_rows - 1, 0), (written, yielded, prefix_rows)
-    assert writer.log[-1][1] == len(oracle(DATA).rows) - 1  # the last bucket is written at the end
+    assert writer.log[-1][1] == len(oracle(data).rows) - 1  # the last bucket is written at the end
 
 
 def test_rows_are_those_of_iter_rows_with_options(tmp_path: Path) -> None:
@@ -136,12 +162,10 @@ def test_a_file_that_never_appears_is_an_error(tmp_path: Path) -> None:
         follow(path, [None, None])
 
 
-@pytest.mark.parametrize("kind", ["pcapng", "gzip", "not-a-capture"])
+@pytest.mark.parametrize("kind", ["gzip", "not-a-capture"])
 def test_what_cannot_be_followed_is_an_error(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "x"
-    if kind == "pcapng":
-        data, match = pcapng_file([Rec(T0, _frame(0))]), "pcapng capture cannot be followed"
-    elif kind == "gzip":
+    if kind == "gzip":
         data, match = compress(DATA, "gzip"), "gzip-compressed capture cannot be followed"
     else:
         data, match = b"hello world, this is text", "not a capture"
@@ -326,10 +350,11 @@ def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def test_cli_follow_with_pid_equals_bucketize(backend: str, cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("data", [DATA, DATA_NG], ids=["pcap", "pcapng"])
+def test_cli_follow_with_pid_equals_bucketize(backend: str, cli, tmp_path: Path, data: bytes) -> None:
     target = tmp_path / "live.pcap"
     out = tmp_path / "follow.jsonl"
-    writer = _start_writer(tmp_path, DATA, target)
+    writer = _start_writer(tmp_path, data, target)
     try:
         proc = _popen(backend, "bucketize", "--follow", target, "-o", out, "--pid", writer.pid)
         _, err = proc.communicate(timeout=120)
@@ -337,7 +362,7 @@ def test_cli_follow_with_pid_equals_bucketize(backend: str, cli, tmp_path: Path)
         writer.wait(timeout=60)
     assert proc.returncode == 0 and err == b"", err
     cli("bucketize", target, "-o", tmp_path / "batch.jsonl", check=True)
-    assert out.read_bytes() == (tmp_path / "batch.jsonl").read_bytes() == oracle(DATA).jsonl
+    assert out.read_bytes() == (tmp_path / "batch.jsonl").read_bytes() == oracle(data).jsonl
     assert leftovers(tmp_path) == []
 
 
@@ -414,10 +439,10 @@ def test_cli_follow_errors_are_one_line(cli, tmp_path: Path) -> None:
     line = one_error_line(cli("bucketize", "--follow", missing, "-o", tmp_path / "o.jsonl", "--pid", gone.pid))
     assert f"{missing}: cannot read: No such file or directory" in line
     assert not (tmp_path / "o.jsonl").exists()  # created for the run, removed as nothing was written
-    ng = tmp_path / "x.pcapng"
-    ng.write_bytes(pcapng_file([Rec(T0, _frame(0))]))
-    line = one_error_line(cli("bucketize", "--follow", ng, "-o", tmp_path / "o.jsonl", "--pid", gone.pid))
-    assert "pcapng capture cannot be followed" in line
+    gz = tmp_path / "x.pcap.gz"
+    gz.write_bytes(compress(DATA, "gzip"))
+    line = one_error_line(cli("bucketize", "--follow", gz, "-o", tmp_path / "o.jsonl", "--pid", gone.pid))
+    assert "gzip-compressed capture cannot be followed" in line
 
 
 def test_cli_follow_idle_close_and_its_warning(backend: str, tmp_path: Path) -> None:
@@ -453,7 +478,7 @@ def test_cli_follow_idle_close_and_its_warning(backend: str, tmp_path: Path) -> 
 @pytest.mark.parametrize("args", [
     ["--pid", "1"], ["--idle-close", "5"], ["--follow", "a.pcap", "b.pcap"], ["--follow", "-"],
     ["--follow", "--format", "parquet"], ["--follow", "--jobs", "2"], ["--follow", "-o", "rows.jsonl.gz"],
-    ["--follow", "--idle-close", "-1"], ["--follow", "--pid", "0"],
+    ["--follow", "--idle-close", "-1"], ["--follow", "--pid", "0"], ["--follow", "--on-corrupt", "resync"],
 ])
 def test_cli_follow_usage_errors(cli, tmp_path: Path, args: list[str]) -> None:
     if "a.pcap" not in args and "-" not in args:

@@ -17,7 +17,25 @@ from fastpcap.info import FIELDS, capture_info, to_text
 from fastpcap.pcapng import Interface
 
 from conftest import CORPUS
-from pcapgen import Rec, compress, epb, eth, idb, ipv4, pcap, pcapng, shb, tcp, udp
+from oracle import decode_packet
+from pcapgen import (
+    Rec,
+    compress,
+    epb,
+    eth,
+    gre,
+    idb,
+    ipv4,
+    mpls,
+    pcap,
+    pcapng,
+    shb,
+    tcp,
+    udp,
+    vlan_tags,
+    vxlan,
+    wlan,
+)
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -42,6 +60,32 @@ def test_counts_and_protocol_mix(tmp_path: Path) -> None:
     assert info["error"] is None
     text = to_text(info)
     assert "Packets:        7" in text and "Tail:           3 bytes" in text and "2023-11-14 22:13:20" in text
+
+
+def test_encapsulation_counts(cli, tmp_path: Path) -> None:
+    syn = ipv4(tcp(flags=2))
+    frames = [
+        vlan_tags(syn, tags=[(0x8100, 1), (0x88A8, 2)]),  # two tags: one packet with VLAN
+        eth(mpls(syn, labels=(1, 2)), ethertype=0x8847),
+        eth(ipv4(udp(5, 4789, payload=vxlan(vlan_tags(syn, tags=[(0x8100, 3)]))), proto=17)),  # VXLAN, a tag inside
+        eth(ipv4(gre(wlan(syn), protocol=0x8200), proto=47)),  # Aruba
+        eth(ipv4(syn, proto=4)),  # IP in IP
+        eth(syn),
+    ]
+    path = tmp_path / "e.pcap"
+    path.write_bytes(pcap([Rec(T0 + i * MS, f) for i, f in enumerate(frames)]))
+    outer, inner = capture_info(path)["encapsulations"], capture_info(path, tunnels="inner")["encapsulations"]
+    assert {k: v for k, v in outer.items() if v} == {"vlan": 1, "mpls": 1}
+    assert {k: v for k, v in inner.items() if v} == {"vlan": 2, "mpls": 1, "vxlan": 1, "gre": 1, "aruba": 1,
+                                                      "ip-in-ip": 1}
+    for counts, tunnels in ((outer, False), (inner, True)):  # the oracle's decode, packet by packet
+        bits = [decode_packet(f, 1, True, tunnels)["encap"] for f in frames]
+        assert list(counts.values()) == [sum(1 for b in bits if b & (1 << i)) for i in range(13)]
+    text = cli("info", path, check=True).stdout.decode()
+    assert "Encapsulation:  VLAN 1, MPLS 1 (tunnels not walked: --tunnels inner counts them)" in text
+    text = cli("info", "--tunnels", "inner", path, check=True).stdout.decode()
+    assert "Encapsulation:  VLAN 2, MPLS 1, GRE 1, Aruba 802.11 1, VXLAN 1, IP in IP 1\n" in text
+    assert json.loads(cli("info", "--json", path, check=True).stdout)["tunnels"] == "outer"
 
 
 def test_pcapng_compressed_and_corrupt(cli, tmp_path: Path) -> None:

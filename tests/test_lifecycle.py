@@ -226,6 +226,11 @@ def test_the_cli_capture_and_its_stop(cli, fake_tcpdump, tmp_path: Path) -> None
     ["-i", "br0", "-w", "x.pcap", "--duration", "soon"], ["-i", "br0", "-w", "x.pcap", "--snaplen", "0"],
     ["-i", "br0", "-w", "x.pcap", "--idle-close", "10"], ["-i", "br0", "-w", "x.pcap", "--netflow", "r.jsonl.gz"],
     ["-i", "br0", "-w", "x.pcap", "--netflow", "x.pcap"],
+    ["-i", "br0", "-w", "x.pcap", "--bucket-ms", "50"],  # bucket options without --netflow
+    ["-i", "br0", "-w", "x.pcap", "--decode", "extended"], ["-i", "br0", "-w", "x.pcap", "--host-ip", "10.0.0.1"],
+    ["-i", "br0", "-w", "x.pcap", "--netflow", "r.jsonl", "--bucket-ms", "0"],
+    ["-i", "br0", "-w", "x.pcap", "--netflow", "r.jsonl", "--tunnels", "inner"],  # (needs --decode extended)
+    ["-i", "br0", "-w", "x.pcap", "--netflow", "r.jsonl", "--on-corrupt", "stop"],  # not a capture option
 ])
 def test_capture_usage_errors(cli, fake_tcpdump, tmp_path: Path, args: list[str]) -> None:
     record = fake_tcpdump()

@@ -18,14 +18,18 @@ Recording it at once:
   ``bucketize --follow --pid <tcpdump>`` and by ``bucketize --follow --idle-close 1500``
   (started before the file exists, ended by SIGTERM);
 * ``fastpcap capture --netflow`` (SIGINT ends it), followed by
-  ``bucketize --follow --idle-close 200``.
+  ``bucketize --follow --idle-close 200``;
+* ``fastpcap capture --netflow`` with bucket options (50 ms buckets, the guest as the host
+  address, the extended decode, no gap cap, a monotonic origin);
+* Wireshark's ``dumpcap`` writing pcapng, followed by ``bucketize --follow --pid <dumpcap>``.
 
 Checked: stop_capture returns 0; every counter of the batch rows of both captures equals what
 was sent (bytes and distinct destinations per bucket against tshark); --follow and --netflow
-write exactly the batch rows; the idle-close followers write rows with the same totals, and
+write exactly the batch rows (with the options: bucketize's rows with the same options; the
+pcapng follower: bucketize's rows of the finished pcapng); the idle-close followers write rows with the same totals, and
 exactly the batch rows unless they warned of late packets.  The delay from each bucket's end
 to its row appearing in the idle-close outputs is measured and reported (run with ``-s`` to
-see it), with only a sanity bound.  Needs root, iproute2, tcpdump and tshark (see
+see it), with only a sanity bound.  Needs root, iproute2, tcpdump, tshark and dumpcap (see
 netns_lab.check_netns_available).
 """
 
@@ -81,6 +85,10 @@ GAP_S = 0.35
 #: Every packet on the wire: each query and its ICMP error, each SYN and its RST, both ways.
 TOTAL_PACKETS = 2 * (2 * N_UDP + 2 * N_TCP)
 IDLE_CLOSE_MS = {"api": 1500, "cli": 200}  # reference tcpdump (buffered ~1 s), --immediate-mode
+#: The bucket options of the second fastpcap capture, and the same as API options.
+OPTS_FLAGS = ("--bucket-ms", "50", "--host-ip", GUEST_IP, "--decode", "extended", "--max-gap", "none",
+              "--t-mono-origin-ns", "7")
+OPTS = dict(bucket_ms=50, host_ips=[GUEST_IP], decode="extended", max_gap_s=None, t_mono_origin_ns=7)
 SANITY_DELAY_S = 60
 
 
@@ -129,8 +137,11 @@ class Session:
     handle_stderr: str = ""
     refused: dict[str, int] = field(default_factory=dict)
     cli_capture: Follower | None = None
+    opts_capture: Follower | None = None  # fastpcap capture --netflow with bucket options
     followers: dict[str, Follower] = field(default_factory=dict)
     duration_run: subprocess.CompletedProcess | None = None
+    dumpcap_pcapng: Path | None = None  # what dumpcap wrote (pcapng), followed as it grew
+    dumpcap_status: int | None = None
 
 
 def _fastpcap(backend: str, *args: object, **kw) -> subprocess.Popen:
@@ -171,7 +182,7 @@ def _capture_dir(folder: Path | None = None) -> Path:
 
 
 def _take_session(backend: str, workdir: Path, capdir: Path) -> Session:
-    pcaps = {"api": capdir / "api.pcap", "cli": capdir / "cli.pcap"}
+    pcaps = {"api": capdir / "api.pcap", "cli": capdir / "cli.pcap", "opts": capdir / "opts.pcap"}
     session = Session(workdir=workdir, pcaps=pcaps)
     with contextlib.ExitStack() as stack:
         the_lab = stack.enter_context(lab(f"live-{backend}", quiet=True))
@@ -198,10 +209,23 @@ def _take_session(backend: str, workdir: Path, capdir: Path) -> Session:
             capture = _fastpcap(backend, "capture", "-i", BRIDGE, "-w", pcaps["cli"], "--netflow", cli_out)
             stack.callback(stop_process, capture, signal.SIGINT)
             session.cli_capture = Follower(capture, cli_out)
+            opts_out = workdir / "capture-netflow-options.jsonl"
+            opts = _fastpcap(backend, "capture", "-i", BRIDGE, "-w", pcaps["opts"], "--netflow", opts_out,
+                             *OPTS_FLAGS)
+            stack.callback(stop_process, opts, signal.SIGINT)
+            session.opts_capture = Follower(opts, opts_out)
+            ng = session.dumpcap_pcapng = workdir / "dumpcap.pcapng"  # (root-owned: dumpcap does not drop)
+            dumpcap = subprocess.Popen(["dumpcap", "-q", "-i", BRIDGE, "-w", str(ng)], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE)
+            stack.callback(stop_process, dumpcap, signal.SIGINT)
+        follower("dumpcap", ng, "--pid", dumpcap.pid)  # (started before dumpcap creates the file)
         follower("pid", pcaps["api"], "--pid", handle.proc.pid)
         # The CLI's tcpdump is listening once it has written the file's header.
-        wait_for(lambda: pcaps["cli"].exists() and pcaps["cli"].stat().st_size >= PCAP_HEADER, 20,
-                 "fastpcap capture's tcpdump to start")
+        for name in ("cli", "opts"):
+            wait_for(lambda name=name: pcaps[name].exists() and pcaps[name].stat().st_size >= PCAP_HEADER, 20,
+                     "fastpcap capture's tcpdump to start")
+        # dumpcap is capturing once it has written the section header and the interface's
+        wait_for(lambda: ng.exists() and ng.stat().st_size >= 48, 20, "dumpcap to start")
 
         session.refused["guest"] = _send(the_lab.guest, HOST_IP)
         time.sleep(GAP_S)
@@ -211,16 +235,22 @@ def _take_session(backend: str, workdir: Path, capdir: Path) -> Session:
         for pcap in pcaps.values():
             wait_for(lambda pcap=pcap: len(record_frames(pcap)) >= TOTAL_PACKETS, 20,
                      f"{TOTAL_PACKETS} packets in {pcap.name}", interval=0.05)
+        wait_for(lambda: len(fastpcap.read_packets(ng)) >= TOTAL_PACKETS, 20, f"{TOTAL_PACKETS} packets in {ng.name}",
+                 interval=0.05)
+        dumpcap.send_signal(signal.SIGINT)  # it ends its file (statistics blocks) and exits
+        _, err = dumpcap.communicate(timeout=60)
+        session.dumpcap_status = dumpcap.returncode
 
         session.stop_status = fastpcap.stop_capture(handle)
         assert handle.proc.stderr is not None
         session.handle_stderr = handle.proc.stderr.read().decode()
         handle.proc.stderr.close()
-        capture.send_signal(signal.SIGINT)
-        _, err = capture.communicate(timeout=60)
-        session.cli_capture.status, session.cli_capture.stderr = capture.returncode, err.decode()
+        for done in (session.cli_capture, session.opts_capture):
+            done.proc.send_signal(signal.SIGINT)
+            _, err = done.proc.communicate(timeout=60)
+            done.status, done.stderr = done.proc.returncode, err.decode()
         for name, f in session.followers.items():
-            if name != "pid":  # that one ends by itself, tcpdump having exited
+            if name not in ("pid", "dumpcap"):  # those end by themselves, the capture having exited
                 f.proc.send_signal(signal.SIGTERM)
             _, err = f.proc.communicate(timeout=60)
             f.status, f.stderr = f.proc.returncode, err.decode()
@@ -250,7 +280,7 @@ def _capdir():
 
 @pytest.fixture(scope="module")
 def netns_available() -> None:
-    check_netns_available()
+    check_netns_available(("ip", "tcpdump", "tshark", "dumpcap"))
 
 
 @pytest.fixture
@@ -319,6 +349,19 @@ def test_follow_with_pid_writes_the_batch_rows(session: Session) -> None:
     assert f.out.read_bytes() == _batch(session, "api")
 
 
+def test_follow_of_a_pcapng_that_dumpcap_writes(session: Session) -> None:
+    f = session.followers["dumpcap"]
+    assert session.dumpcap_status == 0 and session.dumpcap_pcapng is not None
+    assert f.status == 0 and f.stderr == "", f.stderr
+    with fastpcap.open_capture(session.dumpcap_pcapng) as reader:
+        assert reader.format == "pcapng" and sum(len(chunk) for chunk in reader) == TOTAL_PACKETS
+    got = f.out.read_bytes()
+    assert got == fastpcap.format_rows(fastpcap.bucket_rows(session.dumpcap_pcapng))
+    rows = _rows(got)
+    assert _total(rows, "pkts_in") + _total(rows, "pkts_out") == TOTAL_PACKETS
+    assert _total(rows, "pkts_out") == TOTAL_PACKETS // 2  # the host's half (bridge 10.200.0.1)
+
+
 def test_capture_netflow_writes_the_batch_rows(session: Session) -> None:
     capture = session.cli_capture
     assert capture is not None and capture.status == 0, capture.stderr if capture else None
@@ -330,6 +373,22 @@ def test_capture_netflow_writes_the_batch_rows(session: Session) -> None:
     assert ", 0 packets dropped by kernel" in lines[1]
     assert lines[2] == f"fastpcap: wrote {len(_rows(_batch(session, 'cli')))} row(s) to {capture.out}"
     assert len(lines) == 3
+
+
+def test_capture_netflow_with_bucket_options(session: Session) -> None:
+    # the rows bucketize writes for the capture with the same options: 50 ms buckets, the
+    # guest's packets counted as "out"
+    capture = session.opts_capture
+    assert capture is not None and capture.status == 0, capture.stderr if capture else None
+    out = capture.out.read_bytes()
+    assert out == fastpcap.format_rows(fastpcap.bucket_rows(session.pcaps["opts"], **OPTS))
+    rows = _rows(out)
+    walls = [row["t_wall_ns"] for row in rows]
+    assert walls == list(range(walls[0], walls[-1] + 1, 50_000_000))
+    assert [row["t_mono_ns"] for row in rows] == [w - 7 for w in walls]
+    frames = tshark_frames(session.pcaps["opts"])
+    assert _total(rows, "pkts_out") == sum(f.src == GUEST_IP for f in frames) == TOTAL_PACKETS // 2
+    assert out != _batch(session, "cli")
 
 
 def test_capture_duration_ends_by_itself(session: Session) -> None:

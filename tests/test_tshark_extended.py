@@ -71,7 +71,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracle import MAX_HEADERS, capture_records, decode_packet
+from oracle import (
+    ENC_ARUBA,
+    ENC_ERSPAN,
+    ENC_GENEVE,
+    ENC_GRE,
+    ENC_GTPU,
+    ENC_IPIP,
+    ENC_MPLS,
+    ENC_PBB,
+    ENC_PPPOE,
+    ENC_PPTP,
+    ENC_VLAN,
+    ENC_VNTAG,
+    ENC_VXLAN,
+    MAX_HEADERS,
+    capture_records,
+    decode_packet,
+)
 
 pytestmark = pytest.mark.once
 
@@ -635,8 +652,28 @@ def test_generated_frames_agree_with_tshark(pairs):
 # as tunnelled are compared here; the others are the outer comparison's.
 
 TUNNEL_RUN = {"eth", "ethertype", "vlan", "ieee8021ad", "ieee8021ah", "vntag", "mpls", "pppoes", "ppp", "gre",
-              "erspan", "vxlan", "geneve", "gtp", "udp",
+              "erspan", "vxlan", "geneve", "gtp", "udp", "wlan", "llc",
               "ip", "ipv6"} | set(EXT_LAYERS)
+
+# tshark's layers for each bit of a packet's encap (the oracle's ENC_* bits); PPTP, Aruba and
+# IP-in-IP are pairs of layers (tshark_encap)
+TSHARK_ENCAP = {"vlan": ENC_VLAN, "ieee8021ad": ENC_VLAN, "mpls": ENC_MPLS, "pppoes": ENC_PPPOE, "ieee8021ah": ENC_PBB,
+                "vntag": ENC_VNTAG, "gre": ENC_GRE, "erspan": ENC_ERSPAN, "vxlan": ENC_VXLAN, "geneve": ENC_GENEVE,
+                "gtp": ENC_GTPU}
+
+
+def tshark_encap(layers: list[str]) -> int:
+    """The ENC_* bits of the headers tshark shows in ``layers`` (frame.protocols)."""
+    bits = 0
+    for layer, following in zip(layers, layers[1:] + [""]):
+        bits |= TSHARK_ENCAP.get(layer, 0)
+        if layer == "gre" and following == "ppp":
+            bits |= ENC_PPTP
+        elif layer == "gre" and following == "wlan":
+            bits |= ENC_ARUBA
+        elif layer in ("ip", "ipv6") and following in ("ip", "ipv6"):
+            bits |= ENC_IPIP
+    return bits
 
 
 def tshark_inner_view(row: dict[str, list[str]]) -> dict | None:
@@ -704,6 +741,11 @@ def compare_inner(records, fields) -> tuple[list, Counter]:
     bad, stats = [], Counter()
     for number, linktype, frame in records:
         ours = decode_packet(frame, linktype, True, tunnels=True)
+        layers = fields[number]["frame.protocols"][0].split(":") if fields[number]["frame.protocols"] else []
+        seen = tshark_encap(layers)
+        if ours["encap"] & ~seen:  # an encapsulation walked that tshark does not see
+            bad.append((number, linktype, frame.hex(), ":".join(layers), {"encap": (ours["encap"], seen)}))
+        stats.update(f"encap {bit:#06x}" for bit in (1 << i for i in range(13)) if ours["encap"] & bit)
         theirs = tshark_inner_view(fields[number])
         if theirs is None and not ours.get("tunnels"):
             continue

@@ -2,7 +2,9 @@
 
 ``FASTPCAP_NO_EXTENSIONS=1`` (any value but empty or ``0``) forces the pure-Python twin; so
 does a Python implementation other than CPython, and an install built without the extension.
-An extension that is present but fails to load is not skipped silently: it warns.
+An extension that is present but fails to load is not skipped silently: it warns.  The
+twin is imported only when it is used (it costs ~15 ms of start-up: numpy dtypes and
+constants built at import).
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ import importlib.util
 import os
 import sys
 import warnings
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING
-
-from . import _pure
 
 NO_EXTENSIONS = os.environ.get("FASTPCAP_NO_EXTENSIONS", "") not in ("", "0")
 if sys.implementation.name != "cpython":
@@ -34,9 +35,31 @@ if not NO_EXTENSIONS:
                 stacklevel=2,
             )
 
-IMPLEMENTATIONS: dict[str, ModuleType] = {"python": _pure}
-if _compiled is not None:
-    IMPLEMENTATIONS["cython"] = _compiled
+
+
+class _Implementations(Mapping[str, ModuleType]):
+    """The backends by name: ``"cython"`` when the compiled core loaded, and ``"python"``,
+    the twin, imported on first use."""
+
+    def __init__(self, compiled: ModuleType | None) -> None:
+        self._names = ("cython", "python") if compiled is not None else ("python",)
+        self._compiled = compiled
+
+    def __getitem__(self, key: str) -> ModuleType:
+        if key == "cython" and self._compiled is not None:
+            return self._compiled
+        if key == "python":
+            return importlib.import_module("._pure", __package__)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+IMPLEMENTATIONS: Mapping[str, ModuleType] = _Implementations(_compiled)
 
 if TYPE_CHECKING:
     # The twin's signatures stand for both backends (as yarl and multidict type theirs):
@@ -44,7 +67,7 @@ if TYPE_CHECKING:
     # that the compiled core has exactly the twin's names and parameters.
     from . import _pure as impl
 else:
-    impl = _compiled if _compiled is not None else _pure
+    impl = _compiled if _compiled is not None else IMPLEMENTATIONS["python"]
 
 
 def name() -> str:

@@ -15,7 +15,93 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import argparse
 
+    from .options import BucketSpec
+
 PROG = "fastpcap"
+
+#: The command-line flag of each bucket option, for error messages.
+FLAGS = {"bucket_ms": "--bucket-ms", "bridge_ip": "--bridge-ip", "t_mono_origin_ns": "--t-mono-origin-ns",
+         "max_gap_s": "--max-gap", "host_ips": "--host-ip", "size": "--size", "decode": "--decode",
+         "on_corrupt": "--on-corrupt", "tunnels": "--tunnels"}
+#: What --tunnels's choices do, for the commands' help.
+TUNNELS_HELP = (
+    "'outer' (the default) counts a tunnelled packet as its outer packet; 'inner' (with "
+    "--decode extended) walks through GRE (ERSPAN, PPTP, Aruba), VXLAN, GENEVE, GTP-U, IP-in-IP and "
+    "6in4 and counts the innermost IP packet: its addresses, protocol, ports and flags "
+    "(docs/data-model.md, \"Tunnels\")")
+#: What --on-corrupt's choices do, for the commands' help.
+ON_CORRUPT_HELP = (
+    "what a corrupt record does: 'error' (the default) fails the run; 'stop' keeps everything "
+    "before it and ends there, with a warning naming its offset; 'resync' skips to the next "
+    "plausible record and reads on, with a warning per skipped region (its offset and size) "
+    "and their total at the end (docs/data-model.md)")
+
+
+def add_bucket_arguments(parser: argparse.ArgumentParser, title: str | None = None) -> None:
+    """The bucket options (all but --on-corrupt): --bucket-ms, --bridge-ip | --host-ip,
+    --t-mono-origin-ns, --max-gap, --decode, --tunnels, --size; in a group ``title``, if given."""
+    from .options import DECODES, SIZES, TUNNELS, BucketSpec
+
+    defaults = BucketSpec()
+    group: Any = parser.add_argument_group(title) if title else parser
+    group.add_argument(
+        "--bucket-ms", type=integer, default=defaults.bucket_ms, metavar="N",
+        help=f"bucket width in milliseconds (default: {defaults.bucket_ms})",
+    )
+    hosts = group.add_mutually_exclusive_group()
+    hosts.add_argument(
+        "--bridge-ip", default=defaults.bridge_ip, metavar="IP",
+        help="IPv4 address of the host side of the bridge: packets from it count as 'out', "
+             f"everything else as 'in' (default: {defaults.bridge_ip})",
+    )
+    hosts.add_argument(
+        "--host-ip", action="append", dest="host_ips", metavar="IP",
+        help="an address (IPv4, or IPv6 with --decode extended) whose packets count as 'out', "
+             "instead of --bridge-ip; repeat it for several",
+    )
+    group.add_argument(
+        "--t-mono-origin-ns", type=integer, default=defaults.t_mono_origin_ns, metavar="N",
+        help=f"subtracted from each bucket's start to give t_mono_ns (default: {defaults.t_mono_origin_ns})",
+    )
+    group.add_argument(
+        "--max-gap", default=str(defaults.max_gap_s), metavar="SECONDS|none",
+        help="the gap cap: a run of empty buckets longer than this many seconds between two "
+             "packets is not written (one warning says how many were cut); 'none' writes "
+             f"every empty bucket, as the reference does (default: {defaults.max_gap_s})",
+    )
+    group.add_argument(
+        "--decode", choices=DECODES, default=defaults.decode,
+        help="'reference' (the default) decodes exactly what the reference collector does; "
+             "'extended' also strips VLAN/QinQ tags, decodes IPv6 and its extension headers, "
+             "gives non-first fragments no ports, and checks the IPv4 version: it changes rows "
+             "of captures the reference reads (docs/data-model.md)",
+    )
+    group.add_argument("--tunnels", choices=TUNNELS, default=defaults.tunnels, help=TUNNELS_HELP)
+    group.add_argument(
+        "--size", choices=SIZES, default=defaults.size,
+        help="count bytes as captured (the default, as the reference) or as on the wire "
+             "(the records' original lengths)",
+    )
+
+
+def bucket_spec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BucketSpec:
+    """The bucket options of the command line, or a usage error (exit 2) naming the flag
+    (--on-corrupt: its default where the command has no such flag)."""
+    from .options import BucketSpec
+
+    options: dict[str, Any] = {name: getattr(args, name if name != "max_gap_s" else "max_gap", None)
+                               for name in FLAGS}
+    if options["on_corrupt"] is None:
+        del options["on_corrupt"]
+    try:
+        return BucketSpec(**options)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        for name, flag in FLAGS.items():
+            if message.startswith(name):
+                message = flag + message[len(name):]
+                break
+        parser.error(message)
 
 #: Signals that end a run like Ctrl-C: outputs cleaned up, a status of 128 + the signal.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGPIPE") if hasattr(signal, name))

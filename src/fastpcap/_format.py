@@ -25,6 +25,27 @@ CLS_RST = 16  # TCP with the RST flag
 CLS_DNS_QUERY = 32  # UDP with ports decoded and destination port 53
 CLS_NEW_FLOW = 64  # TCP with SYN and without ACK
 
+# -- bits of an extended-decode packet's ``encap`` field: the headers its decode walked -----
+ENC_VLAN = 1  # 802.1Q, 802.1ad or QinQ (0x9100) tags
+ENC_MPLS = 2  # MPLS label stack entries
+ENC_PPPOE = 4  # a PPPoE session header
+ENC_PBB = 8  # an 802.1ah (PBB) header
+ENC_VNTAG = 16  # a VN-Tag
+ENC_GRE = 32  # GRE (tunnels="inner"), also set with each of the next three
+ENC_PPTP = 64  # enhanced GRE (version 1, PPTP) carrying PPP
+ENC_ERSPAN = 128  # ERSPAN type I, II or III inside GRE
+ENC_ARUBA = 256  # an IEEE 802.11 frame inside GRE (Aruba's protocol types 0x8200..0x8370)
+ENC_VXLAN = 512  # VXLAN (UDP 4789)
+ENC_GENEVE = 1024  # GENEVE (UDP 6081)
+ENC_GTPU = 2048  # GTP-U (UDP 2152)
+ENC_IPIP = 4096  # IP in IP, IPv6 in IP (IP protocols 4 and 41)
+#: Each ``encap`` bit's name, in bit order (``fastpcap info`` counts packets by them).
+ENC_NAMES = {ENC_VLAN: "vlan", ENC_MPLS: "mpls", ENC_PPPOE: "pppoe", ENC_PBB: "pbb", ENC_VNTAG: "vn-tag",
+             ENC_GRE: "gre", ENC_PPTP: "pptp", ENC_ERSPAN: "erspan", ENC_ARUBA: "aruba", ENC_VXLAN: "vxlan",
+             ENC_GENEVE: "geneve", ENC_GTPU: "gtp-u", ENC_IPIP: "ip-in-ip"}
+#: The tunnels among them: walked only with ``tunnels="inner"``.
+ENC_TUNNELS = ENC_GRE | ENC_PPTP | ENC_ERSPAN | ENC_ARUBA | ENC_VXLAN | ENC_GENEVE | ENC_GTPU | ENC_IPIP
+
 # -- why a walk stopped: the ``status`` the walkers return ------------------------------
 WALK_OK = 0  # a partial record or block, the end of the bytes given, or the output full
 WALK_BAD_CAPLEN = 1  # a record/packet block claims more captured bytes than its link type allows

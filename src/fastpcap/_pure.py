@@ -26,6 +26,19 @@ from ._format import (  # the compiled core exports the same names, with the sam
     DEC_IPV6,
     DEC_LINK,
     DEC_PORTS,
+    ENC_ARUBA,
+    ENC_ERSPAN,
+    ENC_GENEVE,
+    ENC_GRE,
+    ENC_GTPU,
+    ENC_IPIP,
+    ENC_MPLS,
+    ENC_PBB,
+    ENC_PPPOE,
+    ENC_PPTP,
+    ENC_VLAN,
+    ENC_VNTAG,
+    ENC_VXLAN,
     EPB,
     IDB,
     MIN_BLOCK_LENGTH,
@@ -48,6 +61,8 @@ from .classes import classify
 __all__ = [  # the compiled core's names, exactly (tests/test_backend.py checks)
     "CLS_DNS_QUERY", "CLS_FIN", "CLS_NEW_FLOW", "CLS_RST", "CLS_SYN", "CLS_TCP", "CLS_UDP",
     "DECODED_LINKTYPES", "DEC_FRAGMENT", "DEC_IPV4", "DEC_IPV6", "DEC_LINK", "DEC_PORTS", "DistinctCounter",
+    "ENC_ARUBA", "ENC_ERSPAN", "ENC_GENEVE", "ENC_GRE", "ENC_GTPU", "ENC_IPIP", "ENC_MPLS", "ENC_PBB", "ENC_PPPOE",
+    "ENC_PPTP", "ENC_VLAN", "ENC_VNTAG", "ENC_VXLAN",
     "EXTENDED_LINKTYPES", "MIN_BLOCK_LENGTH", "PACKET6_DTYPE", "PACKET_DTYPE", "WALK_BAD_CAPLEN", "WALK_BAD_INTERFACE",
     "WALK_BAD_TIMESTAMP", "WALK_BAD_TRAILER", "WALK_BLOCK", "WALK_CAPLEN_BEYOND_BLOCK", "WALK_HUGE_BLOCK",
     "WALK_OK", "WALK_SHORT_BLOCK", "WALK_UNALIGNED_BLOCK", "walk", "walk_pcapng",
@@ -69,11 +84,11 @@ PACKET6_DTYPE = np.dtype(
     {
         "names": [
             "t_ns", "offset", "caplen", "wirelen", "src_ip", "dst_ip", "src_port", "dst_port",
-            "ethertype", "linktype", "ip_proto", "tcp_flags", "decoded", "cls", "src_ip6", "dst_ip6",
+            "ethertype", "linktype", "ip_proto", "tcp_flags", "decoded", "cls", "src_ip6", "dst_ip6", "encap",
         ],
         "formats": ["<i8", "<i8", "<u4", "<u4", "<u4", "<u4", "<u2", "<u2", "<u2", "<u2", "u1", "u1", "u1", "u1",
-                    ("u1", (16,)), ("u1", (16,))],
-        "offsets": [0, 8, 16, 20, 24, 28, 32, 34, 36, 38, 40, 41, 42, 43, 44, 60],
+                    ("u1", (16,)), ("u1", (16,)), "<u2"],
+        "offsets": [0, 8, 16, 20, 24, 28, 32, 34, 36, 38, 40, 41, 42, 43, 44, 60, 76],
         "itemsize": 80,
     }
 )
@@ -277,11 +292,14 @@ def decode_frames(b: np.ndarray, frame: np.ndarray, caplen: np.ndarray,
         if link is not None:
             link(b, frame[idx], caplen[idx], idx, rec, net_at, net_type, tagged, end)
     used = np.zeros(n, dtype=np.int64)  # encapsulation and tunnel headers walked
+    encap = np.zeros(n, dtype=np.int64)  # their ENC_* bits
     if extended:
-        _walk_encapsulations(b, net_at, net_type, end, tagged, used)
+        _walk_encapsulations(b, net_at, net_type, end, tagged, used, encap)
     pay = _decode_ip(b, net_at, net_type, end, rec, extended)
     if extended and tunnels:
-        _walk_tunnels(b, pay, end, used, rec)
+        _walk_tunnels(b, pay, end, used, encap, rec)
+    if extended:
+        rec["encap"] = encap
     rec["cls"] = classify(rec)
 
 
@@ -304,7 +322,8 @@ _INNER_FIELDS = ("ethertype", "src_ip", "dst_ip", "src_port", "dst_port", "ip_pr
 _UDP_TUNNELS = [4789, 6081, 2152]  # VXLAN, GENEVE, GTP-U (UDP destination ports)
 
 
-def _walk_tunnels(b: np.ndarray, pay: np.ndarray, end: np.ndarray, used: np.ndarray, rec: np.ndarray) -> None:
+def _walk_tunnels(b: np.ndarray, pay: np.ndarray, end: np.ndarray, used: np.ndarray, encap: np.ndarray,
+                  rec: np.ndarray) -> None:
     """``tunnels="inner"``: one tunnel per packet per round, while the packet (its IP payload
     at ``pay``) carries one and fewer than _MAX_HEADERS headers were walked; an inner packet
     with an IP header becomes the packet."""
@@ -319,9 +338,10 @@ def _walk_tunnels(b: np.ndarray, pay: np.ndarray, end: np.ndarray, used: np.ndar
                                             int(end[i]))) is not None]
         if not found:
             return
-        k, at, ty, tag = (np.array(col, dtype=np.int64) for col in zip(*found))
+        k, at, ty, tag, enc = (np.array(col, dtype=np.int64) for col in zip(*found))
         tagged = tag.astype(bool)
         used[k] += 1
+        encap[k] |= enc
         eth = ty == 0x6558  # an Ethernet frame: its type, then the usual walk
         keep = ~eth | (end[k] - at >= 14)
         k, at, ty, tagged, eth = k[keep], at[keep], ty[keep], tagged[keep], eth[keep]
@@ -329,9 +349,9 @@ def _walk_tunnels(b: np.ndarray, pay: np.ndarray, end: np.ndarray, used: np.ndar
         at[eth] += 14
         tagged[eth] = True
         inner = np.zeros(len(k), dtype=rec.dtype)
-        sub_used = used[k]
-        _walk_encapsulations(b, at, ty, end[k], tagged, sub_used)
-        used[k] = sub_used
+        sub_used, sub_encap = used[k], encap[k]
+        _walk_encapsulations(b, at, ty, end[k], tagged, sub_used, sub_encap)
+        used[k], encap[k] = sub_used, sub_encap
         inner_pay = _decode_ip(b, at, ty, end[k], inner, True)
         got = (inner["decoded"] & (DEC_IPV4 | DEC_IPV6)) != 0
         k, inner, inner_pay = k[got], inner[got], inner_pay[got]
@@ -342,14 +362,17 @@ def _walk_tunnels(b: np.ndarray, pay: np.ndarray, end: np.ndarray, used: np.ndar
         live = k[inner_pay >= 0]
 
 
-def _tunnel_inner(b: np.ndarray, proto: int, port: int, pay: int, end: int) -> tuple[int, int, int] | None:
+_Tunnel = tuple[int, int, int, int]
+
+
+def _tunnel_inner(b: np.ndarray, proto: int, port: int, pay: int, end: int) -> _Tunnel | None:
     """The tunnel header at ``pay`` (IP protocol ``proto``; UDP: destination ``port``): where
-    the packet it carries starts, its type (0x6558: an Ethernet frame) and whether
-    encapsulations may follow; ``None`` when it is not walked."""
+    the packet it carries starts, its type (0x6558: an Ethernet frame), whether
+    encapsulations may follow and its ENC_* bits; ``None`` when it is not walked."""
     if proto == 4:
-        return pay, 0x0800, 0
+        return pay, 0x0800, 0, ENC_IPIP
     if proto == 41:
-        return pay, 0x86DD, 0
+        return pay, 0x86DD, 0, ENC_IPIP
     if proto == 47:
         return _gre_inner(b, pay, end)
     return _udp_inner(b, pay + 8, end, port)
@@ -359,7 +382,7 @@ def _u16(b: np.ndarray, at: int) -> int:
     return int(b[at]) << 8 | int(b[at + 1])
 
 
-def _gre_inner(b: np.ndarray, at: int, end: int) -> tuple[int, int, int] | None:
+def _gre_inner(b: np.ndarray, at: int, end: int) -> _Tunnel | None:
     if end - at < 4:
         return None
     flags, proto = _u16(b, at), _u16(b, at + 2)
@@ -385,14 +408,16 @@ def _gre_inner(b: np.ndarray, at: int, end: int) -> tuple[int, int, int] | None:
         else:
             ppp, at = _u16(b, at), at + 2
         kind = int(_ppp_types(np.array([ppp]))[0])
-        return (at, kind, 1) if kind else None
+        return (at, kind, 1, ENC_GRE | ENC_PPTP) if kind else None
     if version != 0 or end - at < size:
         return None
     at += size
     if proto in (0x0800, 0x86DD, 0x6558):
-        return at, proto, 0
+        return at, proto, 0, ENC_GRE
     if proto in (0x8847, 0x8848):
-        return at, proto, 1
+        return at, proto, 1, ENC_GRE
+    if 0x8200 <= proto <= 0x8370 and proto & 0xF == 0:  # Aruba: an IEEE 802.11 frame, no FCS
+        return _aruba_inner(b, at, end)
     if proto not in (0x88BE, 0x22EB):
         return None
     if proto == 0x22EB or flags & 0x1000:  # ERSPAN type II or III (type I: no header)
@@ -409,12 +434,26 @@ def _gre_inner(b: np.ndarray, at: int, end: int) -> tuple[int, int, int] | None:
         if end - at < size:
             return None
         at += size
-    return at, 0x6558, 0
+    return at, 0x6558, 0, ENC_GRE | ENC_ERSPAN
 
 
-def _udp_inner(b: np.ndarray, at: int, end: int, port: int) -> tuple[int, int, int] | None:
+def _aruba_inner(b: np.ndarray, at: int, end: int) -> _Tunnel | None:
+    """The 802.11 frame at ``at`` as the link decode reads one (``_wlan_at``): where its
+    LLC/SNAP payload starts and its type, or ``None`` when it has none."""
+    one = np.array([at], dtype=np.int64)
+    scratch = np.zeros(1, dtype=PACKET6_DTYPE)
+    net_at, net_type = np.full(1, -1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    tagged, net_end = np.zeros(1, dtype=bool), np.array([end], dtype=np.int64)
+    _wlan_at(b, one, net_end - one, np.zeros(1, dtype=np.int64), scratch, net_at, net_type, tagged, net_end.copy(),
+             np.zeros(1, dtype=bool), net_end)
+    if net_at[0] < 0:
+        return None
+    return int(net_at[0]), int(net_type[0]), 1, ENC_GRE | ENC_ARUBA
+
+
+def _udp_inner(b: np.ndarray, at: int, end: int, port: int) -> _Tunnel | None:
     if port == 4789:  # VXLAN
-        return (at + 8, 0x6558, 0) if end - at >= 8 else None
+        return (at + 8, 0x6558, 0, ENC_VXLAN) if end - at >= 8 else None
     if port == 6081:  # GENEVE
         if end - at < 8 or b[at] >> 6:
             return None
@@ -422,7 +461,7 @@ def _udp_inner(b: np.ndarray, at: int, end: int, port: int) -> tuple[int, int, i
         kind = _u16(b, at + 2)
         if end - at < size or kind not in (0x6558, 0x0800, 0x86DD):
             return None
-        return at + size, kind, 0
+        return at + size, kind, 0, ENC_GENEVE
     # GTP-U: version 1, GTP, a G-PDU
     if end - at < 8 or b[at] >> 5 != 1 or not b[at] & 0x10 or b[at + 1] != 0xFF:
         return None
@@ -447,9 +486,9 @@ def _udp_inner(b: np.ndarray, at: int, end: int, port: int) -> tuple[int, int, i
         return None
     version = b[at] >> 4
     if version == 4:
-        return at, 0x0800, 0
+        return at, 0x0800, 0, ENC_GTPU
     if version == 6:
-        return at, 0x86DD, 0
+        return at, 0x86DD, 0, ENC_GTPU
     return None
 
 
@@ -476,10 +515,10 @@ def _ppp_protocol(b: np.ndarray, at: np.ndarray, end: np.ndarray):
 
 
 def _walk_encapsulations(b: np.ndarray, net_at: np.ndarray, net_type: np.ndarray, end: np.ndarray,
-                         tagged: np.ndarray, used: np.ndarray) -> None:
+                         tagged: np.ndarray, used: np.ndarray, encap: np.ndarray) -> None:
     """The extended decode's walk through VLAN tags, PPPoE, MPLS, PBB and VN-Tag headers: one
     header per frame per round, while a frame has walked fewer than _MAX_HEADERS headers
-    (``used``, counted on)."""
+    (``used``, counted on; ``encap``: the ENC_* bits of the headers walked, added to)."""
     walking = tagged & (net_at >= 0)
     for _ in range(_MAX_HEADERS):
         k = np.flatnonzero(walking & np.isin(net_type, _ENCAPSULATIONS) & (used < _MAX_HEADERS))
@@ -522,6 +561,9 @@ def _walk_encapsulations(b: np.ndarray, net_at: np.ndarray, net_type: np.ndarray
         net_type[go] = new_t[~stop]
         net_at[go] = new_at[~stop]
         used[go] += 1
+        t = t[~stop]
+        encap[go] |= np.select([np.isin(t, _VLAN_TYPES), t == 0x8864, t == 0x88E7, t == 0x8926],
+                               [ENC_VLAN, ENC_PPPOE, ENC_PBB, ENC_VNTAG], ENC_MPLS)
 
 
 _VLAN_TYPES = [0x8100, 0x88A8, 0x9100]

@@ -25,9 +25,17 @@ if TYPE_CHECKING:
 
     from .options import BucketSpec
 
-from ._cli_common import PROG, STOP_SIGNALS, Stopped, is_batch
+from ._cli_common import (
+    ON_CORRUPT_HELP,
+    PROG,
+    STOP_SIGNALS,
+    TUNNELS_HELP,
+    Stopped,
+    add_bucket_arguments,
+    bucket_spec,
+    is_batch,
+)
 from ._cli_common import error as _error
-from ._cli_common import integer as _integer
 from ._cli_common import load as _load
 from ._cli_common import positive_int as _positive_int
 from ._cli_common import print_line as _print
@@ -38,22 +46,6 @@ _LEFT = "every output is complete or as it was"
 #: --compress's choices and the compressions they name.
 COMPRESS_FLAGS = {"gz": "gzip", "zst": "zstd", "xz": "xz", "bz2": "bzip2", "lz4": "lz4"}
 
-#: The command-line flag of each bucket option, for error messages.
-FLAGS = {"bucket_ms": "--bucket-ms", "bridge_ip": "--bridge-ip", "t_mono_origin_ns": "--t-mono-origin-ns",
-         "max_gap_s": "--max-gap", "host_ips": "--host-ip", "size": "--size", "decode": "--decode",
-         "on_corrupt": "--on-corrupt", "tunnels": "--tunnels"}
-#: What --tunnels's choices do, for both commands' help.
-TUNNELS_HELP = (
-    "'outer' (the default) counts a tunnelled packet as its outer packet; 'inner' (with "
-    "--decode extended) walks through GRE (ERSPAN, PPTP), VXLAN, GENEVE, GTP-U, IP-in-IP and "
-    "6in4 and counts the innermost IP packet: its addresses, protocol, ports and flags "
-    "(docs/data-model.md, \"Tunnels\")")
-#: What --on-corrupt's choices do, for both commands' help.
-ON_CORRUPT_HELP = (
-    "what a corrupt record does: 'error' (the default) fails the run; 'stop' keeps everything "
-    "before it and ends there, with a warning naming its offset; 'resync' skips to the next "
-    "plausible record and reads on, with a warning per skipped region (its offset and size) "
-    "and their total at the end (docs/data-model.md)")
 
 
 def version_line() -> str:
@@ -87,7 +79,7 @@ def _version_action() -> type:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    from .options import DECODES, ON_CORRUPT, SIZES, TUNNELS, BucketSpec
+    from .options import ON_CORRUPT, TUNNELS, BucketSpec
 
     defaults = BucketSpec()
     parser = argparse.ArgumentParser(
@@ -154,44 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", metavar="ADDRESS", default=None,
         help="the Dask scheduler (default: $DASK_SCHEDULER_ADDRESS; none: a local cluster of "
              "--jobs worker processes)")
-    bucketize.add_argument(
-        "--bucket-ms", type=_integer, default=defaults.bucket_ms, metavar="N",
-        help=f"bucket width in milliseconds (default: {defaults.bucket_ms})",
-    )
-    hosts = bucketize.add_mutually_exclusive_group()
-    hosts.add_argument(
-        "--bridge-ip", default=defaults.bridge_ip, metavar="IP",
-        help="IPv4 address of the host side of the bridge: packets from it count as 'out', "
-             f"everything else as 'in' (default: {defaults.bridge_ip})",
-    )
-    hosts.add_argument(
-        "--host-ip", action="append", dest="host_ips", metavar="IP",
-        help="an address (IPv4, or IPv6 with --decode extended) whose packets count as 'out', "
-             "instead of --bridge-ip; repeat it for several",
-    )
-    bucketize.add_argument(
-        "--t-mono-origin-ns", type=_integer, default=defaults.t_mono_origin_ns, metavar="N",
-        help=f"subtracted from each bucket's start to give t_mono_ns (default: {defaults.t_mono_origin_ns})",
-    )
-    bucketize.add_argument(
-        "--max-gap", default=str(defaults.max_gap_s), metavar="SECONDS|none",
-        help="the gap cap: a run of empty buckets longer than this many seconds between two "
-             "packets is not written (one warning says how many were cut); 'none' writes "
-             f"every empty bucket, as the reference does (default: {defaults.max_gap_s})",
-    )
-    bucketize.add_argument(
-        "--decode", choices=DECODES, default=defaults.decode,
-        help="'reference' (the default) decodes exactly what the reference collector does; "
-             "'extended' also strips VLAN/QinQ tags, decodes IPv6 and its extension headers, "
-             "gives non-first fragments no ports, and checks the IPv4 version: it changes rows "
-             "of captures the reference reads (docs/data-model.md)",
-    )
-    bucketize.add_argument("--tunnels", choices=TUNNELS, default=defaults.tunnels, help=TUNNELS_HELP)
-    bucketize.add_argument(
-        "--size", choices=SIZES, default=defaults.size,
-        help="count bytes as captured (the default, as the reference) or as on the wire "
-             "(the records' original lengths)",
-    )
+    add_bucket_arguments(bucketize)
     bucketize.add_argument(
         "--on-corrupt", choices=ON_CORRUPT, default=defaults.on_corrupt, help=ON_CORRUPT_HELP)
     bucketize.add_argument(
@@ -244,21 +199,6 @@ def _live() -> Any:
 
     return cli_live
 
-
-def bucket_spec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BucketSpec:
-    """The bucket options of the command line, or a usage error (exit 2) naming the flag."""
-    from .options import BucketSpec
-
-    options = {name: getattr(args, name if name != "max_gap_s" else "max_gap") for name in FLAGS}
-    try:
-        return BucketSpec(**options)
-    except (TypeError, ValueError) as exc:
-        message = str(exc)
-        for name, flag in FLAGS.items():
-            if message.startswith(name):
-                message = flag + message[len(name):]
-                break
-        parser.error(message)
 
 
 def _info(args: argparse.Namespace) -> int:

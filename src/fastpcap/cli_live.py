@@ -58,7 +58,8 @@ def add_follow_arguments(bucketize: argparse.ArgumentParser) -> None:
     group = bucketize.add_argument_group("following a capture while it is written")
     group.add_argument(
         "--follow", action="store_true",
-        help="INPUT is a classic pcap still being written (tcpdump -U -w INPUT), which may not exist "
+        help="INPUT is a classic pcap or pcapng still being written (tcpdump -U -w INPUT, dumpcap -w INPUT), "
+             "which may not exist "
              "yet: write each bucket's row to OUT as soon as a packet of a later bucket arrives, as whole "
              "lines appended and flushed. Ends when process PID exits or on SIGINT/SIGTERM; then the file "
              "is read to its end and the last row written (status 0). Without --idle-close the finished "
@@ -95,13 +96,14 @@ def add_capture_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     capture.add_argument("--bpf", default=None, metavar="EXPR",
                          help="a capture filter (tcpdump's syntax, one argument: --bpf 'tcp or udp')")
     capture.add_argument("--netflow", default=None, metavar="OUT.jsonl",
-                         help="also write the rows (100 ms buckets, bridge 10.200.0.1) here as they close, "
-                              "as bucketize --follow does; '-' is stdout")
+                         help="also write the rows here as they close, as bucketize --follow does, with the "
+                              "bucket options below (default: 100 ms buckets, bridge 10.200.0.1); '-' is stdout")
     capture.add_argument("--idle-close", type=_non_negative_int, default=None, metavar="MS",
                          help=f"with --netflow: {_IDLE_CLOSE_HELP}")
     capture.add_argument("-q", "--quiet", action="store_true",
                          help="say nothing unless something fails (by default: a line when the capture "
                               "starts, tcpdump's counts and the rows written at the end)")
+    common.add_bucket_arguments(capture, "the rows of --netflow (as in bucketize)")
 
 
 @contextlib.contextmanager
@@ -143,6 +145,9 @@ def follow_command(args: argparse.Namespace, spec: BucketSpec) -> int:
 
     if compression_of(args.output) is not None:
         parser.error("--follow writes plain JSONL lines as they are made: OUT cannot be compressed")
+    if spec.on_corrupt != "error":
+        parser.error("--on-corrupt does not go with --follow (a record that is corrupt, not just still being "
+                     "written, ends the follow)")
     follow = common.load(".follow")
     (path,) = args.inputs
     stop = threading.Event()
@@ -172,10 +177,14 @@ def capture_command(args: argparse.Namespace) -> int:
     from ._output import compression_of
     from .errors import CaptureStartError
     from .lifecycle import one_line, run_capture, stop_capture
+    from .options import BucketSpec
 
     parser = args.parser
+    spec = common.bucket_spec(args, parser)
     if args.idle_close is not None and args.netflow is None:
         parser.error("--idle-close goes with --netflow")
+    if spec != BucketSpec() and args.netflow is None:
+        parser.error("the bucket options (--bucket-ms, --host-ip, --decode, ...) go with --netflow")
     if args.netflow is not None:
         if compression_of(args.netflow) is not None:
             parser.error("--netflow writes plain JSONL lines as they are made: it cannot be compressed")
@@ -208,14 +217,12 @@ def capture_command(args: argparse.Namespace) -> int:
                 timer.daemon = True
                 timer.start()
             if args.netflow is not None:
-                from .options import BucketSpec
-
                 follow = common.load(".follow")
                 # pid: woken at once when tcpdump exits; poll(): where pidfds do not exist, a
                 # child that has exited stays "alive" to signal 0 until it is reaped.
                 rows = follow.follow_jsonl(args.write, args.netflow, pid=proc.pid,
                                            stop=lambda: proc.poll() is not None,
-                                           idle_close_ms=args.idle_close, spec=BucketSpec())
+                                           idle_close_ms=args.idle_close, spec=spec)
             else:
                 proc.wait()
     except (KeyboardInterrupt, common.Stopped) as exc:

@@ -1,7 +1,9 @@
 """Following a capture while it is written: each bucket's row as soon as the bucket closes.
 
-A classic pcap that ``tcpdump -U`` is writing is read again whenever it grows, from the end
-of its last complete record (a partial last record is simply not there yet), and its packets
+A classic pcap that ``tcpdump -U`` is writing (or a pcapng that ``dumpcap`` or ``tshark -w``
+is writing) is read again whenever it grows, from the end of its last complete record or
+block (a partial last one is simply not there yet; pcapng: in the section and with the
+interfaces read so far), and its packets
 go through the same :class:`~fastpcap.Bucketer` as a whole capture's, so the rows are the
 batch rows of the finished file, whatever the timing.  The file may not exist yet, or hold
 only part of its header.  Following ends when a given process exits or a stop is asked
@@ -39,6 +41,7 @@ from .errors import CaptureError, LatePacketWarning, unreadable
 from .jsonl import format_rows
 from .options import BucketSpec
 from .pcap import PcapReader
+from .pcapng import PcapngReader
 
 if TYPE_CHECKING:
     from .options import BucketOptions, Unpack
@@ -62,7 +65,7 @@ def follow_rows(
     spec: BucketSpec | None = None,
     **options: Unpack[BucketOptions],
 ) -> Generator[np.ndarray, None, None]:
-    """Follow the classic pcap at ``path`` while it is written, yielding arrays of rows
+    """Follow the classic pcap or pcapng at ``path`` while it is written, yielding arrays of rows
     (``ROW_DTYPE``) as their buckets close.
 
     The file may not exist yet or hold part of its header.  Following ends when process
@@ -74,8 +77,8 @@ def follow_rows(
     milliseconds past its end (see the module's docstring for what a later packet with an
     older time then does).  The file is looked at every ``poll_s`` seconds while nothing
     happens.  The bucket options as in :func:`~fastpcap.iter_rows`.  Raises
-    :class:`~fastpcap.CaptureError` for a file that is not a classic pcap (pcapng and
-    compressed captures cannot be followed), is corrupt, shrinks while followed, or does not
+    :class:`~fastpcap.CaptureError` for a file that is not a classic pcap or pcapng
+    (compressed captures cannot be followed), is corrupt, shrinks while followed, or does not
     exist when following ends.
     """
     spec = BucketSpec.make(spec, **options)
@@ -198,7 +201,7 @@ class _Follower:
         self.poll_s = poll_s
         self.watch = _EndWatch(pid, stop)
         self.file: BinaryIO | None = None
-        self.reader: PcapReader | None = None  # once the global header is complete
+        self.reader: PcapReader | PcapngReader | None = None  # once the file header is complete
         self.size_seen = -1  # the file's size when it was last read
         # The idle close: after one, the end of the bucket it wrote (packets whose bucket
         # would be that one or an earlier one are late) and the running maximum of the
@@ -277,9 +280,11 @@ class _Follower:
         if reader.compression is not None:
             raise reader.error(0, f"a {reader.compression}-compressed capture cannot be followed; bucketize it "
                                   "once it is complete")
-        if reader.format == "pcapng":
-            raise reader.error(0, "a pcapng capture cannot be followed (only classic pcap, what tcpdump -w "
-                                  "writes); bucketize it once it is complete")
+        if isinstance(reader, PcapngReader):
+            if not reader.has_section_header:
+                return False  # the section header's first 12 bytes are not all there yet
+            self.reader = reader  # read from offset 0 (its end_offset), the section header
+            return True
         if not isinstance(reader, PcapReader) or reader.header is None:
             return False  # the header is not all there yet
         assert reader.end_offset == GLOBAL_HEADER_SIZE

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._format import DEC_IPV4, DEC_IPV6, linktype_name
+from ._format import DEC_IPV4, DEC_IPV6, ENC_NAMES, linktype_name
 from .capture import open_capture
 from .errors import CaptureError
 from .pcap import PcapReader
@@ -19,7 +19,7 @@ from .pcap import PcapReader
 FIELDS = (
     "path", "format", "compression", "byteorder", "linktypes", "snaplen", "packets", "bytes",
     "wire_bytes", "first_ns", "last_ns", "duration_s", "packets_per_s", "out_of_order",
-    "ipv4", "ipv6", "arp", "other", "tcp", "udp", "icmp", "tail_bytes", "skipped_regions",
+    "ipv4", "ipv6", "arp", "other", "tcp", "udp", "icmp", "encapsulations", "tunnels", "tail_bytes", "skipped_regions",
     "skipped_bytes", "skipped", "stopped", "error",
 )
 
@@ -38,11 +38,15 @@ def capture_info(source: str | os.PathLike[str] | BinaryIO,
     timestamps (``None`` without packets).  The protocol mix comes from the extended decode
     (VLAN tags stripped, IPv6 decoded): ``tcp``/``udp``/``icmp`` count IPv4 and IPv6 packets
     (ICMP and ICMPv6); with ``tunnels="inner"``, of the innermost packets of tunnels.
+    ``encapsulations`` counts the packets whose decode walked each kind of header (the
+    ``encap`` bits, by name: ``vlan``, ``mpls``, ... ``ip-in-ip``); tunnels are walked, and
+    so counted, only with ``tunnels="inner"`` (``tunnels`` says which it was).
     """
     reader = open_capture(source, progress=progress, decode="extended", on_corrupt=on_corrupt, tunnels=tunnels)
     info: dict[str, Any] = dict.fromkeys(FIELDS, 0)
     info.update(path=reader.path, format=reader.format, compression=reader.compression,
-                first_ns=None, last_ns=None, error=None)
+                first_ns=None, last_ns=None, error=None, tunnels=tunnels)
+    encap_counts = np.zeros(16, dtype=np.int64)  # packets with each bit of ``encap``
     runmax: int | None = None
     try:
         for chunk in reader:
@@ -70,11 +74,16 @@ def capture_info(source: str | os.PathLike[str] | BinaryIO,
             info["tcp"] += int((ip & (proto == 6)).sum())
             info["udp"] += int((ip & (proto == 17)).sum())
             info["icmp"] += int((ipv4 & (proto == 1) | ipv6 & (proto == 58)).sum())
+            encap = chunk["encap"]
+            if encap.any():
+                encap_counts += np.unpackbits(encap.astype("<u2").view(np.uint8).reshape(-1, 2), axis=1,
+                                              bitorder="little").sum(axis=0, dtype=np.int64)
     except CaptureError as exc:
         info["error"] = str(exc)
     finally:
         reader.close()
     info["other"] = info["packets"] - info["ipv4"] - info["ipv6"] - info["arp"]
+    info["encapsulations"] = {name: int(encap_counts[bit.bit_length() - 1]) for bit, name in ENC_NAMES.items()}
     info["tail_bytes"] = reader.tail_bytes
     info["skipped_regions"], info["skipped_bytes"] = reader.skipped_regions, reader.skipped_bytes
     info["skipped"] = [list(region) for region in reader.skipped]
@@ -121,6 +130,16 @@ def _linktypes(names: list[str]) -> str:
     return ", ".join(name if n == 1 else f"{name} ({n} interfaces)" for name, n in counts.items()) or "n/a"
 
 
+def _encapsulations(counts: dict[str, int], tunnels: str) -> str:
+    seen = ", ".join(f"{_ENC_LABELS.get(name, name)} {n:,}" for name, n in counts.items() if n) or "none"
+    return seen + (" (tunnels not walked: --tunnels inner counts them)" if tunnels == "outer" else "")
+
+
+_ENC_LABELS = {"vlan": "VLAN", "mpls": "MPLS", "pppoe": "PPPoE", "pbb": "PBB", "vn-tag": "VN-Tag", "gre": "GRE",
+               "pptp": "PPTP", "erspan": "ERSPAN", "aruba": "Aruba 802.11", "vxlan": "VXLAN", "geneve": "GENEVE",
+               "gtp-u": "GTP-U", "ip-in-ip": "IP in IP"}
+
+
 def to_text(info: dict[str, Any]) -> str:
     """One file's summary as capinfos-like lines."""
     fmt = info["format"] or "unknown (too short)"
@@ -144,6 +163,7 @@ def to_text(info: dict[str, Any]) -> str:
         ("Out of order", f"{info['out_of_order']:,} packets earlier than one before them"),
         ("Network", f"IPv4 {info['ipv4']:,}, IPv6 {info['ipv6']:,}, ARP {info['arp']:,}, other {info['other']:,}"),
         ("Transport", f"TCP {info['tcp']:,}, UDP {info['udp']:,}, ICMP/ICMPv6 {info['icmp']:,}"),
+        ("Encapsulation", _encapsulations(info["encapsulations"], info["tunnels"])),
         ("Tail", f"{info['tail_bytes']:,} bytes after the last complete record (still being written?)"
          if info["tail_bytes"] else "complete"),
     ]

@@ -19,6 +19,7 @@ files a killed run left behind.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -126,8 +127,14 @@ class Manifest:
 def _same_options(recorded: object, options: dict[str, Any]) -> bool:
     """Whether options recorded by a run match ``options``; an option missing from the record
     (written by a version before the option existed) had its default value."""
-    from .options import BucketSpec
-
     if not isinstance(recorded, dict):
         return False
-    return {**BucketSpec().to_dict(), **recorded} == options
+    return {**_defaults(), **recorded} == options
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    """The default options, as a manifest records them."""
+    from .options import BucketSpec
+
+    return BucketSpec().to_dict()

@@ -159,6 +159,12 @@ class PcapngReader(CaptureReader):
     def linktypes(self) -> list[int]:
         return [i.linktype for i in self.interfaces]
 
+    @property
+    def has_section_header(self) -> bool:
+        """Whether the file began with a section header's first 12 bytes (what the walk
+        starts from; a capture just created may not hold them yet)."""
+        return len(self._head) >= 12
+
     def _byteorder_at(self, head: bytes, offset: int) -> Literal["little", "big"]:
         bom = head[8:12]
         if bom in BYTE_ORDER_MAGICS:
