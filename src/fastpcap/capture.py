@@ -12,11 +12,11 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
-from . import _backend
+from . import _backend, prefetch
 from ._format import PCAP_MAGICS, PCAPNG_MAGIC
 from .compression import SNIFF, CorruptStream, detect, open_decompressed, started_compression
 from .errors import unreadable
@@ -64,6 +64,7 @@ def open_capture(
         name = os.fspath(source)  # type: ignore[arg-type]
         raw = open_file(name)
         owned = True
+    closer: Any = raw if owned else None
     try:
         stream = _Sniffer(raw, name, progress)
         prefix = stream.peek(SNIFF)
@@ -75,8 +76,15 @@ def open_capture(
             stream.start_counting()
             compression, stream = started, _Sniffer(io.BytesIO(b""), name, None)  # type: ignore[arg-type]
         elif compression is not None:
-            stream.start_counting()
-            stream = _Sniffer(open_decompressed(stream, compression), name, None)  # type: ignore[arg-type]
+            if prefetch.enabled():  # decompressed by a thread, which counts the bytes it reads
+                counting = prefetch.CountingSource(stream)  # type: ignore[arg-type]
+                ahead = prefetch.Prefetched(open_decompressed(counting, compression), counting,  # type: ignore[arg-type]
+                                            progress, close_source=owned)
+                closer = ahead  # stops the thread, then closes the file if it is ours
+                stream = _Sniffer(ahead, name, None)  # type: ignore[arg-type]
+            else:
+                stream.start_counting()
+                stream = _Sniffer(open_decompressed(stream, compression), name, None)  # type: ignore[arg-type]
         head = stream.peek(4)
         kind: type[CaptureReader]
         if head and head[:4] == PCAPNG_MAGIC[: len(head)] and (len(head) == 4 or is_prefix(head)):
@@ -87,12 +95,12 @@ def open_capture(
         # once, whatever it re-reads); a compressed one's are counted as they leave the file.
         # Closing the reader closes the file under the decompressor too, if it opened it.
         return kind(stream, chunk_packets=chunk_packets, block_size=block_size,  # type: ignore[arg-type]
-                    name=name, compression=compression, decode=decode, closer=raw if owned else None,
+                    name=name, compression=compression, decode=decode, closer=closer,
                     progress=progress if compression is None else None, on_corrupt=on_corrupt,
                     tunnels=tunnels)
     except BaseException:
-        if owned:
-            raw.close()
+        if closer is not None:
+            closer.close()
         raise
 
 
@@ -167,6 +175,10 @@ class _Sniffer:
     def seek(self, offset: int, whence: int = 0) -> int:
         self._ahead = b""
         return self.raw.seek(offset, whence)
+
+    def seekable(self) -> bool:
+        seekable = getattr(self.raw, "seekable", None)
+        return bool(seekable()) if seekable is not None else False
 
     def close(self) -> None:
         self.raw.close()

@@ -35,7 +35,9 @@ MAGICS: tuple[tuple[str, bytes], ...] = (
 )
 #: Bytes needed to tell them apart.
 SNIFF = max(len(magic) for _, magic in MAGICS)
-_RAW_CHUNK = 1 << 16
+#: Compressed bytes per read (and per decompressor call): few calls, so that a decompressing
+#: thread seldom waits for the GIL between them (``fastpcap.prefetch``).
+_RAW_CHUNK = 1 << 22
 _OUT_CHUNK = 1 << 22
 # Pieces in which a failing stretch is fed again: coarse first, then byte by byte.
 _REPLAY_STEPS = (256, 1)
@@ -69,7 +71,7 @@ class CorruptStream(ValueError):
     Both are ``exact`` unless the input could not be read again to find the byte: read from
     a pipe, an error that neither zlib's ``copy()`` nor the gzip trailer check catches (in
     ISA-L's deflate, xz, bzip2, lz4, zstd).  Then ``compressed_offset`` is the last byte of
-    the 64 KiB piece in which the problem was found, and the output of the failing call (at
+    the 4 MiB piece in which the problem was found, and the output of the failing call (at
     most 4 MiB) is missing; both still do not depend on how the reads were cut.
     """
 
@@ -252,6 +254,17 @@ class _Stream:
             exact = False
         self._error = CorruptStream(self.kind, problem, max(offset, 0), self.delivered, exact=exact)
         return self._error
+
+    def read_piece(self) -> bytes:
+        """The next piece of decompressed bytes as the decompressor gives it (at most 4 MiB),
+        ``b""`` at the end (for ``fastpcap.prefetch``; do not mix with ``read``)."""
+        return self._chunk()
+
+    def buffer_size(self) -> int:
+        """The size of the buffers to ``readinto`` if it decompresses straight into them (no
+        piece made and copied; ``fastpcap.prefetch`` then hands over buffers, not pieces),
+        else 0."""
+        return 0
 
     def readable(self) -> bool:
         return True
@@ -562,6 +575,8 @@ class _Zstd(_Stream):
 
         self._zstandard = zstandard
         self._error_type = zstandard.ZstdError
+        self._failed: _Failed | None = None
+        self._seekable: bool | None = None
         self._restore(self._checkpoint)
 
     def _restore(self, checkpoint: _Checkpoint) -> None:
@@ -570,12 +585,45 @@ class _Zstd(_Stream):
             cast(BinaryIO, _Source(self)), read_size=_RAW_CHUNK, read_across_frames=True)
 
     def _decode(self) -> bytes:
+        failed, self._failed = self._failed, None
+        if failed is not None:  # a direct read failed: the replay starts from here
+            raise failed
         try:
             if self._replay is not None:  # one input read at a time: its output is not lost
                 return self._reader.read1(_OUT_CHUNK)
             return self._reader.read(_OUT_CHUNK)
         except self._error_type as exc:
             raise _Failed(_problem(exc)) from None
+
+    def readinto(self, view: Any) -> int:
+        """Decompressed bytes straight into ``view``, when the input can be read again: no
+        piece of bytes made and copied (a third of the cost of reading a capture that
+        compresses badly, past the decompression itself).  What comes out before an error
+        and where it is found do not depend on the reads then, the failing stretch being
+        decoded again finely from the file (``_Stream``); from a pipe, pieces of
+        ``_OUT_CHUNK`` as the other streams, so that they do not either."""
+        if self._pending or self._replay is not None or self._error is not None or not self._direct():
+            return super().readinto(view)
+        view = memoryview(view).cast("B")
+        try:
+            n: int = self._reader.readinto(view)
+        except self._error_type as exc:  # what it wrote into view is not counted: decoded again
+            self._failed = _Failed(_problem(exc))
+            return super().readinto(view)
+        self._produced += n
+        self.delivered += n
+        return n
+
+    def buffer_size(self) -> int:
+        return _OUT_CHUNK if self._direct() else 0
+
+    def _direct(self) -> bool:
+        if self._seekable is None:
+            try:
+                self._seekable = bool(self.raw.seekable())  # type: ignore[attr-defined]
+            except (AttributeError, OSError, ValueError):
+                self._seekable = False
+        return self._seekable
 
 
 class _Source:

@@ -346,7 +346,9 @@ class CaptureReader:
 def corrupt_stream_error(path: str, exc: CorruptStream) -> CaptureError:
     """A corrupt compressed stream as the capture's error: the offset in the compressed file
     where the decompressor found it, and how much capture data came out before."""
-    where = "" if exc.exact else "within the 64 KiB of compressed data up to this offset; "
+    from .compression import _RAW_CHUNK
+
+    where = "" if exc.exact else f"within the {_RAW_CHUNK >> 10} KiB of compressed data up to this offset; "
     return CaptureError(path, exc.compressed_offset,
                         f"{exc} ({where}{exc.decompressed_offset} bytes of capture data came out before it)")
 
