@@ -239,3 +239,30 @@ def test_the_thread_reads_a_bounded_stretch_ahead(thread_on: None, tmp_path: Pat
         assert ahead <= (prefetch.DEPTH + 4) * piece, ahead
         rest = sum(len(chunk) for chunk in chunks)
     assert rest > 0 and no_thread_left()
+
+
+def test_a_batch_runs_the_thread_only_one_capture_at_a_time(thread_on: None, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch, traffic: bytes) -> None:
+    """With several captures at a time every CPU is busy: their workers decompress inline."""
+    from fastpcap import batch
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.pcap.zst").write_bytes(compress(traffic, "zstd"))
+    threads: list[object] = []  # the readers that decompressed in a thread
+
+    class Counted(prefetch.Prefetched):
+        def __init__(self, *args, **kw) -> None:
+            super().__init__(*args, **kw)
+            threads.append(self)
+
+    monkeypatch.setattr(prefetch, "Prefetched", Counted)
+    monkeypatch.setattr(batch, "_pool", lambda workers, inherited=(): batch._in_process)  # (in this process)
+    for jobs, want in ((1, 2), (2, 0)):
+        threads.clear()
+        result = fastpcap.bucketize_many([folder], tmp_path / f"out{jobs}", jobs=jobs, force=True)
+        assert result.status == 0 and len(threads) == want
+    assert (tmp_path / "out1" / "a.jsonl").read_bytes() == (tmp_path / "out2" / "a.jsonl").read_bytes()
+    with fastpcap.open_capture(folder / "a.pcap.zst") as reader:  # outside a batch: the thread again
+        assert sum(len(c) for c in reader) and len(threads) == 1

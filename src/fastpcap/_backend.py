@@ -49,7 +49,9 @@ class _Implementations(Mapping[str, ModuleType]):
         if key == "cython" and self._compiled is not None:
             return self._compiled
         if key == "python":
-            return importlib.import_module("._pure", __package__)
+            from . import _pure
+
+            return _pure
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:

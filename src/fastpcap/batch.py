@@ -23,10 +23,10 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import _backend
+from . import _backend, prefetch
 from ._version import __version__
 from .archive import Capture, Plan, UsageError, plan
 from .errors import CaptureError, CorruptWarning, FastpcapWarning
@@ -50,6 +50,10 @@ class Job:
     spec: BucketSpec
     part: str | None = None  # where to stream the rows for a combined table (Arrow IPC)
     backend: str = "cython"  # the core to run it with (the runner's: a cluster's workers may differ)
+    # A compressed capture decompressed in a thread of its own: only when it is the only
+    # capture processed at a time (the other CPUs are idle then; with every CPU busy the
+    # thread only adds its hand-over cost).
+    prefetch: bool = True
 
 
 @dataclass
@@ -149,7 +153,7 @@ def process(job: Job, progress: Callable[[int], object] | None = None) -> Outcom
         _backend.use(job.backend)
     start = time.perf_counter()
     outcome = Outcome("written")
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, prefetch.allowed(job.prefetch):
         warnings.simplefilter("always", FastpcapWarning)
         try:
             rows = iter_rows(job.path, spec=job.spec, jobs=1, progress=progress)
@@ -448,6 +452,8 @@ def bucketize_many(
                 continue
             todo.append((capture, Job(capture.path, capture.output, format, compress, spec, part, _backend.name())))
         todo.sort(key=lambda item: -item[0].size)  # largest first: the last to start are short
+        if engine == "dask" or (workers > 1 and len(todo) > 1):  # several at a time: no decompression threads
+            todo = [(capture, replace(job, prefetch=False)) for capture, job in todo]
         if engine == "dask":
             address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
             run = _dask(client, address, workers)

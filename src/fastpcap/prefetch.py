@@ -16,16 +16,20 @@ whatever file got the number next); a reader dropped unclosed stops it when coll
 thread holds no reference to it).
 
 ``FASTPCAP_NO_PREFETCH=1`` in the environment decompresses in the main thread instead (for
-comparisons: ``benchmarks/compressed.py`` times both).
+comparisons: ``benchmarks/compressed.py`` times both); so does a batch that processes several
+captures at a time (:func:`allowed`: every CPU is busy then, and the thread would only add
+its cost).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import queue
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 #: Pieces decompressed ahead of the one being read.
@@ -37,9 +41,23 @@ _POLL_S = 0.05
 _Item = tuple["bytes | bytearray", int, int, "BaseException | None"]
 
 
+_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("fastpcap_prefetch", default=True)
+
+
 def enabled() -> bool:
-    """Whether compressed captures are decompressed in a thread (``FASTPCAP_NO_PREFETCH`` unset)."""
-    return not os.environ.get("FASTPCAP_NO_PREFETCH")
+    """Whether compressed captures are decompressed in a thread (``FASTPCAP_NO_PREFETCH``
+    unset, and not inside ``allowed(False)``)."""
+    return _allowed.get() and not os.environ.get("FASTPCAP_NO_PREFETCH")
+
+
+@contextlib.contextmanager
+def allowed(allow: bool) -> Iterator[None]:
+    """While inside (in this thread or task), captures opened use a thread only if ``allow``."""
+    token = _allowed.set(allow)
+    try:
+        yield
+    finally:
+        _allowed.reset(token)
 
 
 class CountingSource:
