@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 from fastpcap import compression
 from fastpcap.compression import MAGICS, SNIFF, CorruptStream, open_decompressed
 
-from pcapgen import COMPRESSIONS, compress
+from conftest import one_error_line
+from pcapgen import COMPRESSIONS, SYN, Rec, compress, eth, ipv4, pcap, tcp
 from strategies import sweep
 
 pytestmark = pytest.mark.once  # nothing here depends on the packet-walking backend
@@ -387,3 +388,15 @@ def test_a_closed_stream_is_freed_with_its_decompressor(kind: str) -> None:
             assert gone() is None
         finally:
             gc.enable()
+
+
+def test_an_inexact_error_names_the_piece_it_is_within(cli) -> None:
+    """Read from a pipe, an xz stream whose damage its decoder finds late: the line names the
+    end of the compressed piece in which it was found, and the piece's size."""
+    data = pcap([Rec(1_700_000_000_000_000_000 + i * 1000, eth(ipv4(tcp(40000 + i, 80, flags=SYN))))
+                 for i in range(3000)])
+    packed = bytearray(compress(data, "xz"))
+    packed[len(packed) // 2] ^= 0x55
+    proc = cli("bucketize", "-", "-o", "-", input=bytes(packed))
+    line = one_error_line(proc)
+    assert f"within the {compression._RAW_CHUNK >> 20} MiB of compressed data up to this offset" in line, line

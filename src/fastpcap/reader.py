@@ -348,7 +348,8 @@ def corrupt_stream_error(path: str, exc: CorruptStream) -> CaptureError:
     where the decompressor found it, and how much capture data came out before."""
     from .compression import _RAW_CHUNK
 
-    where = "" if exc.exact else f"within the {_RAW_CHUNK >> 10} KiB of compressed data up to this offset; "
+    piece = f"{_RAW_CHUNK >> 20} MiB" if _RAW_CHUNK >= 1 << 20 else f"{_RAW_CHUNK >> 10} KiB"
+    where = "" if exc.exact else f"within the {piece} of compressed data up to this offset; "
     return CaptureError(path, exc.compressed_offset,
                         f"{exc} ({where}{exc.decompressed_offset} bytes of capture data came out before it)")
 
