@@ -132,7 +132,47 @@ class _Replay:
         self.step = step
 
 
-class _Stream:
+class Pieces:
+    """``read``/``readinto`` over the pieces of bytes ``_piece()`` gives (empty at the end):
+    the decompressed streams, and ``fastpcap.prefetch``'s thread-fed one.  ``read()`` of
+    everything that meets an error of a ``DEFERRED`` type after some bytes returns those
+    bytes first; the error comes at the next read."""
+
+    DEFERRED: tuple[type[BaseException], ...] = ()
+    _pending: memoryview
+
+    def _piece(self) -> bytes | memoryview:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, view: Any) -> int:
+        view = memoryview(view).cast("B")
+        if not self._pending:
+            self._pending = memoryview(self._piece())
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if size is not None and size >= 0:
+            buf = bytearray(size)
+            return bytes(buf[: self.readinto(buf)])
+        parts = [bytes(self._pending)]
+        self._pending = memoryview(b"")
+        try:
+            while piece := self._piece():
+                parts.append(bytes(piece))  # (a copy: a piece's buffer may be filled again)
+        except self.DEFERRED:
+            if any(parts):  # these first: the next read raises the error
+                return b"".join(parts)
+            raise
+        return b"".join(parts)
+
+
+class _Stream(Pieces):
     """What the readers need of a stream: ``readinto`` and ``read``, over ``_decode()``.
 
     Subclasses decode in ``_decode()``, taking compressed bytes with ``_read()``, raising
@@ -143,6 +183,8 @@ class _Stream:
     the last ones decoded without error fed in small pieces: what the failing call produced
     comes out, and the failure shows at the byte that causes it.
     """
+
+    DEFERRED = (CorruptStream,)
 
     kind = ""
 
@@ -266,32 +308,8 @@ class _Stream:
         else 0."""
         return 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, view: Any) -> int:
-        view = memoryview(view).cast("B")
-        if not self._pending:
-            self._pending = memoryview(self._chunk())
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def read(self, size: int = -1) -> bytes:
-        if size is not None and size >= 0:
-            buf = bytearray(size)
-            return bytes(buf[: self.readinto(buf)])
-        parts = [bytes(self._pending)]
-        self._pending = memoryview(b"")
-        try:
-            while chunk := self._chunk():
-                parts.append(chunk)
-        except CorruptStream:
-            if any(parts):  # these first: the next read raises the error
-                return b"".join(parts)
-            raise
-        return b"".join(parts)
+    def _piece(self) -> bytes:
+        return self._chunk()
 
     def close(self) -> None:
         self.raw.close()

@@ -32,6 +32,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from .compression import Pieces
+
 #: Pieces decompressed ahead of the one being read.
 DEPTH = 2
 #: How often a thread blocked on a full queue looks whether it should stop (seconds).
@@ -94,14 +96,17 @@ class CountingSource:
         self.raw.close()
 
 
-class Prefetched:
+class Prefetched(Pieces):
     """A decompressed stream (``read``/``readinto``) whose pieces a thread decompresses ahead.
 
     ``stream``: the decompressed stream (its ``read_piece()`` gives the next piece, ``b""`` at
     the end); ``source``: the :class:`CountingSource` it reads the compressed bytes from;
     ``progress``: told, in the reading thread, of the compressed bytes behind each piece;
     ``close_source``: whether :meth:`close` closes the file too (the reader opened it).
+    ``read()`` of everything hands over the bytes before any error first (``Pieces``).
     """
+
+    DEFERRED = (Exception,)
 
     def __init__(self, stream: Any, source: CountingSource, progress: Callable[[int], object] | None,
                  *, close_source: bool) -> None:
@@ -125,7 +130,7 @@ class Prefetched:
         self._closed = False
 
     # -- the reading thread ---------------------------------------------------------------
-    def _next(self) -> memoryview:
+    def _piece(self) -> memoryview:
         if self._error is not None:
             raise self._error
         if self._ended:
@@ -154,32 +159,6 @@ class Prefetched:
             self._buffer = piece
         return memoryview(piece)[:n]
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, view: Any) -> int:
-        view = memoryview(view).cast("B")
-        if not self._pending:
-            self._pending = self._next()
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def read(self, size: int = -1) -> bytes:
-        if size is not None and size >= 0:
-            buf = bytearray(size)
-            return bytes(buf[: self.readinto(buf)])
-        parts = [bytes(self._pending)]
-        self._pending = memoryview(b"")
-        try:
-            while piece := self._next():
-                parts.append(bytes(piece))  # its buffer is filled again
-        except Exception:
-            if any(parts):  # these first: the next read raises the error
-                return b"".join(parts)
-            raise
-        return b"".join(parts)
 
     def _join(self) -> None:
         thread = self._thread
