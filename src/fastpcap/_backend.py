@@ -36,7 +36,6 @@ if not NO_EXTENSIONS:
             )
 
 
-
 class _Implementations(Mapping[str, ModuleType]):
     """The backends by name: ``"cython"`` when the compiled core loaded, and ``"python"``,
     the twin, imported on first use."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _backend, prefetch
 from ._format import PCAP_MAGICS, PCAPNG_MAGIC
-from .compression import SNIFF, CorruptStream, detect, open_decompressed, started_compression
+from .compression import SNIFF, CorruptStream, can_seek, detect, open_decompressed, started_compression
 from .errors import unreadable
 from .pcap import PcapReader
 from .pcapng import PcapngReader, is_prefix
@@ -177,8 +177,7 @@ class _Sniffer:
         return self.raw.seek(offset, whence)
 
     def seekable(self) -> bool:
-        seekable = getattr(self.raw, "seekable", None)
-        return bool(seekable()) if seekable is not None else False
+        return can_seek(self.raw)
 
     def close(self) -> None:
         self.raw.close()

@@ -132,8 +132,16 @@ class _Replay:
         self.step = step
 
 
+def can_seek(raw: object) -> bool:
+    """Whether the file object ``raw`` says it can seek (one without ``seekable``, or closed: no)."""
+    try:
+        return bool(raw.seekable())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 class Pieces:
-    """``read``/``readinto`` over the pieces of bytes ``_piece()`` gives (empty at the end):
+    """``read``/``readinto`` over the pieces of bytes ``read_piece()`` gives (empty at the end):
     the decompressed streams, and ``fastpcap.prefetch``'s thread-fed one.  ``read()`` of
     everything that meets an error of a ``DEFERRED`` type after some bytes returns those
     bytes first; the error comes at the next read."""
@@ -141,7 +149,7 @@ class Pieces:
     DEFERRED: tuple[type[BaseException], ...] = ()
     _pending: memoryview
 
-    def _piece(self) -> bytes | memoryview:
+    def read_piece(self) -> bytes | memoryview:
         raise NotImplementedError
 
     def readable(self) -> bool:
@@ -150,7 +158,7 @@ class Pieces:
     def readinto(self, view: Any) -> int:
         view = memoryview(view).cast("B")
         if not self._pending:
-            self._pending = memoryview(self._piece())
+            self._pending = memoryview(self.read_piece())
         n = min(len(view), len(self._pending))
         view[:n] = self._pending[:n]
         self._pending = self._pending[n:]
@@ -163,7 +171,7 @@ class Pieces:
         parts = [bytes(self._pending)]
         self._pending = memoryview(b"")
         try:
-            while piece := self._piece():
+            while piece := self.read_piece():
                 parts.append(bytes(piece))  # (a copy: a piece's buffer may be filled again)
         except self.DEFERRED:
             if any(parts):  # these first: the next read raises the error
@@ -299,7 +307,8 @@ class _Stream(Pieces):
 
     def read_piece(self) -> bytes:
         """The next piece of decompressed bytes as the decompressor gives it (at most 4 MiB),
-        ``b""`` at the end (for ``fastpcap.prefetch``; do not mix with ``read``)."""
+        ``b""`` at the end (what ``read`` and ``readinto`` read; ``fastpcap.prefetch`` takes
+        them one by one: do not mix the two)."""
         return self._chunk()
 
     def buffer_size(self) -> int:
@@ -307,9 +316,6 @@ class _Stream(Pieces):
         piece made and copied; ``fastpcap.prefetch`` then hands over buffers, not pieces),
         else 0."""
         return 0
-
-    def _piece(self) -> bytes:
-        return self._chunk()
 
     def close(self) -> None:
         self.raw.close()
@@ -637,10 +643,7 @@ class _Zstd(_Stream):
 
     def _direct(self) -> bool:
         if self._seekable is None:
-            try:
-                self._seekable = bool(self.raw.seekable())  # type: ignore[attr-defined]
-            except (AttributeError, OSError, ValueError):
-                self._seekable = False
+            self._seekable = can_seek(self.raw)
         return self._seekable
 
 

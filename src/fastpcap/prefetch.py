@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from .compression import Pieces
+from .compression import Pieces, can_seek
 
 #: Pieces decompressed ahead of the one being read.
 DEPTH = 2
@@ -84,8 +84,7 @@ class CountingSource:
         return self.raw.seek(offset, whence)
 
     def seekable(self) -> bool:
-        seekable = getattr(self.raw, "seekable", None)
-        return bool(seekable()) if seekable is not None else False
+        return can_seek(self.raw)
 
     def take(self) -> int:
         """The bytes read since the last call."""
@@ -130,7 +129,7 @@ class Prefetched(Pieces):
         self._closed = False
 
     # -- the reading thread ---------------------------------------------------------------
-    def _piece(self) -> memoryview:
+    def read_piece(self) -> memoryview:
         if self._error is not None:
             raise self._error
         if self._ended:
@@ -158,7 +157,6 @@ class Prefetched(Pieces):
         if isinstance(piece, bytearray):
             self._buffer = piece
         return memoryview(piece)[:n]
-
 
     def _join(self) -> None:
         thread = self._thread
