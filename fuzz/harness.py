@@ -151,28 +151,37 @@ def encode_input(data: bytes, *, linktype: int | None = None, extended: bool = F
     return bytes([flags, lt_index, opts, comp]) + data
 
 
+def linktype_fields(data: bytes) -> tuple[str | None, list[tuple[int, str]]]:
+    """Where the link types of ``data`` are, if it starts like a capture: ``("pcap",
+    [(20, fmt)])`` for a classic header's network field, ``("pcapng", [(offset, fmt),
+    ...])`` for every interface description block that a walk over well-formed pcapng
+    blocks reaches (the walk stops at the first bad length), else ``(None, [])``; ``fmt``
+    the field's struct format."""
+    magic = bytes(data[:4])
+    if len(data) >= 24 and magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        return "pcap", [(20, "<I")]
+    if len(data) >= 24 and magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        return "pcap", [(20, ">I")]
+    if magic != b"\x0a\x0d\x0d\x0a":
+        return None, []
+    fields, order, pos = [], "<", 0
+    while pos + 12 <= len(data):
+        if data[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
+            order = ">" if data[pos + 8:pos + 12] == b"\x1a\x2b\x3c\x4d" else "<"
+        btype, length = struct.unpack_from(order + "II", data, pos)
+        if length < 12 or length % 4 or pos + length > len(data):
+            break
+        if btype == 1 and length >= 20:
+            fields.append((pos + 8, order + "H"))
+        pos += length
+    return "pcapng", fields
+
+
 def patch_linktype(data: bytes, linktype: int) -> bytes:
-    """``data`` with its link type(s) replaced, if it starts like a capture: a classic
-    header's network field, or the link type of every interface description block that a
-    walk over well-formed pcapng blocks reaches (the walk stops at the first bad length)."""
+    """``data`` with its link type(s) replaced (:func:`linktype_fields`)."""
     buf = bytearray(data)
-    magic = bytes(buf[:4])
-    if len(buf) >= 24 and magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        struct.pack_into("<I", buf, 20, linktype)
-    elif len(buf) >= 24 and magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        struct.pack_into(">I", buf, 20, linktype)
-    elif magic == b"\x0a\x0d\x0d\x0a":
-        order = "<"
-        pos = 0
-        while pos + 12 <= len(buf):
-            if buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
-                order = ">" if buf[pos + 8:pos + 12] == b"\x1a\x2b\x3c\x4d" else "<"
-            btype, length = struct.unpack_from(order + "II", buf, pos)
-            if length < 12 or length % 4 or pos + length > len(buf):
-                break
-            if btype == 1 and length >= 20:
-                struct.pack_into(order + "H", buf, pos + 8, linktype & 0xFFFF)
-            pos += length
+    for offset, fmt in linktype_fields(data)[1]:
+        struct.pack_into(fmt, buf, offset, linktype & (0xFFFF if fmt.endswith("H") else 0xFFFFFFFF))
     return bytes(buf)
 
 

@@ -67,24 +67,8 @@ def test_the_corpus_is_small_and_spans_containers_link_types_and_decodes() -> No
 def header_linktypes(body: bytes) -> tuple[str | None, set[int]]:
     """The container of ``body`` and the link types its header (classic) or its interface
     description blocks (pcapng, as far as well-formed blocks go) name."""
-    magic = body[:4]
-    if len(body) >= 24 and magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        return "pcap", {struct.unpack_from("<I", body, 20)[0] & 0x03FFFFFF}
-    if len(body) >= 24 and magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        return "pcap", {struct.unpack_from(">I", body, 20)[0] & 0x03FFFFFF}
-    if magic != b"\x0a\x0d\x0d\x0a":
-        return None, set()
-    found, order, pos = set(), "<", 0
-    while pos + 12 <= len(body):
-        if body[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
-            order = ">" if body[pos + 8:pos + 12] == b"\x1a\x2b\x3c\x4d" else "<"
-        btype, length = struct.unpack_from(order + "II", body, pos)
-        if length < 12 or length % 4 or pos + length > len(body):
-            break
-        if btype == 1 and length >= 20:
-            found.add(struct.unpack_from(order + "H", body, pos + 8)[0])
-        pos += length
-    return "pcapng", found
+    container, fields = harness.linktype_fields(body)
+    return container, {struct.unpack_from(fmt, body, offset)[0] & 0x03FFFFFF for offset, fmt in fields}
 
 
 # -- the check itself catches what it is there to catch ------------------------------------
