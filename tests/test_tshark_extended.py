@@ -72,6 +72,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oracle import (
+    ARUBA_TYPES,
     ENC_ARUBA,
     ENC_ERSPAN,
     ENC_GENEVE,
@@ -561,6 +562,25 @@ def _nflog_payload_cut_short(ours, theirs, frame, diff):
     return False
 
 
+def _nflog_empty_prefix(ours, theirs, frame, diff):
+    """An NFLOG prefix TLV (NFULA_PREFIX, type 10) with no value (length 4) before the
+    payload TLV: tshark reads the prefix as a NUL-terminated string, finds no byte, marks the
+    packet malformed and stops at ``nflog``; the decode steps over every TLV by its length
+    (the kernel writes the prefix with its NUL, length 5 or more: generated frames only)."""
+    if (ours["linktype"] != 239 or ours["ip_version"] is None or theirs["ip_version"] is not None
+            or theirs["layers"][-1:] != ["nflog"]):
+        return False
+    at = 4
+    while len(frame) - at >= 4:
+        length, kind = struct.unpack("<HH", frame[at : at + 4])
+        if length < 4 or kind & 0x7FFF == 9:
+            return False
+        if kind & 0x7FFF == 10 and length == 4:
+            return True
+        at += (length + 3) // 4 * 4
+    return False
+
+
 def _nflog_bad_tlv_after(frame, at):
     """Whether a TLV of length below 4 follows (from ``at``, little-endian TLVs)."""
     while len(frame) - at >= 4:
@@ -597,6 +617,7 @@ GENERATED_DIFFERENCES = [
     ("NULL/LOOP family 10", _null_family_10),
     ("NFLOG payload TLV cut short, or followed by a TLV shorter than 4", _nflog_payload_cut_short),
     ("NFLOG TLVs in the other byte order than the file's", _nflog_tlvs_big_endian_in_a_little_endian_file),
+    ("NFLOG prefix TLV with no value", _nflog_empty_prefix),
     ("IPv6 AH with length 0", _ah_length_0),
     ("IPv4 options not all captured", _ipv4_options_cut),
 ]
@@ -645,10 +666,7 @@ def _generated_frames():
 
 
 @needs_tshark
-# derandomize: the same examples every run.  Random seeds found differences from tshark not
-# yet explained (GTP-U with an NR RAN Container followed by more layers, an Aruba QoS frame
-# with the order bit): listed in the issue's note, to be explained or fixed.
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(pairs=_generated_frames())
 def test_generated_frames_agree_with_tshark(pairs):
@@ -666,8 +684,10 @@ def test_generated_frames_agree_with_tshark(pairs):
 # ports of the TCP/UDP layer right after it.  Only packets that one side or the other sees
 # as tunnelled are compared here; the others are the outer comparison's.
 
+# (nrup: a GTP-U header's NR RAN Container, which tshark shows as a layer of its own
+# between gtp and the packet inside)
 TUNNEL_RUN = {"eth", "ethertype", "vlan", "ieee8021ad", "ieee8021ah", "vntag", "mpls", "pppoes", "ppp", "gre",
-              "erspan", "vxlan", "geneve", "gtp", "udp", "wlan", "llc",
+              "erspan", "vxlan", "geneve", "gtp", "nrup", "udp", "wlan", "llc",
               "ip", "ipv6"} | set(EXT_LAYERS)
 
 # tshark's layers for each bit of a packet's encap (the oracle's ENC_* bits); PPTP, Aruba and
@@ -697,7 +717,9 @@ def tshark_inner_view(row: dict[str, list[str]]) -> dict | None:
     layers = row["frame.protocols"][0].split(":") if row["frame.protocols"] else []
     run = []
     for layer in layers:
-        if layer not in TUNNEL_RUN:
+        # an NR RAN Container of a PDU type tshark's NR-U dissector does not know shows as
+        # "gtp:data", and the packet inside follows
+        if layer not in TUNNEL_RUN and not (layer == "data" and run[-1:] == ["gtp"]):
             break
         run.append(layer)
     # an IPv4 layer tshark rejected for its version 6 and handed to IPv6 ("ip:ipv6", no
@@ -803,9 +825,34 @@ def _gtpu_nr_ran_container(ours, theirs, frame, diff, layers):
     return _stops_at_nr_ran_container(layers) and ours.get("tunnels", 0) >= shown
 
 
+def _aruba_amsdu(ours, theirs, frame, diff, layers):
+    """An Aruba GRE packet whose IEEE 802.11 frame is an A-MSDU (the A-MSDU bit, bit 7 of
+    QoS control): several packets in one frame, which the decode does not walk
+    (data-model.md, "Tunnels", Aruba row) -- the packet stays the one carrying the GRE --
+    while tshark dissects the A-MSDU's subframes (each one's LLC, and what that names).
+    Explained only when tshark shows the 802.11 frame behind GRE, and the same frame with
+    the A-MSDU bit clear is walked."""
+    at = ours["transport_offset"]
+    if ours["ip_proto"] != 47 or at is None or "gre:wlan" not in ":".join(layers) or len(frame) - at < 4:
+        return False
+    flags, proto = struct.unpack(">HH", frame[at : at + 4])
+    if flags & 0x7 or proto not in ARUBA_TYPES:
+        return False
+    wlan = at + 4 + sum(4 for bit in (0x8000, 0x2000, 0x1000) if flags & bit)
+    if len(frame) - wlan < 2 or frame[wlan] & 0x0F != 0x08 or not frame[wlan] & 0x80:  # a QoS data frame
+        return False
+    qos = wlan + (30 if frame[wlan + 1] & 3 == 3 else 24)
+    if qos >= len(frame) or not frame[qos] & 0x80:
+        return False
+    cleared = bytearray(frame)
+    cleared[qos] &= 0x7F
+    return bool(decode_packet(bytes(cleared), ours["linktype"], True, tunnels=True)["encap"] & ENC_ARUBA)
+
+
 INNER_DIFFERENCES = [
     ("8 headers walked (the bound)", _header_bound),
     ("GTP-U with an NR RAN Container extension", _gtpu_nr_ran_container),
+    ("Aruba 802.11 A-MSDU (not walked)", _aruba_amsdu),
 ]
 
 
@@ -827,7 +874,7 @@ def _tunnel_pairs():
 
 
 @needs_tshark
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(frames=_tunnel_pairs())
 def test_generated_tunnels_agree_with_tshark(frames):
