@@ -641,7 +641,7 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
     (docs/data-model.md, "Extended decode")."""
     cdef uint32_t at = 0, ln, ty, plen
     cdef int t, n = 0
-    cdef uint16_t tle, tbe
+    cdef uint16_t tle, tbe, hw = 0
     cdef bint big
     if linktype == 104 or ((linktype == 9 or linktype == 50) and caplen >= 1 and (f[0] == 0x0F or f[0] == 0x8F)):
         if caplen < 4:  # Cisco HDLC: address, control, protocol (an Ethernet type)
@@ -674,22 +674,29 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
         if caplen < 4:
             return
         r.decoded = C_DEC_LINK
-        if (f[0] != 2 and f[0] != 10) or caplen < 8:
+        if caplen < 8:
             return
         tle = le16(f + 6) & 0x7FFF
         tbe = be16(f + 6) & 0x7FFF
         big = (tle == 0 or tle >= 0x100) and tbe >= 1 and tbe < 0x100
         at = 4
+        hw = 0
         while n < C_MAX_TLVS and at + 4 <= caplen:
             ln = nflog16(f + at, big)
             ty = nflog16(f + at + 2, big) & 0x7FFF
             if ln < 4:
                 return
-            if ty == 9:  # NFULA_PAYLOAD: the packet, from its network header
+            if ty == 1 and ln >= 6 and caplen - at >= 6:  # NFULA_PACKET_HDR: hw_protocol, network order
+                hw = be16(f + at + 4)
+            elif ty == 9:  # NFULA_PAYLOAD: the packet, from its network header
+                if hw == 0:  # no protocol named: the family's
+                    hw = 0x0800 if f[0] == 2 else 0x86DD if f[0] == 10 else 0
+                    if hw == 0:
+                        return
                 plen = ln - 4
                 if plen > caplen - at - 4:
                     plen = caplen - at - 4
-                decode_network(f, at + 4 + plen, at + 4, 0x0800 if f[0] == 2 else 0x86DD, False, r, tunnels)
+                decode_network(f, at + 4 + plen, at + 4, hw, False, r, tunnels)
                 return
             at += (ln + 3) & ~(<uint32_t>3)
             n += 1

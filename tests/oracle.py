@@ -475,19 +475,23 @@ def more_links(frame: bytes, linktype: int):
     if linktype == LINKTYPE_NFLOG:
         if n < 4:
             return None
-        kind = {2: ETHERTYPE_IPV4, 10: ETHERTYPE_IPV6}.get(frame[0])
-        if kind is None or n < 8:
+        if n < 8:
             return 0, 4, (), n
         little, big = struct.unpack("<H", frame[6:8])[0] & 0x7FFF, struct.unpack(">H", frame[6:8])[0] & 0x7FFF
         order = ">" if (little == 0 or little > 0xFF) and 1 <= big <= 0xFF else "<"
-        at = 4
+        at, hw_protocol = 4, 0
         for _ in range(32):
             if n - at < 4:
                 break
             length, tlv_type = struct.unpack(order + "HH", frame[at : at + 4])
             if length < 4:
                 break
+            if tlv_type & 0x7FFF == 1 and length >= 6 and n - at >= 6:  # the packet header
+                hw_protocol = _be16(frame, at + 4)
             if tlv_type & 0x7FFF == 9:
+                kind = hw_protocol or {2: ETHERTYPE_IPV4, 10: ETHERTYPE_IPV6}.get(frame[0])
+                if kind is None:
+                    break
                 return kind, at + 4, (), min(at + length, n)
             at += (length + 3) // 4 * 4
         return 0, 4, (), n

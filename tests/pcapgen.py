@@ -923,12 +923,15 @@ def ppi(frame: bytes = b"", *, dlt: int = 105, fields: bytes = b"", version: int
 
 
 def nflog(payload: bytes = b"", *, family: int = 2, byteorder: str = "little", prefix: bytes = b"fw\0",
-          tlvs=None) -> bytes:
+          hw_protocol: int | None = None, tlvs=None) -> bytes:
     """An NFLOG (239) frame: header, then TLVs (length and type in ``byteorder``, each padded
-    to 4 bytes): by default a packet header, a prefix, then the payload."""
+    to 4 bytes): by default a packet header (``hw_protocol``, by default the family's: 0x0800,
+    0x86DD, else 0; hook 3), a prefix, then the payload."""
     bo = _bo(byteorder)
+    if hw_protocol is None:
+        hw_protocol = {2: 0x0800, 10: 0x86DD}.get(family, 0)
     if tlvs is None:
-        tlvs = [(1, b"\x08\x00\x03\x00"), (10, prefix), (9, bytes(payload))]
+        tlvs = [(1, struct.pack(">HBx", hw_protocol, 3)), (10, prefix), (9, bytes(payload))]
     out = struct.pack(">BBH", family, 0, 0)
     for kind, value in tlvs:
         tlv = struct.pack(bo + "HH", 4 + len(value), kind) + bytes(value)

@@ -1200,6 +1200,10 @@ def encapsulated_frames(draw, linktype: int = 1):
 def _more_link_frame(draw, linktype: int, ethertype: int, net: bytes) -> bytes:
     if linktype == 239:
         family = {0x0800: 2, 0x86DD: 10}.get(ethertype, draw(st.sampled_from([0, 7, 2, 10])))
+        if draw(st.integers(0, 4)) == 0:  # a family that does not say (bridge: 7), or says otherwise
+            family = draw(st.sampled_from([0, 7, 2, 10]))
+        # the packet header's hw_protocol: None the family's, 0 none, or a protocol right or wrong
+        hw = draw(st.sampled_from([None, None, None, 0, ethertype, 0x0800, 0x86DD, 0x0806]))
         kind = _weighted(draw, [(6, "plain"), (1, "no_payload"), (1, "zero_length"), (1, "garbage")])
         if kind == "no_payload":
             return nflog(family=family, tlvs=[(1, b"\x08\x00\x03\x00")])
@@ -1208,7 +1212,7 @@ def _more_link_frame(draw, linktype: int, ethertype: int, net: bytes) -> bytes:
         if kind == "garbage":
             return nflog(family=family)[:4] + draw(st.binary(max_size=40))
         return nflog(net, family=family, byteorder=draw(st.sampled_from(["little", "big"])),
-                     prefix=draw(st.binary(max_size=9)))
+                     prefix=draw(st.binary(max_size=9)), hw_protocol=hw)
     ethertype, net = _encapsulate(draw, ethertype, net)
     if linktype == 104 or (linktype in (9, 50) and draw(st.integers(0, 5)) == 0):
         return chdlc(net, protocol=ethertype, address=draw(st.sampled_from([0x0F, 0x8F])))

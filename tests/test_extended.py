@@ -347,13 +347,26 @@ def test_nflog_link_type() -> None:
         nflog(family=2, tlvs=[(4, b"\0\0\0\1")] * 40 + [(9, SYN_IN)]),  # beyond the 32 TLVs read
         nflog(family=2, tlvs=[(4, b"\0\0\0\1")] * 31 + [(9, SYN_IN)]),  # the 32nd
         nflog(SYN_IN)[:3],
+        # the packet header's hw_protocol names the payload's protocol, whatever the family
+        nflog(SYN_IN, family=7, hw_protocol=0x0800),  # a bridge family log
+        nflog(DNS6, family=2, hw_protocol=0x86DD),
+        nflog(SYN_IN, family=10, hw_protocol=0x0800),
+        nflog(SYN_IN, family=2, hw_protocol=0x86DD),  # the protocol named is not what follows
+        nflog(SYN_IN, family=2, hw_protocol=0x0806),  # ARP: not IP
+        nflog(SYN_IN, family=10, hw_protocol=0),  # 0: the family's (IPv6), which is not what follows
+        nflog(family=2, tlvs=[(1, b"\x86"), (9, SYN_IN)]),  # a packet header too short: the family's
+        nflog(family=2, tlvs=[(9, SYN_IN), (1, b"\x86\xdd\x03\x00")]),  # one after the payload: not read
     ]
     assert [summary(p) for p in decode_both(frames, 239)] == [
         SYN_ROW, DNS6_ROW,
         (L | V4, "0x800", 17, "10.0.0.1", "10.0.0.2", 0, 0, 0),
         (L | V4 | P, "0x800", 17, "10.0.0.1", "10.0.0.2", 7, 9, 0),
         (L, "0x0", 0, None, None, 0, 0, 0), (L, "0x0", 0, None, None, 0, 0, 0), (L, "0x0", 0, None, None, 0, 0, 0),
-        SYN_ROW, (0, "0x0", 0, None, None, 0, 0, 0)]
+        SYN_ROW, (0, "0x0", 0, None, None, 0, 0, 0),
+        SYN_ROW, DNS6_ROW, SYN_ROW,
+        (L, "0x86dd", 0, None, None, 0, 0, 0), (L, "0x806", 0, None, None, 0, 0, 0),
+        (L, "0x86dd", 0, None, None, 0, 0, 0),
+        SYN_ROW, SYN_ROW]
 
 
 @pytest.mark.parametrize("linktype", [9, 10, 50, 104, 239])

@@ -702,9 +702,12 @@ def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
     ok = caplen >= 4
     frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
     rec["decoded"][idx] = DEC_LINK
+    ok = caplen >= 8
+    frame, caplen, idx = frame[ok], caplen[ok], idx[ok]
+    # the payload's protocol when no packet header names one: the family's (0: not decoded)
     family = b[frame].astype(np.int64)
-    ok = ((family == 2) | (family == 10)) & (caplen >= 8)
-    frame, caplen, idx, family = frame[ok], caplen[ok], idx[ok], family[ok]
+    by_family = np.where(family == 2, 0x0800, np.where(family == 10, 0x86DD, 0))
+    hw = np.zeros(len(frame), dtype=np.int64)  # the packet header's hw_protocol (0: none yet)
     tle = _le16(b, frame + 6) & 0x7FFF
     tbe = _be16(b, frame + 6) & 0x7FFF
     big = ((tle == 0) | (tle >= 0x100)) & (tbe >= 1) & (tbe < 0x100)
@@ -718,11 +721,14 @@ def _nflog(b, frame, caplen, idx, rec, net_at, net_type, tagged, end) -> None:
         ln = _nflog16(b, at[k], big[k])
         ty = _nflog16(b, at[k] + 2, big[k]) & 0x7FFF
         bad = ln < 4
+        header = k[~bad & (ty == 1) & (ln >= 6) & (fend[k] - at[k] >= 6)]  # NFULA_PACKET_HDR
+        hw[header] = _be16(b, at[header] + 4)
         pay = ~bad & (ty == 9)
-        p = k[pay]
+        kind = np.where(hw[k] != 0, hw[k], by_family[k])
+        p = k[pay & (kind != 0)]
         net_at[idx[p]] = at[p] + 4
-        net_type[idx[p]] = np.where(family[p] == 2, 0x0800, 0x86DD)
-        end[idx[p]] = np.minimum(at[p] + ln[pay], fend[p])
+        net_type[idx[p]] = kind[pay & (kind != 0)]
+        end[idx[p]] = np.minimum(at[p] + ln[pay & (kind != 0)], fend[p])
         live[k[bad | pay]] = False
         rest = ~bad & ~pay
         at[k[rest]] += (ln[rest] + 3) & ~3
