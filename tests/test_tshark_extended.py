@@ -840,6 +840,12 @@ def _aruba_amsdu(ours, theirs, frame, diff, layers):
     if flags & 0x7 or proto not in ARUBA_TYPES:
         return False
     wlan = at + 4 + sum(4 for bit in (0x8000, 0x2000, 0x1000) if flags & bit)
+    return _amsdu_walked_without_its_bit(ours, frame, wlan, ENC_ARUBA)
+
+
+def _amsdu_walked_without_its_bit(ours, frame, wlan, bit):
+    """The IEEE 802.11 frame at ``wlan`` is a QoS data frame with the A-MSDU bit, and the
+    same frame with that bit clear is walked (its tunnel's ``bit`` set)."""
     if len(frame) - wlan < 2 or frame[wlan] & 0x0F != 0x08 or not frame[wlan] & 0x80:  # a QoS data frame
         return False
     qos = wlan + (30 if frame[wlan + 1] & 3 == 3 else 24)
@@ -847,7 +853,23 @@ def _aruba_amsdu(ours, theirs, frame, diff, layers):
         return False
     cleared = bytearray(frame)
     cleared[qos] &= 0x7F
-    return bool(decode_packet(bytes(cleared), ours["linktype"], True, tunnels=True)["encap"] & ENC_ARUBA)
+    return bool(decode_packet(bytes(cleared), ours["linktype"], True, tunnels=True)["encap"] & bit)
+
+
+def _tzsp_amsdu(ours, theirs, frame, diff, layers):
+    """As _aruba_amsdu, for the IEEE 802.11 frame (encapsulation 18) of a TZSP header the
+    decode stopped at (version 1, type 0 or 1, its tags up to END): tshark dissects the
+    A-MSDU's subframes.  Explained only when tshark shows the 802.11 frame behind TZSP."""
+    at = ours["transport_offset"]
+    if ours["ip_proto"] != 17 or ours["dst_port"] != 37008 or at is None or "tzsp:wlan" not in ":".join(layers):
+        return False
+    at += 8
+    if len(frame) - at < 4 or frame[at] != 1 or frame[at + 1] > 1 or frame[at + 2 : at + 4] != b"\x00\x12":
+        return False
+    at += 4
+    while at < len(frame) and frame[at] != 1:  # the tags, to END
+        at += 1 if frame[at] == 0 else 2 + (frame[at + 1] if at + 1 < len(frame) else 0)
+    return at < len(frame) and _amsdu_walked_without_its_bit(ours, frame, at + 1, ENC_TZSP)
 
 
 def _tzsp_other_header(ours, theirs, frame, diff, layers):
@@ -875,6 +897,7 @@ INNER_DIFFERENCES = [
     ("GTP-U with an NR RAN Container extension", _gtpu_nr_ran_container),
     ("Aruba 802.11 A-MSDU (not walked)", _aruba_amsdu),
     ("TZSP of another version or type (not walked)", _tzsp_other_header),
+    ("TZSP 802.11 A-MSDU (not walked)", _tzsp_amsdu),
 ]
 
 
