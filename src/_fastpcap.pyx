@@ -94,6 +94,7 @@ cdef enum:
     C_ENC_GENEVE = 1024
     C_ENC_GTPU = 2048
     C_ENC_IPIP = 4096    # IP in IP, IPv6 in IP (protocols 4 and 41)
+    C_ENC_TZSP = 8192    # TZSP (UDP 37008): a frame a remote sniffer captured
     C_WALK_OK = 0           # a partial record or block, the end of the block, or `out` full
     C_WALK_BAD_CAPLEN = 1   # a captured length above the link type's maximum
     C_WALK_BLOCK = 2        # pcapng: a section header or interface block for the caller to read
@@ -139,6 +140,7 @@ ENC_VXLAN = C_ENC_VXLAN
 ENC_GENEVE = C_ENC_GENEVE
 ENC_GTPU = C_ENC_GTPU
 ENC_IPIP = C_ENC_IPIP
+ENC_TZSP = C_ENC_TZSP
 WALK_OK = C_WALK_OK
 WALK_BAD_CAPLEN = C_WALK_BAD_CAPLEN
 WALK_BLOCK = C_WALK_BLOCK
@@ -430,13 +432,54 @@ cdef inline uint32_t gre_inner(const uint8_t* f, uint32_t caplen, uint32_t at, u
     return at
 
 
+cdef inline uint32_t tzsp_inner(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t* ty,
+                                bint* tagged) noexcept nogil:
+    """The TZSP header at ``at`` (docs/data-model.md, "Tunnels"): version 1, a received
+    packet or one to transmit (types 0, 1), encapsulation 1 (Ethernet) or 18 (IEEE 802.11),
+    then the tagged fields up to END.  Returns the offset of what it carries (an 802.11
+    frame: its LLC/SNAP payload) and its type, or 0 when it is not walked."""
+    cdef uint16_t kind
+    cdef uint32_t size
+    if caplen - at < 4 or f[at] != 1 or f[at + 1] > 1:
+        return 0
+    kind = be16(f + at + 2)
+    if kind != 1 and kind != 18:
+        return 0
+    at += 4
+    while True:  # each tag moves on at least one byte: the captured bytes end the loop
+        if caplen - at < 1:
+            return 0  # no END
+        if f[at] == 1:  # END
+            at += 1
+            break
+        if f[at] == 0:  # padding
+            at += 1
+        elif caplen - at < 2 or caplen - at - 2 < f[at + 1]:
+            return 0  # a tag runs past the captured bytes
+        else:
+            at += 2 + <uint32_t>f[at + 1]
+    if kind == 1:
+        ty[0] = 0x6558
+        return at
+    size = wlan_payload(f + at, caplen - at, caplen - at, False, ty)  # no FCS, as Aruba's
+    if size <= 1:
+        return 0
+    tagged[0] = True
+    return at + size
+
+
 cdef inline uint32_t udp_inner(const uint8_t* f, uint32_t caplen, uint32_t at, uint16_t port,
-                               uint16_t* ty, uint16_t* enc) noexcept nogil:
-    """VXLAN, GENEVE or GTP-U at ``at`` (by the UDP destination ``port``): the offset of what
-    it carries, its type and its C_ENC_* bit, or 0 when it is not walked."""
+                               uint16_t* ty, bint* tagged, uint16_t* enc) noexcept nogil:
+    """VXLAN, GENEVE, GTP-U or TZSP at ``at`` (by the UDP destination ``port``): the offset
+    of what it carries, its type and its C_ENC_* bit, or 0 when it is not walked."""
     cdef uint32_t size
     cdef uint8_t nxt
     cdef int i
+    if port == 37008:  # TZSP
+        size = tzsp_inner(f, caplen, at, ty, tagged)
+        if size:
+            enc[0] = C_ENC_TZSP
+        return size
     if port == 4789:  # VXLAN: 8 bytes, then Ethernet
         if caplen - at < 8:
             return 0
@@ -506,7 +549,7 @@ cdef void walk_tunnels(const uint8_t* f, uint32_t caplen, uint32_t pay, int n, P
         elif r.ip_proto == 47:
             at = gre_inner(f, caplen, pay, &ty, &tagged, &enc)
         elif r.ip_proto == 17 and r.decoded & C_DEC_PORTS:
-            at = udp_inner(f, caplen, pay + 8, r.dst_port, &ty, &enc)
+            at = udp_inner(f, caplen, pay + 8, r.dst_port, &ty, &tagged, &enc)
         if not at:
             return
         n += 1

@@ -366,7 +366,7 @@ ETHERTYPE_MPLS = (0x8847, 0x8848)
 # bits of an extended-decode packet's ``encap`` (data-model.md, "Extended decode")
 ENC_VLAN, ENC_MPLS, ENC_PPPOE, ENC_PBB, ENC_VNTAG = 1, 2, 4, 8, 16
 ENC_GRE, ENC_PPTP, ENC_ERSPAN, ENC_ARUBA = 32, 64, 128, 256
-ENC_VXLAN, ENC_GENEVE, ENC_GTPU, ENC_IPIP = 512, 1024, 2048, 4096
+ENC_VXLAN, ENC_GENEVE, ENC_GTPU, ENC_IPIP, ENC_TZSP = 512, 1024, 2048, 4096, 8192
 
 
 def ppp_protocol(frame: bytes, at: int):
@@ -691,7 +691,8 @@ def decode_packet(frame: bytes, linktype: int, extended: bool, tunnels: bool = F
 ETHERTYPE_BRIDGING = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows
 GRE_PPP, ERSPAN_II, ERSPAN_III = 0x880B, 0x88BE, 0x22EB
 ARUBA_TYPES = frozenset(range(0x8200, 0x8371, 0x10))  # Aruba's GRE protocol types: IEEE 802.11
-VXLAN_PORT, GENEVE_PORT, GTPU_PORT = 4789, 6081, 2152
+VXLAN_PORT, GENEVE_PORT, GTPU_PORT, TZSP_PORT = 4789, 6081, 2152, 37008
+TZSP_ETHERNET, TZSP_IEEE_802_11 = 1, 18  # the TZSP encapsulations walked
 IP_FIELDS = ("ethertype", "ip_version", "src", "dst", "ip_proto", "src_port", "dst_port", "tcp_flags",
              "fragment", "ext_headers", "ext_truncated", "network_offset", "transport_offset")
 
@@ -753,9 +754,43 @@ def _gre(frame: bytes, at: int):
     return None
 
 
+def _tzsp(frame: bytes, at: int):
+    """TZSP at ``at``: version 1, type 0 (received) or 1 (to transmit), encapsulation Ethernet
+    or IEEE 802.11, tagged fields (0 padding and 1 END one byte each; any other: tag, length,
+    value) up to END, after which the frame starts."""
+    header = frame[at : at + 4]
+    if len(header) < 4 or header[0] != 1 or header[1] not in (0, 1):
+        return None
+    encapsulation = _be16(header, 2)
+    if encapsulation not in (TZSP_ETHERNET, TZSP_IEEE_802_11):
+        return None
+    off = at + 4
+    while True:
+        if off >= len(frame):
+            return None  # the tags end without END
+        tag = frame[off]
+        if tag == 1:
+            off += 1
+            break
+        if tag == 0:
+            off += 1
+            continue
+        if off + 2 > len(frame) or off + 2 + frame[off + 1] > len(frame):
+            return None  # this tag's length or value is not all captured
+        off += 2 + frame[off + 1]
+    if encapsulation == TZSP_ETHERNET:
+        return ETHERTYPE_BRIDGING, off, False, ENC_TZSP
+    payload = _wlan_payload(frame, off, len(frame), False)  # no FCS, like Aruba's
+    if payload is None or payload[0] is None:
+        return None
+    return payload[0], payload[1], True, ENC_TZSP
+
+
 def _udp_tunnel(frame: bytes, at: int, port: int):
-    """VXLAN, GENEVE or GTP-U at ``at`` (the UDP payload), by destination ``port``."""
+    """VXLAN, GENEVE, GTP-U or TZSP at ``at`` (the UDP payload), by destination ``port``."""
     n = len(frame)
+    if port == TZSP_PORT:
+        return _tzsp(frame, at)
     if port == VXLAN_PORT:
         return (ETHERTYPE_BRIDGING, at + 8, False, ENC_VXLAN) if n - at >= 8 else None
     if port == GENEVE_PORT:

@@ -60,7 +60,7 @@ __all__ = [
     "COMPRESSIONS", "compress", "record_offsets",
     "PPP_PROTOCOLS", "ppp_field", "pppoe", "mpls", "pbb", "vntag", "chdlc", "ppp", "fddi", "nflog",
     "wlan", "radiotap", "ppi",
-    "gre", "erspan2", "erspan3", "vxlan", "geneve", "gtpu",
+    "gre", "erspan2", "erspan3", "vxlan", "geneve", "gtpu", "tzsp",
 ]
 
 FIN, SYN, RST, PSH, ACK, URG = 1, 2, 4, 8, 16, 32
@@ -983,6 +983,22 @@ def geneve(payload: bytes = b"", *, protocol: int = 0x6558, options: bytes = b""
     options = bytes(options) + b"\0" * (-len(options) % 4)
     return (struct.pack(">BBHI", (version & 3) << 6 | (len(options) // 4), 0, protocol, (vni & 0xFFFFFF) << 8)
             + options + bytes(payload))
+
+
+def tzsp(payload: bytes = b"", *, encapsulation: int = 1, tags=(), end: bool = True, version: int = 1,
+         kind: int = 0) -> bytes:
+    """A TZSP header (``version``, type ``kind``: 0 received, 1 to transmit; ``encapsulation``
+    1 Ethernet, 18 IEEE 802.11), its tagged fields and ``payload``: the bytes after UDP 37008.
+    Each of ``tags`` is ``0`` (padding, one byte), ``1`` (END, one byte, mid-list) or
+    ``(tag, value)`` (tag, length, value); ``end`` closes the list with END."""
+    out = struct.pack(">BBH", version & 0xFF, kind & 0xFF, encapsulation & 0xFFFF)
+    for tag in tags:
+        if isinstance(tag, int):
+            out += bytes([tag])
+        else:
+            number, value = tag
+            out += bytes([number & 0xFF, len(value)]) + bytes(value)
+    return out + (b"\x01" if end else b"") + bytes(payload)
 
 
 def gtpu(payload: bytes = b"", *, teid: int = 1, message: int = 0xFF, seq: int | None = None,

@@ -109,6 +109,7 @@ from pcapgen import (
     tag_stack,
     tcp,
     ts_units,
+    tzsp,
     udp,
     units_per_second,
     vlan,
@@ -1332,9 +1333,41 @@ def _extended_captures(draw, max_records, linktypes):
 # ---------------------------------------------------------------------------
 
 TUNNEL_KINDS = ("gre", "gre_eth", "gre_mpls", "erspan1", "erspan2", "erspan3", "pptp", "aruba", "vxlan", "geneve",
-                "gtpu", "ipip", "6in4")
+                "gtpu", "tzsp", "ipip", "6in4")
 #: Aruba's GRE protocol types (an IEEE 802.11 frame), and a neighbour that is not one.
 ARUBA_TYPES = (0x8200, 0x8210, 0x82F0, 0x8370, 0x8201)
+
+
+#: TZSP tags whose value tshark reads with a size of its own, stopping (malformed) at a
+#: channel (18) of 0 bytes or a time stamp (82) of fewer than 4 (data-model.md, "Tunnels",
+#: TZSP): drawn with their usual sizes only, other tags with any length.
+TZSP_SIZED_TAGS = {18: 1, 82: 8}
+
+
+def _tzsp_tags(draw) -> list:
+    """A TZSP tag list (before END): padding (0), and tags with a length and a value."""
+    tag = st.one_of(
+        st.just(0),
+        st.tuples(st.integers(2, 255).filter(lambda t: t not in TZSP_SIZED_TAGS), st.binary(max_size=10)),
+        st.sampled_from(sorted(TZSP_SIZED_TAGS)).map(lambda t: (t, b"\x07" * TZSP_SIZED_TAGS[t])),
+    )
+    return draw(st.lists(tag, max_size=6))
+
+
+def _tzsp(draw, ethertype: int, net: bytes, framed) -> bytes:
+    """``net`` in TZSP: mostly version 1, a packet received or to transmit, in Ethernet
+    (``framed()``) or an IEEE 802.11 frame (``_wlan_frame``); sometimes another version, type
+    or encapsulation (raw IP, Prism), or a tag list without END (the frame's bytes read as tags)."""
+    encapsulation = _weighted(draw, [(6, 1), (6, 18), (1, 7), (1, 119)])
+    if encapsulation == 1:
+        inner = framed()
+    elif encapsulation == 7 and ethertype in (0x0800, 0x86DD):
+        inner = net
+    else:
+        inner = _wlan_frame(draw, ethertype, net)
+    return tzsp(inner, encapsulation=encapsulation, tags=_tzsp_tags(draw), end=draw(st.integers(0, 15)) > 0,
+                version=_weighted(draw, [(14, 1), (1, 0), (1, 2)]),
+                kind=_weighted(draw, [(8, 0), (4, 1), (1, 2), (1, 3), (1, 4)]))
 
 
 def _tunnel(draw, ethertype: int, net: bytes, kind: str, clean: bool = False) -> tuple[int, bytes]:
@@ -1381,6 +1414,8 @@ def _tunnel(draw, ethertype: int, net: bytes, kind: str, clean: bool = False) ->
         else:
             inner = geneve(framed(), options=options)
         payload, proto = udp(draw(st.integers(6082, 65535)), 6081, payload=inner), 17
+    elif kind == "tzsp":
+        payload, proto = udp(draw(st.integers(37009, 65535)), 37008, payload=_tzsp(draw, ethertype, net, framed)), 17
     elif kind == "gtpu" and ip_kind is not None:
         extensions = draw(st.lists(st.tuples(st.integers(1, 255), st.binary(max_size=6)), max_size=3))
         seq = draw(st.one_of(st.none(), st.integers(0, 0xFFFF)))
@@ -1418,11 +1453,10 @@ def _clean_network(draw) -> tuple[int, bytes]:
 def tunnel_frames(draw, clean: bool = False):
     """Strategy: Ethernet frames whose packet is ``extended_frames()``'s inside 1-3 tunnels
     (TUNNEL_KINDS: GRE with IPv4/IPv6, Ethernet, MPLS, ERSPAN I/II/III, PPTP's PPP, Aruba's
-    IEEE 802.11; VXLAN,
-    GENEVE, GTP-U; IP-in-IP, 6in4), with VLAN tags around the inner Ethernet frames;
-    sometimes padded or cut anywhere.  ``clean``: the innermost packet is well-formed
-    (``_clean_network``) and the frame whole -- the odd packets are the outer decode's
-    business; the tunnels' headers stay random."""
+    IEEE 802.11; VXLAN, GENEVE, GTP-U, TZSP with Ethernet or IEEE 802.11; IP-in-IP, 6in4),
+    with VLAN tags around the inner Ethernet frames; sometimes padded or cut anywhere.
+    ``clean``: the innermost packet is well-formed (``_clean_network``) and the frame whole
+    -- the odd packets are the outer decode's business; the tunnels' headers stay random."""
     ethertype, net = _clean_network(draw) if clean else _network(draw)
     for _ in range(_weighted(draw, [(6, 1), (3, 2), (1, 3)])):
         ethertype, net = _tunnel(draw, ethertype, net, draw(st.sampled_from(TUNNEL_KINDS)), clean)

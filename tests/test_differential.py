@@ -356,14 +356,14 @@ def test_extended_decode_of_steered_arbitrary_bytes(data, linktype: int) -> None
 
 # GRE flag words (C, R, K, S, version 1 with A) and protocol types (Aruba's too), the UDP
 # tunnel ports, ERSPAN and GTP-U first bytes, GENEVE option lengths, IP protocols 4/41/47/17,
-# 802.11 frame control words (data, QoS data, protected) and LLC/SNAP.
+# 802.11 frame control words (data, QoS data, protected) and LLC/SNAP, TZSP's port and headers.
 _TUNNEL_STEERING = [
     b"\x00\x00\x08\x00", b"\x00\x00\x86\xdd", b"\x20\x00\x65\x58", b"\x10\x00\x88\xbe", b"\x00\x00\x88\xbe",
     b"\x10\x00\x22\xeb", b"\x30\x81\x88\x0b", b"\x20\x01\x88\x0b", b"\x40\x00\x08\x00", b"\x00\x00\x88\x47",
     b"\x12\xb5", b"\x17\xc1", b"\x08\x68", b"\x10\x00", b"\x20\x00", b"\x20\x01", b"\x30\xff", b"\x34\xff",
     b"\x32\xff", b"\x01", b"\x02", b"\x3f", b"\x04", b"\x29", b"\x2f", b"\x11", b"\x45", b"\x60", b"\x00",
     b"\x08\x00\x00\x00", b"\x00\x00\x82\x00", b"\x00\x00\x83\x70", b"\x08\x01", b"\x88\x02", b"\x08\x41",
-    b"\xaa\xaa\x03\x00\x00\x00",
+    b"\xaa\xaa\x03\x00\x00\x00", b"\x90\x90", b"\x01\x00\x00\x01", b"\x01\x01\x00\x12",
 ]
 
 

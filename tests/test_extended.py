@@ -17,6 +17,7 @@ import fastpcap
 from fastpcap import _backend
 from fastpcap.reader import concatenate
 
+from conftest import CORPUS
 from oracle import OracleError, capture_records, decode_packet, oracle
 from pcapgen import (
     ACK,
@@ -45,6 +46,7 @@ from pcapgen import (
     radiotap,
     tag_stack,
     tcp,
+    tzsp,
     udp,
     vlan,
     vlan_tags,
@@ -430,17 +432,19 @@ EVERY_TUNNEL = [
     over4(gre(wlan(SYN_IN), protocol=0x8200), 47),  # Aruba: IEEE 802.11, LLC/SNAP
     over4(gre(wlan(DNS6, ethertype=0x86DD, subtype=8, ds=3, order=True), protocol=0x8370, key=5), 47),  # QoS, 4 addr.
     over4(gre(wlan(tag_stack()[1] + SYN_IN, ethertype=0x8100), protocol=0x82A0), 47),  # ... a VLAN tag after LLC/SNAP
+    over_udp(tzsp(vlan(SYN_IN), tags=[0, (10, b"\xc4"), (60, b"\x02" * 6)]), 37008),  # TZSP: Ethernet, a tag
+    over_udp(tzsp(wlan(DNS6, ethertype=0x86DD, subtype=8), encapsulation=18, kind=1), 37008),  # TZSP: 802.11
 ]
 EVERY_INNER = [SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, SYN_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW,
                SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, DNS6_ROW,
-               SYN_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW]
+               SYN_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, SYN_ROW, DNS6_ROW]
 _GRE, _VLAN = fastpcap.ENC_GRE, fastpcap.ENC_VLAN
 _ERSPAN = _GRE | fastpcap.ENC_ERSPAN
 EVERY_ENCAP = [_GRE, _GRE, _GRE, _GRE | _VLAN, _GRE | fastpcap.ENC_MPLS, _ERSPAN, _ERSPAN | _VLAN, _ERSPAN, _ERSPAN,
                *[_GRE | fastpcap.ENC_PPTP] * 2,
                fastpcap.ENC_VXLAN, fastpcap.ENC_GENEVE, fastpcap.ENC_GENEVE, fastpcap.ENC_GTPU, fastpcap.ENC_GTPU,
                *[fastpcap.ENC_IPIP] * 4, _GRE, fastpcap.ENC_VXLAN, *[_GRE | fastpcap.ENC_ARUBA] * 2,
-               _GRE | fastpcap.ENC_ARUBA | _VLAN]
+               _GRE | fastpcap.ENC_ARUBA | _VLAN, fastpcap.ENC_TZSP | _VLAN, fastpcap.ENC_TZSP]
 
 
 def test_every_tunnel_gives_its_inner_packet() -> None:
@@ -492,6 +496,91 @@ def test_what_stays_the_outer_packet() -> None:
         (L | V4 | fastpcap.DEC_FRAGMENT, "0x800", 4, "192.0.2.1", "192.0.2.2", 0, 0, 0),
         *[gre_row] * 5,
     ]
+
+
+def test_tzsp_header_and_tags() -> None:
+    # TZSP (UDP 37008): version 1, type 0 or 1, encapsulation 1 (Ethernet) or 18 (802.11),
+    # tagged fields up to END (0: padding, 1: END, one byte each; others: tag, length, value)
+    long_tag = (83, b"sensor in the attic" * 13)  # 247 bytes of value
+    walked = [
+        over_udp(tzsp(eth(SYN_IN)), 37008),  # no tags: END right away
+        over_udp(tzsp(eth(SYN_IN), tags=[0] * 5 + [(41, b"\x05\xdc"), (18, b"\x06"), long_tag]), 37008),
+        over_udp(tzsp(eth(SYN_IN), tags=[(7, b""), 0, (0x9F, b"\x01")]), 37008),  # an empty value; 01 as a value
+        over_udp(tzsp(vlan(DNS6, inner_ethertype=0x86DD), kind=1), 37008),  # a packet to transmit, a VLAN tag
+        over_udp(tzsp(wlan(SYN_IN, ds=3), encapsulation=18), 37008),  # 802.11, four addresses
+        over_udp(tzsp(over_udp(tzsp(eth(DNS6, ethertype=0x86DD)), 37008)), 37008),  # TZSP in TZSP
+    ]
+    got = decode_both(walked, tunnels="inner")
+    assert [summary(p) for p in got] == [SYN_ROW, SYN_ROW, SYN_ROW, DNS6_ROW, SYN_ROW, DNS6_ROW]
+    assert got["encap"].tolist() == [fastpcap.ENC_TZSP] * 3 + [fastpcap.ENC_TZSP | _VLAN] + [fastpcap.ENC_TZSP] * 2
+    udp_row = outer_row(17, (50000, 37008))
+    not_walked = [
+        over_udp(tzsp(eth(SYN_IN), version=2), 37008),  # another version
+        over_udp(tzsp(eth(SYN_IN), version=0), 37008),
+        over_udp(tzsp(eth(SYN_IN), kind=3), 37008),  # configuration
+        over_udp(tzsp(eth(SYN_IN), kind=4), 37008),  # keepalive: no packet
+        over_udp(tzsp(eth(SYN_IN), kind=5), 37008),  # port opener
+        over_udp(tzsp(SYN_IN, encapsulation=7), 37008),  # raw IP: an encapsulation not walked
+        over_udp(tzsp(wlan(SYN_IN), encapsulation=119), 37008),  # 802.11 with a Prism header
+        over_udp(tzsp(wlan(SYN_IN), encapsulation=0x0112), 37008),  # (18 in the low byte only)
+        over_udp(tzsp(tags=[0, 0, (10, b"\xc4")], end=False), 37008),  # the tags end without END
+        over_udp(tzsp(tags=[(60, b"\x02" * 6)], end=False)[:-1], 37008),  # a tag's value cut short
+        over_udp(tzsp(tags=[0], end=False) + b"\x3c", 37008),  # a tag without its length
+        over_udp(b"\x01\x00\x00", 37008),  # the header cut short
+        over_udp(tzsp(wlan(SYN_IN, protected=True), encapsulation=18), 37008),  # 802.11: protected
+        over_udp(tzsp(wlan(SYN_IN, llc=False), encapsulation=18), 37008),  # 802.11: no LLC/SNAP
+        over_udp(tzsp(wlan(SYN_IN, frame_type=0), encapsulation=18), 37008),  # 802.11: management
+        over_udp(tzsp(wlan(SYN_IN, subtype=8, amsdu=True), encapsulation=18), 37008),  # 802.11: an A-MSDU
+        over_udp(tzsp(wlan(SYN_IN)[:20], encapsulation=18), 37008),  # the 802.11 header cut short
+        eth(ipv4(udp(37008, 50000, payload=tzsp(eth(SYN_IN))), proto=17, **OUTER4)),  # only by destination
+    ]
+    got = decode_both(not_walked, tunnels="inner")
+    assert [summary(p) for p in got[:-1]] == [udp_row] * (len(not_walked) - 1)
+    assert summary(got[-1]) == outer_row(17, (37008, 50000))
+    assert not got["encap"].any()  # a header not walked sets no bit
+    # the walk stopping inside: the Ethernet frame cut short, or not IP, after a walked header
+    stopped = [over_udp(tzsp(eth(SYN_IN)[:13]), 37008), over_udp(tzsp(eth(arp(), ethertype=0x0806)), 37008)]
+    got = decode_both(stopped, tunnels="inner")
+    assert [summary(p) for p in got] == [udp_row] * 2 and got["encap"].tolist() == [fastpcap.ENC_TZSP] * 2
+    # every frame agrees with the oracle (docs/data-model.md), field by field
+    for frame, p in zip(walked + not_walked + stopped, decode_both(walked + not_walked + stopped, tunnels="inner")):
+        assert int(p["encap"]) == decode_packet(frame, 1, True, True)["encap"]
+
+
+def test_tzsp_counts_against_the_bound() -> None:
+    # each TZSP header is one header of the 8: VLAN tags + TZSP headers
+    def nested(tags: int, depth: int) -> bytes:
+        packet = eth(SYN_IN)
+        for i in range(depth):
+            packet = eth(ipv4(udp(50000, 37008, payload=tzsp(packet)), proto=17, src=f"10.0.0.{i + 1}",
+                              dst="10.0.0.99"))
+        return vlan_tags(packet[14:], tags=[(0x8100, i) for i in range(tags)])
+
+    got = [summary(p) for p in decode_both([nested(0, 8), nested(0, 9), nested(2, 6), nested(3, 6)],
+                                           tunnels="inner")]
+    last_outer = (L | V4 | P, "0x800", 17, "10.0.0.1", "10.0.0.99", 50000, 37008, 0)
+    assert got == [SYN_ROW, last_outer, SYN_ROW, last_outer]
+
+
+def test_a_real_tzsp_stream() -> None:
+    # a MikroTik stream (from the shared corpus) of five HTTP segments, sent to UDP 31337:
+    # not walked there (TZSP is recognised by the destination port 37008 only); with the
+    # port set to 37008, the packets inside (tshark -d udp.port==31337,tzsp shows the same)
+    path = CORPUS / "filesamples__simple_http_tzsp.pcapng"
+    if not path.exists():
+        pytest.skip(f"the shared capture corpus is not here ({CORPUS})")
+    frames = [r.frame for r in capture_records(path.read_bytes())]
+    assert all(f[36:38] == (31337).to_bytes(2, "big") for f in frames)
+    assert not decode_both(frames, tunnels="inner")["encap"].any()
+    moved = [f[:36] + (37008).to_bytes(2, "big") + f[38:] for f in frames]
+    got = decode_both(moved, tunnels="inner")
+    client, server = "192.168.88.123", "192.168.88.249"
+    assert [summary(p)[2:] for p in got] == [
+        (6, client, server, 55264, 56789, 0x18), (6, server, client, 56789, 55264, 0x18),
+        (6, client, server, 55270, 56789, 0x18), (6, server, client, 56789, 55270, 0x18),
+        (6, server, client, 56789, 55270, 0x19),
+    ]
+    assert got["encap"].tolist() == [fastpcap.ENC_TZSP] * 5
 
 
 def test_inner_packets_as_far_as_decoded() -> None:
@@ -556,10 +645,10 @@ def test_tunnels_option(cli, tmp_path: Path) -> None:
     path.write_bytes(data)
     proc = cli("bucketize", path, "--decode", "extended", "--tunnels", "inner", check=True)
     assert proc.stdout == oracle(data, decode="extended", tunnels="inner").jsonl
-    assert json.loads(proc.stdout)["syn_count"] == EVERY_INNER.count(SYN_ROW) == 18
+    assert json.loads(proc.stdout)["syn_count"] == EVERY_INNER.count(SYN_ROW) == 19
     bad = cli("bucketize", path, "--tunnels", "inner")
     assert bad.returncode == 2 and b"--tunnels: 'inner' needs the extended decode" in bad.stderr
     assert b"Traceback" not in bad.stderr and bad.stderr.splitlines()[-1].startswith(b"fastpcap bucketize: error:")
     info = cli("info", "--json", "--tunnels", "inner", path, check=True)
-    assert json.loads(info.stdout)["tcp"] == 18
+    assert json.loads(info.stdout)["tcp"] == 19
     assert json.loads(cli("info", "--json", path, check=True).stdout)["tcp"] == 0

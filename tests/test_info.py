@@ -31,6 +31,7 @@ from pcapgen import (
     pcapng,
     shb,
     tcp,
+    tzsp,
     udp,
     vlan_tags,
     vxlan,
@@ -70,6 +71,7 @@ def test_encapsulation_counts(cli, tmp_path: Path) -> None:
         eth(ipv4(udp(5, 4789, payload=vxlan(vlan_tags(syn, tags=[(0x8100, 3)]))), proto=17)),  # VXLAN, a tag inside
         eth(ipv4(gre(wlan(syn), protocol=0x8200), proto=47)),  # Aruba
         eth(ipv4(syn, proto=4)),  # IP in IP
+        eth(ipv4(udp(5, 37008, payload=tzsp(wlan(syn), encapsulation=18)), proto=17)),  # TZSP, an 802.11 frame
         eth(syn),
     ]
     path = tmp_path / "e.pcap"
@@ -77,14 +79,14 @@ def test_encapsulation_counts(cli, tmp_path: Path) -> None:
     outer, inner = capture_info(path)["encapsulations"], capture_info(path, tunnels="inner")["encapsulations"]
     assert {k: v for k, v in outer.items() if v} == {"vlan": 1, "mpls": 1}
     assert {k: v for k, v in inner.items() if v} == {"vlan": 2, "mpls": 1, "vxlan": 1, "gre": 1, "aruba": 1,
-                                                      "ip-in-ip": 1}
+                                                      "ip-in-ip": 1, "tzsp": 1}
     for counts, tunnels in ((outer, False), (inner, True)):  # the oracle's decode, packet by packet
         bits = [decode_packet(f, 1, True, tunnels)["encap"] for f in frames]
-        assert list(counts.values()) == [sum(1 for b in bits if b & (1 << i)) for i in range(13)]
+        assert list(counts.values()) == [sum(1 for b in bits if b & (1 << i)) for i in range(14)]
     text = cli("info", path, check=True).stdout.decode()
     assert "Encapsulation:  VLAN 1, MPLS 1 (tunnels not walked: --tunnels inner counts them)" in text
     text = cli("info", "--tunnels", "inner", path, check=True).stdout.decode()
-    assert "Encapsulation:  VLAN 2, MPLS 1, GRE 1, Aruba 802.11 1, VXLAN 1, IP in IP 1\n" in text
+    assert "Encapsulation:  VLAN 2, MPLS 1, GRE 1, Aruba 802.11 1, VXLAN 1, IP in IP 1, TZSP 1\n" in text
     assert json.loads(cli("info", "--json", path, check=True).stdout)["tunnels"] == "outer"
 
 

@@ -83,6 +83,7 @@ from oracle import (
     ENC_PBB,
     ENC_PPPOE,
     ENC_PPTP,
+    ENC_TZSP,
     ENC_VLAN,
     ENC_VNTAG,
     ENC_VXLAN,
@@ -662,7 +663,7 @@ def test_generated_frames_agree_with_tshark(pairs):
 # With tunnels="inner" the decode's packet is the innermost IP header reached through the
 # tunnels it walks (data-model.md, "Tunnels").  tshark's counterpart: the last IP layer of
 # the packet's leading run of tunnel and link layers (an ICMP error's quoted header, or a
-# tunnel the decode does not walk -- TZSP, L2TP, Teredo, CAPWAP -- ends the run, and so
+# tunnel the decode does not walk -- L2TP, Teredo, CAPWAP -- ends the run, and so
 # leaves the outer header), its fields being that layer's occurrence of ip.*/ipv6.*, and the
 # ports of the TCP/UDP layer right after it.  Only packets that one side or the other sees
 # as tunnelled are compared here; the others are the outer comparison's.
@@ -670,14 +671,14 @@ def test_generated_frames_agree_with_tshark(pairs):
 # (nrup: a GTP-U header's NR RAN Container, which tshark shows as a layer of its own
 # between gtp and the packet inside)
 TUNNEL_RUN = {"eth", "ethertype", "vlan", "ieee8021ad", "ieee8021ah", "vntag", "mpls", "pppoes", "ppp", "gre",
-              "erspan", "vxlan", "geneve", "gtp", "nrup", "udp", "wlan", "llc",
+              "erspan", "vxlan", "geneve", "gtp", "nrup", "tzsp", "udp", "wlan", "llc",
               "ip", "ipv6"} | set(EXT_LAYERS)
 
 # tshark's layers for each bit of a packet's encap (the oracle's ENC_* bits); PPTP, Aruba and
 # IP-in-IP are pairs of layers (tshark_encap)
 TSHARK_ENCAP = {"vlan": ENC_VLAN, "ieee8021ad": ENC_VLAN, "mpls": ENC_MPLS, "pppoes": ENC_PPPOE, "ieee8021ah": ENC_PBB,
                 "vntag": ENC_VNTAG, "gre": ENC_GRE, "erspan": ENC_ERSPAN, "vxlan": ENC_VXLAN, "geneve": ENC_GENEVE,
-                "gtp": ENC_GTPU}
+                "gtp": ENC_GTPU, "tzsp": ENC_TZSP}
 
 
 def tshark_encap(layers: list[str]) -> int:
@@ -768,7 +769,7 @@ def compare_inner(records, fields) -> tuple[list, Counter]:
                 stats["encapsulations behind a GTP-U NR RAN Container"] += 1
             else:
                 bad.append((number, linktype, frame.hex(), ":".join(layers), {"encap": (ours["encap"], seen)}))
-        stats.update(f"encap {bit:#06x}" for bit in (1 << i for i in range(13)) if ours["encap"] & bit)
+        stats.update(f"encap {bit:#06x}" for bit in (1 << i for i in range(14)) if ours["encap"] & bit)
         theirs = tshark_inner_view(fields[number])
         if theirs is None and not ours.get("tunnels"):
             continue
@@ -822,6 +823,12 @@ def _aruba_amsdu(ours, theirs, frame, diff, layers):
     if flags & 0x7 or proto not in ARUBA_TYPES:
         return False
     wlan = at + 4 + sum(4 for bit in (0x8000, 0x2000, 0x1000) if flags & bit)
+    return _amsdu_walked_without_its_bit(ours, frame, wlan, ENC_ARUBA)
+
+
+def _amsdu_walked_without_its_bit(ours, frame, wlan, bit):
+    """The IEEE 802.11 frame at ``wlan`` is a QoS data frame with the A-MSDU bit, and the
+    same frame with that bit clear is walked (its tunnel's ``bit`` set)."""
     if len(frame) - wlan < 2 or frame[wlan] & 0x0F != 0x08 or not frame[wlan] & 0x80:  # a QoS data frame
         return False
     qos = wlan + (30 if frame[wlan + 1] & 3 == 3 else 24)
@@ -829,13 +836,51 @@ def _aruba_amsdu(ours, theirs, frame, diff, layers):
         return False
     cleared = bytearray(frame)
     cleared[qos] &= 0x7F
-    return bool(decode_packet(bytes(cleared), ours["linktype"], True, tunnels=True)["encap"] & ENC_ARUBA)
+    return bool(decode_packet(bytes(cleared), ours["linktype"], True, tunnels=True)["encap"] & bit)
+
+
+def _tzsp_amsdu(ours, theirs, frame, diff, layers):
+    """As _aruba_amsdu, for the IEEE 802.11 frame (encapsulation 18) of a TZSP header the
+    decode stopped at (version 1, type 0 or 1, its tags up to END): tshark dissects the
+    A-MSDU's subframes.  Explained only when tshark shows the 802.11 frame behind TZSP."""
+    at = ours["transport_offset"]
+    if ours["ip_proto"] != 17 or ours["dst_port"] != 37008 or at is None or "tzsp:wlan" not in ":".join(layers):
+        return False
+    at += 8
+    if len(frame) - at < 4 or frame[at] != 1 or frame[at + 1] > 1 or frame[at + 2 : at + 4] != b"\x00\x12":
+        return False
+    at += 4
+    while at < len(frame) and frame[at] != 1:  # the tags, to END
+        at += 1 if frame[at] == 0 else 2 + (frame[at + 1] if at + 1 < len(frame) else 0)
+    return at < len(frame) and _amsdu_walked_without_its_bit(ours, frame, at + 1, ENC_TZSP)
+
+
+def _tzsp_other_header(ours, theirs, frame, diff, layers):
+    """A TZSP header of a version other than 1, or of type 2 (reserved) or 3 (configuration),
+    or any type but 0 and 1 (a packet received, one to transmit) and 4 and 5 (keepalive, port
+    opener): the decode does not walk it (data-model.md, "Tunnels", TZSP row), tshark reads
+    the tags and dissects what follows whatever the version, for every type but 4 and 5.
+    Explained only when the decode stopped at UDP to 37008, tshark shows TZSP there, and the
+    same frame with version 1 and type 0 is walked."""
+    at = ours["transport_offset"]
+    if ours["ip_proto"] != 17 or ours["dst_port"] != 37008 or at is None or len(frame) - at < 12:
+        return False
+    if "udp:tzsp:" not in ":".join(layers):
+        return False
+    version, kind = frame[at + 8], frame[at + 9]
+    if (version == 1 and kind in (0, 1)) or kind in (4, 5):
+        return False
+    fixed = bytearray(frame)
+    fixed[at + 8 : at + 10] = b"\x01\x00"
+    return bool(decode_packet(bytes(fixed), ours["linktype"], True, tunnels=True)["encap"] & ENC_TZSP)
 
 
 INNER_DIFFERENCES = [
     ("8 headers walked (the bound)", _header_bound),
     ("GTP-U with an NR RAN Container extension", _gtpu_nr_ran_container),
     ("Aruba 802.11 A-MSDU (not walked)", _aruba_amsdu),
+    ("TZSP of another version or type (not walked)", _tzsp_other_header),
+    ("TZSP 802.11 A-MSDU (not walked)", _tzsp_amsdu),
 ]
 
 

@@ -69,14 +69,14 @@ _SUBMODULES = frozenset({"api", "archive", "batch", "buckets", "capture", "class
 _CORE = ("PACKET_DTYPE", "PACKET6_DTYPE", "DEC_LINK", "DEC_IPV4", "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT",
          "CLS_TCP", "CLS_UDP", "CLS_SYN", "CLS_FIN", "CLS_RST", "CLS_DNS_QUERY", "CLS_NEW_FLOW",
          "ENC_VLAN", "ENC_MPLS", "ENC_PPPOE", "ENC_PBB", "ENC_VNTAG", "ENC_GRE", "ENC_PPTP", "ENC_ERSPAN",
-         "ENC_ARUBA", "ENC_VXLAN", "ENC_GENEVE", "ENC_GTPU", "ENC_IPIP")
+         "ENC_ARUBA", "ENC_VXLAN", "ENC_GENEVE", "ENC_GTPU", "ENC_IPIP", "ENC_TZSP")
 
 __all__ = [
     "BACKEND", "PACKET_DTYPE", "PACKET6_DTYPE", "ROW_DTYPE", "ROW_FIELDS", "DEC_LINK", "DEC_IPV4",
     "DEC_PORTS", "DEC_IPV6", "DEC_FRAGMENT", "CLS_TCP", "CLS_UDP", "CLS_SYN", "CLS_FIN", "CLS_RST",
     "CLS_DNS_QUERY", "CLS_NEW_FLOW",
     "ENC_VLAN", "ENC_MPLS", "ENC_PPPOE", "ENC_PBB", "ENC_VNTAG", "ENC_GRE", "ENC_PPTP", "ENC_ERSPAN", "ENC_ARUBA",
-    "ENC_VXLAN", "ENC_GENEVE", "ENC_GTPU", "ENC_IPIP",
+    "ENC_VXLAN", "ENC_GENEVE", "ENC_GTPU", "ENC_IPIP", "ENC_TZSP",
     "BatchResult", "BucketSpec", "Bucketer", "CaptureError", "CaptureReader", "CorruptWarning",
     "FastpcapWarning", "GapWarning",
     "HostAddressWarning", "LinkTypeWarning", "PcapHeader", "PcapReader", "PcapngReader", "UnreadableCaptureError",

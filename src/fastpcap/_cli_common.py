@@ -26,8 +26,8 @@ FLAGS = {"bucket_ms": "--bucket-ms", "bridge_ip": "--bridge-ip", "t_mono_origin_
 #: What --tunnels's choices do, for the commands' help.
 TUNNELS_HELP = (
     "'outer' (the default) counts a tunnelled packet as its outer packet; 'inner' (with "
-    "--decode extended) walks through GRE (ERSPAN, PPTP, Aruba), VXLAN, GENEVE, GTP-U, IP-in-IP and "
-    "6in4 and counts the innermost IP packet: its addresses, protocol, ports and flags "
+    "--decode extended) walks through GRE (ERSPAN, PPTP, Aruba), VXLAN, GENEVE, GTP-U, TZSP, IP-in-IP "
+    "and 6in4 and counts the innermost IP packet: its addresses, protocol, ports and flags "
     "(docs/data-model.md, \"Tunnels\")")
 #: What --on-corrupt's choices do, for the commands' help.
 ON_CORRUPT_HELP = (

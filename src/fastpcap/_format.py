@@ -39,12 +39,14 @@ ENC_VXLAN = 512  # VXLAN (UDP 4789)
 ENC_GENEVE = 1024  # GENEVE (UDP 6081)
 ENC_GTPU = 2048  # GTP-U (UDP 2152)
 ENC_IPIP = 4096  # IP in IP, IPv6 in IP (IP protocols 4 and 41)
+ENC_TZSP = 8192  # TZSP (UDP 37008): a frame a remote sniffer captured
 #: Each ``encap`` bit's name, in bit order (``fastpcap info`` counts packets by them).
 ENC_NAMES = {ENC_VLAN: "vlan", ENC_MPLS: "mpls", ENC_PPPOE: "pppoe", ENC_PBB: "pbb", ENC_VNTAG: "vn-tag",
              ENC_GRE: "gre", ENC_PPTP: "pptp", ENC_ERSPAN: "erspan", ENC_ARUBA: "aruba", ENC_VXLAN: "vxlan",
-             ENC_GENEVE: "geneve", ENC_GTPU: "gtp-u", ENC_IPIP: "ip-in-ip"}
+             ENC_GENEVE: "geneve", ENC_GTPU: "gtp-u", ENC_IPIP: "ip-in-ip", ENC_TZSP: "tzsp"}
 #: The tunnels among them: walked only with ``tunnels="inner"``.
-ENC_TUNNELS = ENC_GRE | ENC_PPTP | ENC_ERSPAN | ENC_ARUBA | ENC_VXLAN | ENC_GENEVE | ENC_GTPU | ENC_IPIP
+ENC_TUNNELS = (ENC_GRE | ENC_PPTP | ENC_ERSPAN | ENC_ARUBA | ENC_VXLAN | ENC_GENEVE | ENC_GTPU | ENC_IPIP
+               | ENC_TZSP)
 
 # -- why a walk stopped: the ``status`` the walkers return ------------------------------
 WALK_OK = 0  # a partial record or block, the end of the bytes given, or the output full

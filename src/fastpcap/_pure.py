@@ -36,6 +36,7 @@ from ._format import (  # the compiled core exports the same names, with the sam
     ENC_PBB,
     ENC_PPPOE,
     ENC_PPTP,
+    ENC_TZSP,
     ENC_VLAN,
     ENC_VNTAG,
     ENC_VXLAN,
@@ -62,7 +63,7 @@ __all__ = [  # the compiled core's names, exactly (tests/test_backend.py checks)
     "CLS_DNS_QUERY", "CLS_FIN", "CLS_NEW_FLOW", "CLS_RST", "CLS_SYN", "CLS_TCP", "CLS_UDP",
     "DECODED_LINKTYPES", "DEC_FRAGMENT", "DEC_IPV4", "DEC_IPV6", "DEC_LINK", "DEC_PORTS", "DistinctCounter",
     "ENC_ARUBA", "ENC_ERSPAN", "ENC_GENEVE", "ENC_GRE", "ENC_GTPU", "ENC_IPIP", "ENC_MPLS", "ENC_PBB", "ENC_PPPOE",
-    "ENC_PPTP", "ENC_VLAN", "ENC_VNTAG", "ENC_VXLAN",
+    "ENC_PPTP", "ENC_TZSP", "ENC_VLAN", "ENC_VNTAG", "ENC_VXLAN",
     "EXTENDED_LINKTYPES", "MIN_BLOCK_LENGTH", "PACKET6_DTYPE", "PACKET_DTYPE", "WALK_BAD_CAPLEN", "WALK_BAD_INTERFACE",
     "WALK_BAD_TIMESTAMP", "WALK_BAD_TRAILER", "WALK_BLOCK", "WALK_CAPLEN_BEYOND_BLOCK", "WALK_HUGE_BLOCK",
     "WALK_OK", "WALK_SHORT_BLOCK", "WALK_UNALIGNED_BLOCK", "walk", "walk_pcapng",
@@ -319,7 +320,7 @@ def _decode_ip(b: np.ndarray, net_at: np.ndarray, net_type: np.ndarray, end: np.
 #: The fields a tunnel's inner packet replaces (docs/data-model.md, "Tunnels").
 _INNER_FIELDS = ("ethertype", "src_ip", "dst_ip", "src_port", "dst_port", "ip_proto", "tcp_flags", "src_ip6",
                  "dst_ip6")
-_UDP_TUNNELS = [4789, 6081, 2152]  # VXLAN, GENEVE, GTP-U (UDP destination ports)
+_UDP_TUNNELS = [4789, 6081, 2152, 37008]  # VXLAN, GENEVE, GTP-U, TZSP (UDP destination ports)
 
 
 def _walk_tunnels(b: np.ndarray, pay: np.ndarray, end: np.ndarray, used: np.ndarray, encap: np.ndarray,
@@ -417,7 +418,7 @@ def _gre_inner(b: np.ndarray, at: int, end: int) -> _Tunnel | None:
     if proto in (0x8847, 0x8848):
         return at, proto, 1, ENC_GRE
     if 0x8200 <= proto <= 0x8370 and proto & 0xF == 0:  # Aruba: an IEEE 802.11 frame, no FCS
-        return _aruba_inner(b, at, end)
+        return _wlan_inner(b, at, end, ENC_GRE | ENC_ARUBA)
     if proto not in (0x88BE, 0x22EB):
         return None
     if proto == 0x22EB or flags & 0x1000:  # ERSPAN type II or III (type I: no header)
@@ -437,9 +438,10 @@ def _gre_inner(b: np.ndarray, at: int, end: int) -> _Tunnel | None:
     return at, 0x6558, 0, ENC_GRE | ENC_ERSPAN
 
 
-def _aruba_inner(b: np.ndarray, at: int, end: int) -> _Tunnel | None:
-    """The 802.11 frame at ``at`` as the link decode reads one (``_wlan_at``): where its
-    LLC/SNAP payload starts and its type, or ``None`` when it has none."""
+def _wlan_inner(b: np.ndarray, at: int, end: int, enc: int) -> _Tunnel | None:
+    """The 802.11 frame (no FCS) at ``at`` in a tunnel whose ENC_* bits are ``enc`` (Aruba's
+    GRE, TZSP), as the link decode reads one (``_wlan_at``): where its LLC/SNAP payload
+    starts and its type, or ``None`` when it has none."""
     one = np.array([at], dtype=np.int64)
     scratch = np.zeros(1, dtype=PACKET6_DTYPE)
     net_at, net_type = np.full(1, -1, dtype=np.int64), np.zeros(1, dtype=np.int64)
@@ -448,10 +450,39 @@ def _aruba_inner(b: np.ndarray, at: int, end: int) -> _Tunnel | None:
              np.zeros(1, dtype=bool), net_end)
     if net_at[0] < 0:
         return None
-    return int(net_at[0]), int(net_type[0]), 1, ENC_GRE | ENC_ARUBA
+    return int(net_at[0]), int(net_type[0]), 1, enc
+
+
+def _tzsp_inner(b: np.ndarray, at: int, end: int) -> _Tunnel | None:
+    """TZSP: version 1, type 0 or 1 (a packet received, one to transmit), encapsulation 1
+    (Ethernet) or 18 (IEEE 802.11), the tagged fields up to END, then the frame."""
+    if end - at < 4 or b[at] != 1 or b[at + 1] > 1:
+        return None
+    kind = _u16(b, at + 2)
+    if kind not in (1, 18):
+        return None
+    at += 4
+    while True:  # each tag moves on at least one byte: the captured bytes end the loop
+        if end - at < 1:
+            return None  # no END
+        tag = int(b[at])
+        if tag == 1:  # END
+            at += 1
+            break
+        if tag == 0:  # padding
+            at += 1
+        elif end - at < 2 or end - at - 2 < int(b[at + 1]):
+            return None  # a tag runs past the captured bytes
+        else:
+            at += 2 + int(b[at + 1])
+    if kind == 1:
+        return at, 0x6558, 0, ENC_TZSP
+    return _wlan_inner(b, at, end, ENC_TZSP)
 
 
 def _udp_inner(b: np.ndarray, at: int, end: int, port: int) -> _Tunnel | None:
+    if port == 37008:
+        return _tzsp_inner(b, at, end)
     if port == 4789:  # VXLAN
         return (at + 8, 0x6558, 0, ENC_VXLAN) if end - at >= 8 else None
     if port == 6081:  # GENEVE

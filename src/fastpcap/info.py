@@ -137,7 +137,7 @@ def _encapsulations(counts: dict[str, int], tunnels: str) -> str:
 
 _ENC_LABELS = {"vlan": "VLAN", "mpls": "MPLS", "pppoe": "PPPoE", "pbb": "PBB", "vn-tag": "VN-Tag", "gre": "GRE",
                "pptp": "PPTP", "erspan": "ERSPAN", "aruba": "Aruba 802.11", "vxlan": "VXLAN", "geneve": "GENEVE",
-               "gtp-u": "GTP-U", "ip-in-ip": "IP in IP"}
+               "gtp-u": "GTP-U", "ip-in-ip": "IP in IP", "tzsp": "TZSP"}
 
 
 def to_text(info: dict[str, Any]) -> str:
