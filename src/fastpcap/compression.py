@@ -625,10 +625,14 @@ class _Zstd(_Stream):
         compresses badly, past the decompression itself).  What comes out before an error
         and where it is found do not depend on the reads then, the failing stretch being
         decoded again finely from the file (``_Stream``); from a pipe, pieces of
-        ``_OUT_CHUNK`` as the other streams, so that they do not either."""
-        if self._pending or self._replay is not None or self._error is not None or not self._direct():
-            return super().readinto(view)
+        ``_OUT_CHUNK`` as the other streams, so that they do not either.  A view smaller than
+        ``_OUT_CHUNK`` takes the pieces too: ``zstandard``'s reader, its input at an end inside
+        a frame (a stream cut short), returns 0 with decoded bytes still held that did not fit
+        the last view (found by the property tests: 1-byte reads lost a byte)."""
         view = memoryview(view).cast("B")
+        if (self._pending or self._replay is not None or self._error is not None or len(view) < _OUT_CHUNK
+                or not self._direct()):
+            return super().readinto(view)
         try:
             n: int = self._reader.readinto(view)
         except self._error_type as exc:  # what it wrote into view is not counted: decoded again
