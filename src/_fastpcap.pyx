@@ -723,7 +723,6 @@ cdef inline void decode_more_links(const uint8_t* f, uint32_t caplen, uint32_t l
         tbe = be16(f + 6) & 0x7FFF
         big = (tle == 0 or tle >= 0x100) and tbe >= 1 and tbe < 0x100
         at = 4
-        hw = 0
         while n < C_MAX_TLVS and at + 4 <= caplen:
             ln = nflog16(f + at, big)
             ty = nflog16(f + at + 2, big) & 0x7FFF
